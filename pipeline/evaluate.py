@@ -1,0 +1,362 @@
+"""Train and score classifiers on the feature cube under honest protocols.
+
+Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline`, so cleaning, scaling and PCA
+are fitted inside each training fold and never see test clips. An evaluation *cell* (clip
+length x sound type x feature set x classifier x protocol) is one task on the cluster; the
+results of all cells form an xarray Dataset (SPEC.md "Results sets").
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError
+
+PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
+THESIS_CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression",
+                      "naive_bayes", "decision_tree")
+#: The improved model: level-free channel features, a linear model tuned with dask-ml.
+TUNED_CLASSIFIERS = ("micfp_lr",)
+CLASSIFIERS = THESIS_CLASSIFIERS + TUNED_CLASSIFIERS
+RANDOM_STATE = 42
+GROUP_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of an evaluation grid."""
+
+    clip_seconds: float
+    sound_type: str  # a sound type, or "all"
+    feature_set: str
+    classifier: str
+    protocol: str
+    segmentation: str = "fixed"
+
+    def __post_init__(self):
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+    @property
+    def key(self) -> tuple:
+        return (self.clip_seconds, self.sound_type, self.feature_set, self.classifier, self.protocol)
+
+
+# -- models ----------------------------------------------------------------------------------
+def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
+    """The classifier pipeline: clean (NaN/inf -> 0, drop constant columns), scale, PCA, classify.
+
+    The eight thesis classifiers keep the thesis's defaults (random_state 42, k = number of
+    microphones). ``micfp_lr`` skips PCA and uses a regularised multinomial logistic regression.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.feature_selection import VarianceThreshold
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    clf = {
+        "svc": lambda: SVC(random_state=RANDOM_STATE),
+        "mlp": lambda: MLPClassifier(random_state=RANDOM_STATE, max_iter=500),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=n_classes),
+        "random_forest": lambda: RandomForestClassifier(n_estimators=100, random_state=RANDOM_STATE),
+        "gradient_boosting": lambda: GradientBoostingClassifier(n_estimators=100, learning_rate=0.1,
+                                                                random_state=RANDOM_STATE),
+        "logistic_regression": lambda: LogisticRegression(random_state=RANDOM_STATE, max_iter=1000),
+        "naive_bayes": GaussianNB,
+        "decision_tree": lambda: DecisionTreeClassifier(random_state=RANDOM_STATE),
+        "micfp_lr": lambda: LogisticRegression(C=1.0, max_iter=5000, random_state=RANDOM_STATE),
+    }
+    if name not in clf:
+        raise ConfigError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
+    steps = [("clean", FunctionTransformer(_finite, feature_names_out="one-to-one")),
+             ("drop_constant", VarianceThreshold(0.0)), ("scale", StandardScaler())]
+    if name in THESIS_CLASSIFIERS and pca_components:
+        steps.append(("pca", PCA(n_components=pca_components, random_state=RANDOM_STATE)))
+    steps.append(("clf", clf[name]()))
+    return Pipeline(steps)
+
+
+def _finite(X):
+    return np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def tune(model, X, y, groups, *, param_grid: dict | None = None, n_splits: int = 3):
+    """Tune ``model`` with dask-ml's GridSearchCV over group folds of the training data only.
+
+    Runs on the scheduler that is current where it is called (synchronous inside a cluster task).
+    """
+    from dask_ml.model_selection import GridSearchCV
+    from sklearn.model_selection import GroupKFold
+
+    param_grid = param_grid or {"clf__C": [0.01, 0.1, 1.0, 10.0]}
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        return model.fit(X, y)
+    cv = GroupKFold(n_splits=min(n_splits, n_groups))
+    search = GridSearchCV(model, param_grid, cv=cv, scoring="f1_macro", refit=True, scheduler="synchronous")
+    search.fit(X, y, groups=groups)
+    return search.best_estimator_
+
+
+# -- protocols -------------------------------------------------------------------------------
+def time_groups(meta: pd.DataFrame, seconds: float = GROUP_SECONDS) -> np.ndarray:
+    """Contiguous time blocks per session, shared by all microphones recorded at once.
+
+    Clips of every microphone from the same stretch of programme get the same group, so no
+    stretch of content is ever on both sides of a split.
+    """
+    block = np.floor(meta["start_s"].to_numpy() / seconds).astype(np.int64)
+    keys = meta["session"].astype(str).to_numpy() + ":" + block.astype(str)
+    return pd.factorize(keys)[0]
+
+
+def protocol_splits(meta: pd.DataFrame, protocol: str, *, n_splits: int = 5, train_sessions=None):
+    """Yield ``(fold name, train index, test index)`` for a protocol.
+
+    - ``random``: the thesis's stratified 80/20 split, random_state 42 (kept for comparison).
+    - ``session``: train on ``train_sessions`` (default: the first), test on the others.
+    - ``grouped-kfold``: GroupKFold over 30 s time blocks (:func:`time_groups`).
+    - ``leave-sound-type-out``: each sound type in turn is the unseen test material.
+    """
+    from sklearn.model_selection import GroupKFold, train_test_split
+
+    idx = np.arange(len(meta))
+    y = meta["label"].to_numpy()
+    if protocol == "random":
+        tr, te = train_test_split(idx, test_size=0.2, stratify=y, random_state=RANDOM_STATE)
+        yield "random", np.sort(tr), np.sort(te)
+    elif protocol == "session":
+        sessions = list(pd.unique(meta["session"]))
+        train = list(train_sessions or sessions[:1])
+        test = [s for s in sessions if s not in train]
+        if not test:
+            raise ConfigError(f"session protocol needs at least two sessions, the cube has {sessions}")
+        is_train = meta["session"].isin(train).to_numpy()
+        yield f"train {'+'.join(train)} test {'+'.join(test)}", idx[is_train], idx[~is_train]
+    elif protocol == "grouped-kfold":
+        groups = time_groups(meta)
+        k = min(n_splits, len(np.unique(groups)))
+        if k < 2:
+            raise ConfigError("grouped-kfold needs at least two 30 s time blocks")
+        for i, (tr, te) in enumerate(GroupKFold(n_splits=k).split(idx, y, groups)):
+            yield f"fold {i + 1}/{k}", tr, te
+    elif protocol == "leave-sound-type-out":
+        types = list(pd.unique(meta["sound_type"]))
+        if len(types) < 2:
+            raise ConfigError(f"leave-sound-type-out needs at least two sound types, the selection has {types}")
+        for t in types:
+            te = meta["sound_type"].to_numpy() == t
+            yield f"unseen {t}", idx[~te], idx[te]
+    else:
+        raise ConfigError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
+# -- metrics ---------------------------------------------------------------------------------
+def identical_pairs(mics: dict[int, str]) -> list[int]:
+    """Labels of microphones sharing a make and model (names equal but for a ``#N`` suffix)."""
+    models: dict[str, list[int]] = {}
+    for label, name in mics.items():
+        models.setdefault(re.sub(r"\s*#\s*\d+\s*$", "", name), []).append(label)
+    return sorted(lab for labs in models.values() if len(labs) > 1 for lab in labs)
+
+
+def point_metrics(y_true, y_pred, labels, pair) -> dict:
+    """Accuracy, macro/weighted F1 (as scikit-learn, zero_division=0) and identical-pair accuracy.
+
+    Computed from one confusion matrix with numpy: the bootstrap calls this hundreds of times.
+    """
+    labels = np.asarray(labels)
+    k = labels.size
+    lookup = {lab: i for i, lab in enumerate(labels)}
+    t = np.array([lookup.get(v, -1) for v in y_true])
+    p = np.array([lookup.get(v, -1) for v in y_pred])
+    ok = (t >= 0) & (p >= 0)
+    cm = np.bincount(t[ok] * k + p[ok], minlength=k * k).reshape(k, k).astype(float)
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prec = np.where(predicted > 0, tp / predicted, 0.0)
+        rec = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+    y_true = np.asarray(y_true)
+    sel = np.isin(y_true, pair)
+    return {
+        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if y_true.size else np.nan,
+        "macro_f1": float(f1.mean()),
+        "weighted_f1": float((f1 * support).sum() / support.sum()) if support.sum() else np.nan,
+        "pair_accuracy": float(np.mean(y_true[sel] == np.asarray(y_pred)[sel])) if sel.any() else np.nan,
+    }
+
+
+def score(y_true, y_pred, labels, pair, groups, *, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict:
+    """Point metrics with block-bootstrap confidence intervals.
+
+    Resampling whole time blocks (``groups``) rather than clips respects that neighbouring
+    clips, and the five microphones' simultaneous clips, are not independent.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    point = point_metrics(y_true, y_pred, labels, pair)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
+    rng = np.random.default_rng(seed)
+    boots = {k: [] for k in point}
+    for _ in range(n_boot if uniq.size > 1 else 0):
+        pick = np.concatenate([members[g] for g in rng.integers(0, uniq.size, uniq.size)])
+        for k, v in point_metrics(y_true[pick], y_pred[pick], labels, pair).items():
+            boots[k].append(v)
+    a = (1 - level) / 2
+    out = {}
+    for k, v in point.items():
+        b = np.asarray(boots[k], float)
+        b = b[np.isfinite(b)]
+        out[k] = float(v)
+        out[f"{k}_lo"] = float(np.quantile(b, a)) if b.size else float("nan")
+        out[f"{k}_hi"] = float(np.quantile(b, 1 - a)) if b.size else float("nan")
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    out["per_mic"] = {int(lab): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                 "support": int(s[i])} for i, lab in enumerate(labels)}
+    out["confusion"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    out["n_test"] = int(y_true.size)
+    return out
+
+
+# -- cells -----------------------------------------------------------------------------------
+def select(cube, cell: Cell):
+    """Feature matrix and clip table of one cell (numpy/pandas, loaded)."""
+    c = cube
+    sel = (c.segmentation == cell.segmentation).values
+    if cell.segmentation == "fixed":
+        sel &= np.isclose(c.clip_seconds.values, cell.clip_seconds)
+    if cell.sound_type != "all":
+        sel &= (c.sound_type == cell.sound_type).values
+    fsel = np.ones(c.sizes["feature"], bool) if cell.feature_set == "all" else (
+        c.feature_set == cell.feature_set).values
+    if not fsel.any():
+        raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
+                          f"--feature-set {cell.feature_set} (cube has {sorted(set(c.feature_set.values))})")
+    idx = np.flatnonzero(sel)
+    if idx.size == 0:
+        raise ConfigError(f"no clips for {cell}: the cube has clip lengths {sorted(set(c.clip_seconds.values))} "
+                          f"and sound types {sorted(set(c.sound_type.values))}")
+    X = c.features.isel(clip=idx, feature=np.flatnonzero(fsel)).values
+    meta = pd.DataFrame({k: c[k].values[idx] for k in ("mic", "label", "session", "recording", "sound_type",
+                                                      "start_s", "clip_seconds")})
+    return X, meta
+
+
+def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500) -> dict:
+    """Fit and score one cell over all folds of its protocol (pooled predictions)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    labels = sorted(mics)
+    pair = identical_pairs(mics)
+    y = meta["label"].to_numpy()
+    groups = time_groups(meta)
+    y_true, y_pred, g_test, fold_acc = [], [], [], []
+    for _, tr, te in protocol_splits(meta, cell.protocol):
+        if len(np.unique(y[tr])) < 2 or te.size == 0:
+            raise ConfigError(f"protocol {cell.protocol} leaves a fold without training classes or test clips "
+                              f"for {cell}")
+        model = make_model(cell.classifier, len(labels))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            if cell.classifier in TUNED_CLASSIFIERS:
+                model = tune(model, X[tr], y[tr], groups[tr])
+            else:
+                model.fit(X[tr], y[tr])
+        pred = model.predict(X[te])
+        y_true.append(y[te])
+        y_pred.append(pred)
+        g_test.append(groups[te])
+        fold_acc.append(float(np.mean(pred == y[te])))
+    y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
+    out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
+    out["fold_accuracy"] = fold_acc
+    out["cell"] = asdict(cell)
+    return out
+
+
+def _cell_task(cube_path: str, cell: Cell, n_boot: int) -> dict:
+    from .features.cube import open_cube
+
+    cube = open_cube(cube_path)
+    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+    X, meta = select(cube, cell)
+    return run_cell(X, meta, cell, mics, n_boot=n_boot)
+
+
+def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, quiet: bool = False) -> list[dict]:
+    """Run ``cells`` as tasks on the cluster; returns one result dict per cell, in order."""
+    from .features.cube import open_cube
+    from .runner import run_tasks
+
+    cube = open_cube(cube_path)
+    for cell in cells:  # fail before compute on a cell the cube cannot serve
+        select_check(cube, cell)
+    return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot) for c in cells], quiet=quiet)
+
+
+def select_check(cube, cell: Cell) -> None:
+    """Validate a cell against the cube's coordinates without loading features."""
+    if cell.feature_set != "all" and cell.feature_set not in set(cube.feature_set.values):
+        raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
+                          f"--feature-set {cell.feature_set}")
+    if cell.segmentation == "fixed" and not np.isclose(cube.clip_seconds.values, cell.clip_seconds).any():
+        raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube "
+                          f"(has {sorted(set(cube.clip_seconds.values.tolist()))})")
+    if cell.sound_type != "all" and cell.sound_type not in set(cube.sound_type.values):
+        raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube "
+                          f"(has {sorted(set(cube.sound_type.values))})")
+    sessions = set(cube.session.values)
+    if cell.protocol == "session" and len(sessions) < 2:
+        raise ConfigError(f"session protocol needs two sessions; the cube has {sorted(sessions)}")
+
+
+def results_dataset(results: list[dict], mics: dict[int, str]):
+    """Results of many cells as the SPEC's results Dataset (NaN where a cell was not run)."""
+    import xarray as xr
+
+    cells = [r["cell"] for r in results]
+    dims = ["clip_seconds", "sound_type", "feature_set", "classifier", "protocol"]
+    axes = {d: sorted({c[d] for c in cells}, key=lambda v: (isinstance(v, str), v)) for d in dims}
+    shape = tuple(len(axes[d]) for d in dims)
+    labels = sorted(mics)
+    names = [mics[k] for k in labels]
+    metrics = ["accuracy", "macro_f1", "weighted_f1", "pair_accuracy"]
+    data = {}
+    for m in metrics:
+        for suffix in ("", "_lo", "_hi"):
+            data[m + suffix] = np.full(shape, np.nan)
+    data["n_test"] = np.zeros(shape, np.int64)
+    conf = np.zeros(shape + (len(labels), len(labels)), np.int64)
+    for r in results:
+        pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+        for k in data:
+            data[k][pos] = r[k]
+        conf[pos] = np.asarray(r["confusion"])
+    ds = xr.Dataset({k: (dims, v) for k, v in data.items()},
+                    coords={**{d: np.asarray(axes[d], dtype=object if d != "clip_seconds" else float)
+                               for d in dims},
+                            "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
+    ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
+    ds.attrs["micfp"] = {"kind": "micfp-results", "complete": True, "mics": {str(k): v for k, v in mics.items()},
+                         "identical_pair": [mics[k] for k in identical_pairs(mics)]}
+    return ds

@@ -1,0 +1,320 @@
+"""The feature stage on Dask: frame features once per recording, then clip features into a cube.
+
+1. Frames: one task per audio shard reads its samples (plus ``n_fft - hop`` samples of the
+   next shard) and writes the frame features of exactly the frames that start in it, so the
+   blocks tile the recording and equal a whole-signal computation. Stored in a Zarr group
+   beside the cube and reused by later runs with the same settings (resume ledger per block).
+2. Clips: one task per (recording, sound-type segment, window of minutes) cuts clips of every
+   configured length (and the silence split), reduces frames to clip statistics, and computes
+   the thesis features from the clip audio where asked. Clips never cross a segment boundary.
+3. The cube: an xarray Dataset written to Zarr from the workers' results, marked complete last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import operator
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import ConfigError, IncompleteError, InputError
+from ..runner import run_tasks
+from ..store import AudioStore, compressor
+from . import sets as fsets
+from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips
+from .frames import FrameSettings, frame_features
+
+CUBE_KIND = "micfp-feature-cube"
+FRAMES_KIND = "micfp-frames"
+SEGMENTATIONS = ("fixed", "silence")
+CLIP_COORDS = ("mic", "label", "session", "recording", "sound_type", "clip_seconds", "start_s", "end_s",
+               "segmentation")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What the feature stage computes.
+
+    Parameters
+    ----------
+    feature_sets : tuple of str
+        Any of ``thesis``, ``spectral``, ``channel``, ``all``.
+    clip_seconds : tuple of float
+        Fixed clip lengths; each must hold at least one frame.
+    segmentations : tuple of str
+        ``fixed`` (consecutive clips of each length) and/or ``silence`` (the thesis's split).
+    window_s : float
+        Length of the stretch of audio one clip task handles.
+    """
+
+    feature_sets: tuple[str, ...] = ("all",)
+    clip_seconds: tuple[float, ...] = (0.5, 1.0, 2.0)
+    segmentations: tuple[str, ...] = ("fixed",)
+    silence: SilenceSettings = field(default_factory=SilenceSettings)
+    frame: FrameSettings = field(default_factory=FrameSettings)
+    window_s: float = 300.0
+
+    def __post_init__(self):
+        fsets.expand(self.feature_sets)
+        for seg in self.segmentations:
+            if seg not in SEGMENTATIONS:
+                raise ConfigError(f"unknown segmentation {seg!r}; choose from {', '.join(SEGMENTATIONS)}")
+        if not self.segmentations:
+            raise ConfigError("at least one segmentation is needed")
+        if "fixed" in self.segmentations and not self.clip_seconds:
+            raise ConfigError("fixed segmentation needs at least one clip length")
+        min_len = self.frame.n_fft / self.frame.sample_rate
+        for c in self.clip_seconds:
+            if not np.isfinite(c) or c <= 0:
+                raise ConfigError(f"clip length must be positive, got {c}")
+            if c < min_len:
+                raise ConfigError(f"clip length {c} s is shorter than one analysis frame ({min_len:.3f} s)")
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def check_store(self, store: AudioStore) -> None:
+        """Errors that need the store: sample rate and clips longer than every recording."""
+        if store.sample_rate != self.frame.sample_rate:
+            raise ConfigError(
+                f"{store.path}: sample rate {store.sample_rate} Hz, but the feature settings expect "
+                f"{self.frame.sample_rate} Hz"
+            )
+        longest = max((r.duration_s for r in store.recordings()), default=0.0)
+        too_long = [c for c in self.clip_seconds if c > longest]
+        if too_long:
+            raise ConfigError(f"clip length {too_long[0]} s is longer than every recording (longest {longest:.1f} s)")
+
+
+def frames_path_for(cube_path: str) -> str:
+    """Default location of the frame store: ``<cube>.frames`` beside the cube."""
+    return str(cube_path).rstrip("/") + ".frames"
+
+
+# -- stage 1: frames -------------------------------------------------------------------------
+def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, fs: FrameSettings) -> int:
+    audio = zarr.open_array(f"{store_path}/audio/{rid}", mode="r")
+    y = audio[f0 * fs.hop : (f1 - 1) * fs.hop + fs.n_fft]
+    feats = frame_features(y, fs)
+    if feats.shape[0] != f1 - f0:
+        raise InputError(f"{store_path}: recording {rid} is shorter than its metadata says")
+    g = zarr.open_group(frames_path, mode="r+")
+    g[f"frames/{rid}"][f0:f1] = feats
+    g[f"rms/{rid}"][f0:f1] = feats[:, 0]
+    return f1 - f0
+
+
+def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, client, *, quiet=False) -> zarr.Group:
+    """Frame features of every recording into ``frames_path``; finished blocks are kept."""
+    settings = dataclasses.asdict(fs)
+    g = zarr.open_group(frames_path, mode="a", zarr_format=3)
+    meta = dict(g.attrs.get("micfp", {}))
+    if meta and (meta.get("kind") != FRAMES_KIND or meta.get("settings") != settings
+                 or meta.get("store") != store.path):
+        for k in list(g.keys()):
+            del g[k]
+        meta = {}
+    g.attrs["micfp"] = {"kind": FRAMES_KIND, "settings": settings, "store": store.path,
+                        "names": list(fs.feature_names), "complete": False}
+    block = max(1, store.shard_samples // fs.hop)
+    n_feat = len(fs.feature_names)
+    tasks, keys = [], []
+    for rec in store.recordings():
+        n = fs.n_frames(rec.n_samples)
+        fr = g.require_group("frames")
+        rm = g.require_group("rms")
+        if rec.id in fr and fr[rec.id].shape == (n, n_feat) and fr[rec.id].attrs.get("checksum") == rec.checksum:
+            done = set(fr[rec.id].attrs.get("blocks_done", []))
+        else:
+            for grp in (fr, rm):
+                if rec.id in grp:
+                    del grp[rec.id]
+            fr.create_array(rec.id, shape=(n, n_feat), dtype="float32", chunks=(block, n_feat),
+                            compressors=compressor(), attributes={"checksum": rec.checksum, "blocks_done": []})
+            rm.create_array(rec.id, shape=(n,), dtype="float32", chunks=(block,), compressors=compressor())
+            done = set()
+        for i, f0 in enumerate(range(0, n, block)):
+            if i not in done:
+                tasks.append((store.path, rec.id, f0, min(n, f0 + block), frames_path, fs))
+                keys.append((rec.id, i))
+
+    def record(key, _n):
+        rid, i = key
+        arr = g[f"frames/{rid}"]
+        arr.attrs["blocks_done"] = sorted(set(arr.attrs.get("blocks_done", [])) | {i})
+
+    run_tasks(client, "features: frames", _frame_block, tasks, keys=keys, on_result=record, quiet=quiet)
+    g.attrs["micfp"] = {**g.attrs["micfp"], "complete": True}
+    return g
+
+
+# -- stage 2: clips --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClipTask:
+    """One window of one segment of one recording."""
+
+    store_path: str
+    frames_path: str
+    rid: str
+    seg_start: int
+    seg_stop: int
+    win_start: int
+    win_stop: int
+
+
+def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarray]:
+    fs = config.frame
+    sr = fs.sample_rate
+    pieces = []  # (start, stop, nominal seconds, segmentation)
+    if "fixed" in config.segmentations:
+        for L in config.clip_seconds:
+            n = int(round(L * sr))
+            st = fixed_clips(task.seg_start, task.seg_stop, n)
+            st = st[(st >= task.win_start) & (st < task.win_stop)]
+            pieces += [(a, a + n, float(L), "fixed") for a in st]
+    g = zarr.open_group(task.frames_path, mode="r")
+    if "silence" in config.segmentations:
+        sf0, sf1 = clip_frame_range(task.seg_start, task.seg_stop, fs)
+        rms = g[f"rms/{task.rid}"][int(sf0) : int(sf1)]
+        for a, b in silence_clips(rms, int(sf0), task.seg_start, task.seg_stop, fs, config.silence):
+            if task.win_start <= a < task.win_stop:
+                pieces.append((int(a), int(b), 0.0, "silence"))
+    names, _ = fsets.feature_layout(config.feature_sets, fs)
+    coords = {"start": np.array([p[0] for p in pieces], np.int64), "stop": np.array([p[1] for p in pieces], np.int64),
+              "clip_seconds": np.array([p[2] for p in pieces], np.float64),
+              "segmentation": np.array([p[3] for p in pieces], dtype=object)}
+    if not pieces:
+        return coords, np.zeros((0, len(names)), np.float32)
+    c0, c1 = clip_frame_range(coords["start"], coords["stop"], fs)
+    frame0, frame1 = int(c0.min()), int(c1.max())
+    frames = g[f"frames/{task.rid}"][frame0:frame1]
+    stats = reduce_frames(frames, c0, c1, frame0=frame0, percentiles=fsets.needs_percentiles(config.feature_sets))
+    blocks = []
+    for name in fsets.expand(config.feature_sets):
+        if name == "thesis":
+            a0, a1 = int(coords["start"].min()), int(coords["stop"].max())
+            audio = zarr.open_array(f"{task.store_path}/audio/{task.rid}", mode="r")[a0:a1]
+            blocks.append(np.stack([fsets.thesis_features(audio[a - a0 : b - a0], sr)
+                                    for a, b in zip(coords["start"], coords["stop"])]))
+        else:
+            blocks.append(fsets.from_frame_stats(name, stats, fs))
+    return coords, np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) -> list[tuple[ClipTask, dict]]:
+    """Clip tasks with the per-task constant coordinates (mic, session, sound type...)."""
+    sr = store.sample_rate
+    win = int(round(config.window_s * sr))
+    out = []
+    for rec in store.recordings():
+        for seg in store.segments(rec.session, rec.n_samples).itertuples():
+            a, b = int(round(seg.start_s * sr)), min(int(round(seg.end_s * sr)), rec.n_samples)
+            for w in range(a, b, win):
+                const = dict(mic=rec.mic, label=rec.label, session=rec.session, recording=rec.id,
+                             sound_type=seg.sound_type)
+                out.append((ClipTask(store.path, frames_path, rec.id, a, b, w, min(b, w + win)), const))
+    return out
+
+
+def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, *,
+                 frames_path: str | None = None, quiet: bool = False):
+    """Compute the feature cube of an audio store on the cluster and write it to ``cube_path``.
+
+    Returns the cube opened with :func:`open_cube`.
+    """
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    store = AudioStore.open(store_path)
+    config.check_store(store)
+    frames_path = frames_path or frames_path_for(cube_path)
+    compute_frames(store, frames_path, config.frame, client, quiet=quiet)
+
+    planned = plan_clip_tasks(store, frames_path, config)
+    futures = [client.submit(_clip_window, t, config, pure=False) for t, _ in planned]
+    coord_futs = client.map(operator.getitem, futures, [0] * len(futures))
+    from distributed import as_completed
+
+    from ..runner import Progress
+
+    progress = Progress("features: clips", len(futures), stream=open("/dev/null", "w") if quiet else None)
+    for _ in as_completed(coord_futs):
+        progress.advance()
+    coords_list = client.gather(coord_futs)
+
+    names, owners = fsets.feature_layout(config.feature_sets, config.frame)
+    parts, cols = [], {k: [] for k in CLIP_COORDS}
+    sr = store.sample_rate
+    for fut, (task, const), c in zip(futures, planned, coords_list):
+        n = c["start"].size
+        if n == 0:
+            continue
+        x = client.submit(operator.getitem, fut, 1)
+        parts.append(da.from_delayed(dask.delayed(x), shape=(n, len(names)), dtype=np.float32))
+        for k, v in const.items():
+            cols[k].append(np.repeat(np.asarray([v]), n))
+        cols["clip_seconds"].append(c["clip_seconds"])
+        cols["start_s"].append(c["start"] / sr)
+        cols["end_s"].append(c["stop"] / sr)
+        cols["segmentation"].append(c["segmentation"])
+    if not parts:
+        raise InputError(f"{store_path}: no clips: every segment is shorter than the clip lengths asked for")
+    X = da.concatenate(parts, axis=0)
+    rows = max(1, int(32e6 // (4 * len(names))))
+    X = X.rechunk((rows, len(names)))
+    coords = {k: ("clip", np.concatenate(v)) for k, v in cols.items()}
+    for k in ("mic", "session", "recording", "sound_type", "segmentation"):
+        coords[k] = ("clip", coords[k][1].astype(str).astype(object))
+    coords["label"] = ("clip", coords["label"][1].astype(np.int64))
+    coords["feature"] = ("feature", np.array(names, dtype=object))
+    coords["feature_set"] = ("feature", np.array(owners, dtype=object))
+    meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "store": store.path, "frames": frames_path,
+            "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()}}
+    ds = xr.Dataset({"features": (("clip", "feature"), X)}, coords=coords, attrs={"micfp": meta})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False)
+    g = zarr.open_group(cube_path, mode="r+")
+    g.attrs["micfp"] = {**meta, "complete": True}
+    for f in futures:
+        f.release()
+    return open_cube(cube_path)
+
+
+def open_cube(path: str, *, require_complete: bool = True):
+    """Open a feature cube as an :class:`xarray.Dataset` (lazy).
+
+    ``features`` has dims ``(clip, feature)``; clip coordinates ``mic``, ``label``, ``session``,
+    ``recording``, ``sound_type``, ``clip_seconds`` (nominal length; 0 for silence-split clips),
+    ``start_s``, ``end_s``, ``segmentation``; feature coordinates ``feature`` and ``feature_set``.
+    """
+    import xarray as xr
+
+    path = str(path)
+    if not Path(path).exists() and "://" not in path:
+        raise InputError(f"{path}: no feature cube here (run `micfp features`)")
+    try:
+        g = zarr.open_group(path, mode="r")
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Zarr store: {exc}") from exc
+    meta = g.attrs.get("micfp", {})
+    if meta.get("kind") != CUBE_KIND:
+        raise InputError(f"{path}: not a micfp feature cube (kind={meta.get('kind')!r})")
+    if require_complete and not meta.get("complete"):
+        raise IncompleteError(f"{path}: feature cube is incomplete (its computation did not finish); re-run it")
+    ds = xr.open_zarr(path, consolidated=False)
+    # Coordinates are small; loading them makes boolean selection and groupby work directly.
+    coords = {}
+    for name in ds.coords:
+        values = ds[name].load()
+        if values.dtype.kind == "T":  # numpy StringDType from zarr v3 strings: plain str for pandas & co.
+            values = values.copy(data=values.values.astype(object).astype(str))
+        coords[name] = values
+    return ds.assign_coords(coords)

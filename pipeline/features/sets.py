@@ -1,0 +1,102 @@
+"""Named feature sets: which clip features each holds and how they come from frame statistics.
+
+- ``thesis``: exactly the thesis (clip resampled to 22,050 Hz by librosa, mean of 20 MFCCs,
+  mean zero-crossing rate, mean RMS; librosa defaults, including its per-call ``top_db``).
+- ``spectral``: mean and standard deviation over frames of level, ZCR, centroid, bandwidth,
+  roll-off, flatness, harmonic-to-noise ratio, spectral contrast and 20 MFCCs at 48 kHz.
+- ``channel``: the long-term average log spectrum in 1/6-octave bands, normalised for level
+  (gain settings differ between microphones), its band-to-band differences, and the quiet-frame
+  spectrum (10th percentile of each band's log power, same level reference) that carries
+  self-noise.
+- ``all``: the union.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from .frames import FrameSettings
+
+FEATURE_SETS = ("thesis", "spectral", "channel", "all")
+SPECTRAL_PREFIXES = ("rms_db", "zcr", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db",
+                     "contrast_", "mfcc48_")
+QUIET_PERCENTILE = 10.0
+THESIS_SR = 22050
+THESIS_N_MFCC = 20
+
+
+def expand(sets) -> tuple[str, ...]:
+    """Validate set names and expand ``all``; order is stable (thesis, spectral, channel)."""
+    sets = (sets,) if isinstance(sets, str) else tuple(sets)
+    for s in sets:
+        if s not in FEATURE_SETS:
+            raise ConfigError(f"unknown feature set {s!r}; choose from {', '.join(FEATURE_SETS)}")
+    if "all" in sets:
+        return ("thesis", "spectral", "channel")
+    return tuple(s for s in ("thesis", "spectral", "channel") if s in sets)
+
+
+def _spectral_cols(s: FrameSettings) -> np.ndarray:
+    return np.array([i for i, n in enumerate(s.feature_names) if n.startswith(SPECTRAL_PREFIXES)])
+
+
+def set_names(name: str, s: FrameSettings) -> list[str]:
+    """Feature names of one (expanded) set."""
+    if name == "thesis":
+        return [f"mfcc_mean_{i:02d}" for i in range(THESIS_N_MFCC)] + ["zcr_mean", "rms_mean"]
+    if name == "spectral":
+        base = [s.feature_names[i] for i in _spectral_cols(s)]
+        return [f"{b}_mean" for b in base] + [f"{b}_std" for b in base]
+    if name == "channel":
+        nb = s.band_edges.size - 1
+        return ([f"ltas_mean_{k:02d}" for k in range(nb)] + [f"ltas_diff_{k:02d}" for k in range(nb - 1)]
+                + [f"ltas_p10_{k:02d}" for k in range(nb)])
+    raise ConfigError(f"unknown feature set {name!r}")
+
+
+def feature_layout(sets, s: FrameSettings) -> tuple[list[str], list[str]]:
+    """(feature names, owning set per feature) for the cube's ``feature`` dimension."""
+    names, owner = [], []
+    for name in expand(sets):
+        n = set_names(name, s)
+        names += n
+        owner += [name] * len(n)
+    return names, owner
+
+
+def needs_percentiles(sets) -> tuple[float, ...]:
+    return (QUIET_PERCENTILE,) if "channel" in expand(sets) else ()
+
+
+def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) -> np.ndarray:
+    """Clip features of a frame-derived set from :func:`clips.reduce_frames` statistics."""
+    if name == "spectral":
+        cols = _spectral_cols(s)
+        return np.concatenate([stats["mean"][:, cols], stats["std"][:, cols]], axis=1)
+    if name == "channel":
+        cols = s.index("ltas_")
+        mean = stats["mean"][:, cols]
+        level = mean.mean(axis=1, keepdims=True)
+        quiet = stats[f"p{QUIET_PERCENTILE:g}"][:, cols]
+        return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
+    raise ConfigError(f"feature set {name!r} is not derived from frames")
+
+
+def thesis_features(clip: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The thesis's 22 features of one clip, computed as the thesis did (librosa defaults).
+
+    ``clip`` is PCM or float audio at ``sample_rate``; it is resampled to 22,050 Hz the way
+    ``librosa.load`` does (soxr_hq), then MFCC (20), ZCR and RMS are averaged over frames.
+    """
+    import librosa
+
+    from .frames import to_float
+
+    y = to_float(np.asarray(clip))
+    if sample_rate != THESIS_SR:
+        y = librosa.resample(y, orig_sr=sample_rate, target_sr=THESIS_SR, res_type="soxr_hq")
+    mfcc = librosa.feature.mfcc(y=y, sr=THESIS_SR, n_mfcc=THESIS_N_MFCC).mean(axis=1)
+    zcr = librosa.feature.zero_crossing_rate(y).mean()
+    rms = librosa.feature.rms(y=y).mean()
+    return np.concatenate([mfcc, [zcr, rms]]).astype(np.float32)

@@ -1,0 +1,73 @@
+"""Run a list of independent tasks on the cluster with a terminal progress line.
+
+Every stage (simulation, ingest, frame features, clip features, evaluation cells) is a set
+of independent tasks whose results the client records as they arrive; that record is what
+lets an interrupted run resume without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class Progress:
+    """``stage: done/total [ETA]`` on one terminal line (plain lines when not a TTY)."""
+
+    def __init__(self, stage: str, total: int, stream=None):
+        self.stage, self.total, self.done = stage, total, 0
+        self.stream = stream or sys.stderr
+        self.t0 = time.perf_counter()
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self._last = 0.0
+        self.show(force=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self.show(force=self.done == self.total)
+
+    def show(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = now
+        el = now - self.t0
+        eta = el / self.done * (self.total - self.done) if self.done else float("nan")
+        eta_s = "" if self.done in (0, self.total) else f" ETA {eta:5.0f}s"
+        msg = f"{self.stage}: {self.done}/{self.total} [{el:5.1f}s{eta_s}]"
+        if self.tty:
+            self.stream.write("\r" + msg + ("\n" if self.done == self.total else ""))
+        elif force or self.done:
+            self.stream.write(msg + "\n")
+        self.stream.flush()
+
+
+def run_tasks(client, stage: str, func: Callable, args: Sequence[tuple], *, on_result: Callable | None = None,
+              keys: Sequence[Any] | None = None, pure: bool = False, quiet: bool = False) -> list:
+    """Submit ``func(*a)`` for each ``a`` in ``args``; call ``on_result(key, result)`` as each lands.
+
+    Returns the results in submission order. The first failing task raises (the rest are
+    cancelled); results already passed to ``on_result`` stay recorded.
+    """
+    from distributed import as_completed
+
+    keys = list(keys) if keys is not None else list(range(len(args)))
+    progress = Progress(stage, len(args), stream=open("/dev/null", "w") if quiet else None)
+    if not args:
+        return []
+    futures = [client.submit(func, *a, pure=pure) for a in args]
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: list = [None] * len(futures)
+    try:
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            results[i] = fut.result()
+            if on_result is not None:
+                on_result(keys[i], results[i])
+            progress.advance()
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return results
