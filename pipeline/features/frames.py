@@ -130,7 +130,7 @@ class FrameSettings:
 
     @cached_property
     def feature_names(self) -> tuple[str, ...]:
-        names = ["rms_db", "zcr", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db"]
+        names = ["rms_db", "zcr48", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db"]
         names += [f"contrast_{i}" for i in range(CONTRAST_BANDS + 1)]
         names += [f"mfcc48_{i:02d}" for i in range(self.n_mfcc)]
         names += [f"logmel_{i:02d}" for i in range(self.n_mels)]

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from .frames import FrameSettings
 
 FEATURE_SETS = ("thesis", "spectral", "channel", "all")
-SPECTRAL_PREFIXES = ("rms_db", "zcr", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db",
+SPECTRAL_PREFIXES = ("rms_db", "zcr48", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db",
                      "contrast_", "mfcc48_")
 QUIET_PERCENTILE = 10.0
 THESIS_SR = 22050

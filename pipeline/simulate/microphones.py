@@ -20,7 +20,7 @@ FULL_SCALE_VOLTS = 0.775 * 10 ** (10 / 20) * np.sqrt(2)
 PREAMP_EIN_DBU = -128.0
 #: The engineer sets every preamp so that 1 Pa (94 dB SPL) reads about this many dBFS (rms re full-scale
 #: amplitude): music peaks near 100 dB SPL then stay below about -6 dBFS.
-TARGET_DBFS_AT_1PA = -16.0
+TARGET_DBFS_AT_1PA = -19.0
 
 
 # --- curve primitives (dB, vectorised over frequency) -------------------------------------------
@@ -126,8 +126,8 @@ MICS: tuple[MicModel, ...] = (
     MicModel(
         label=5, name="RODE NT1-A", kind="condenser", sensitivity_mv_pa=25.0, self_noise_dba=5.0,
         noise_tilt_db_oct=0.5, highpass=(22.0, 2), lowpass=(21000.0, 4),
-        bumps=((80.0, 1.5, 0.9), (12000.0, 4.0, 0.6), (1000.0, -0.3, 1.0)),
-        shelves=((5000.0, 1.0, 0.4),),
+        bumps=((90.0, 2.0, 0.8), (12000.0, 4.0, 0.5), (1000.0, -0.3, 1.0)),
+        shelves=((5000.0, 2.0, 0.4),),
     ),
 )
 

@@ -307,7 +307,7 @@ SPEAKERS = (Speaker(f0=112.0, f0_range=4.0, formant_scale=1.0, rate=4.6, breathi
 #: (F1, F2, F3) of a few vowels for an adult male voice, Hz.
 _VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480],
                     [660, 1720, 2410], [570, 840, 2410], [440, 1020, 2240], [490, 1350, 1690]], float)
-_N_FFT, _HOP = 1024, 256
+_N_FFT, _HOP = 1024, 512
 
 
 def _speech(rng, n, sr, spk: Speaker):
@@ -350,56 +350,53 @@ def _speech(rng, n, sr, spk: Speaker):
         t = t_end + rng.uniform(0.25, 0.8)  # pause (source keeps a faint breath noise off)
     formants[formants == 0] = np.broadcast_to(_VOWELS[7], formants.shape)[formants == 0]
     formants *= spk.formant_scale
-    # Per-sample f0 and glottal excitation (Rosenberg pulse, differentiated for lip radiation).
-    f0 = np.interp(np.arange(n) / sr, ft, f0_fr) * (1 + 0.005 * rng.standard_normal(n).cumsum() / np.sqrt(np.arange(1, n + 1)))
-    phase = np.cumsum(f0 / sr) % 1.0
-    oq = 0.6
-    glottal = np.where(phase < oq, 0.5 * (1 - np.cos(np.pi * phase / oq * 1.0)) * np.where(phase < 0.4, 1.0, 1.0), 0.0)
-    glottal = np.where(phase < 0.4, 0.5 * (1 - np.cos(np.pi * phase / 0.4)),
-                       np.where(phase < oq, np.cos(0.5 * np.pi * (phase - 0.4) / (oq - 0.4)), 0.0))
-    exc_v = np.diff(glottal, prepend=0.0) * sr / spk.f0 * 0.05
-    exc_n = rng.standard_normal(n) * 0.05
-    # STFT-domain filtering with per-frame envelopes.
-    f = np.fft.rfftfreq(_N_FFT, 1.0 / sr)
-    win = np.hanning(_N_FFT + 1)[:-1]
+    # Glottal excitation (Rosenberg pulse, differentiated for lip radiation) at the f0 contour.
+    f0 = np.interp(np.arange(n, dtype=np.float32), np.arange(n_frames, dtype=np.float32) * _HOP,
+                   f0_fr.astype(np.float32))
+    phase = np.cumsum(f0 / np.float32(sr), dtype=np.float64).astype(np.float32) % np.float32(1.0)
+    glottal = np.where(phase < 0.4, 0.5 - 0.5 * np.cos(np.float32(np.pi / 0.4) * phase),
+                       np.maximum(np.cos(np.float32(0.5 * np.pi / 0.2) * (phase - np.float32(0.4))), 0.0)
+                       * (phase < 0.6))
+    exc_v = np.diff(glottal, prepend=np.float32(0.0)) * np.float32(sr / spk.f0 * 0.05)
+    # STFT-domain filtering with per-frame envelopes; noise excitation is drawn as white spectra.
+    f = np.fft.rfftfreq(_N_FFT, 1.0 / sr).astype(np.float32)
+    win = np.sqrt(np.hanning(_N_FFT + 1)[:-1]).astype(np.float32)  # sqrt-Hann in and out, 50 % overlap
     Ev = _stft(exc_v, win)
-    En = _stft(exc_n, win)
-    nfr = min(Ev.shape[0], n_frames)
-    fr_idx = np.minimum(np.arange(Ev.shape[0]), n_frames - 1)
-    env_v = _formant_env(f, formants[fr_idx], spk.formant_scale)
-    fric = np.exp(-0.5 * (np.log2(np.maximum(f[None, :], 1.0) / fric_fc[fr_idx, None]) / 0.6) ** 2) + 0.05
-    spec = (Ev * env_v * voiced[fr_idx, None]
-            + En * (env_v * spk.breathiness * voiced[fr_idx, None] + fric * unvoiced[fr_idx, None] * 3.0))
-    del nfr
+    nfr = Ev.shape[0]
+    fr = np.minimum(np.arange(nfr), n_frames - 1)
+    En = (rng.standard_normal((nfr, f.size), dtype=np.float32)
+          + 1j * rng.standard_normal((nfr, f.size), dtype=np.float32)) * np.float32(0.05 * np.sqrt(_N_FFT / 4))
+    env_v = _formant_env(f, formants[fr].astype(np.float32), spk.formant_scale)
+    fc = fric_fc[fr, None].astype(np.float32)
+    fric = np.exp(np.float32(-0.5 / 0.36) * np.log2(np.maximum(f[None, :], 1.0) / fc) ** 2) + np.float32(0.05)
+    v = voiced[fr, None].astype(np.float32)
+    spec = Ev * (env_v * v) + En * (env_v * (spk.breathiness * v) + fric * (3.0 * unvoiced[fr, None]).astype(np.float32))
     return _istft(spec, win, n)
 
 
 def _formant_env(f, formants, scale):
-    """Cascade of three 2-pole resonances plus a fixed higher-formant lift, (frames, bins)."""
-    env = np.ones((formants.shape[0], f.size))
-    for k in range(3):
-        F = formants[:, k : k + 1]
-        B = 60.0 + 0.06 * F
-        env /= np.sqrt((1 - (f / F) ** 2) ** 2 + (f * B / F**2) ** 2)
-    F4 = 3500.0 * scale
-    env /= np.sqrt((1 - (f / F4) ** 2) ** 2 + (f * 250 / F4**2) ** 2)
-    return env
+    """Cascade of three 2-pole resonances plus a fixed fourth formant, (frames, bins)."""
+    inv = np.ones((formants.shape[0], f.size), np.float32)
+    for F in [formants[:, k : k + 1] for k in range(3)] + [np.float32(3500.0 * scale)]:
+        B = np.float32(60.0) + np.float32(0.06) * F
+        x = f / F
+        inv *= (1 - x * x) ** 2 + (f * B / (F * F)) ** 2
+    return 1.0 / np.sqrt(inv)
 
 
 def _stft(x, win):
-    pad = np.concatenate([np.zeros(_N_FFT), x, np.zeros(_N_FFT)])
+    pad = np.concatenate([np.zeros(_N_FFT, x.dtype), x, np.zeros(_N_FFT, x.dtype)])
     frames = sliding_window_view(pad, _N_FFT)[::_HOP]
     return np.fft.rfft(frames * win, axis=1)
 
 
 def _istft(spec, win, n):
-    frames = np.fft.irfft(spec, _N_FFT, axis=1) * win
+    frames = np.fft.irfft(spec, _N_FFT, axis=1).astype(np.float32) * win
     R = _N_FFT // _HOP
     nf = frames.shape[0]
     chunks = frames.reshape(nf, R, _HOP)
-    out = np.zeros((nf + R, _HOP))
+    out = np.zeros((nf + R, _HOP), np.float32)
     for r in range(R):
         out[r : r + nf] += chunks[:, r]
-    norm = (win**2).reshape(R, _HOP).sum(0)  # constant-overlap of hann^2 at hop N/4
-    y = out.ravel() / norm.mean()
+    y = out.ravel()  # sqrt-Hann x sqrt-Hann at 50 % overlap sums to one
     return y[_N_FFT : _N_FFT + n]

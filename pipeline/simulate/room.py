@@ -9,10 +9,14 @@ import numpy as np
 
 #: Shoebox dimensions (m) and reverberation time of the roughly sound-proofed room.
 ROOM_DIM = (4.2, 3.6, 2.6)
-RT60_S = 0.25
+RT60_S = 0.22
 #: Image-source order: enough for the early decay, kept modest so the IR stays short (~0.15 s).
 MAX_ORDER = 12
 SPEAKER_POS = (1.3, 1.8, 1.25)
+#: Directivity index of the loudspeaker (assumed, small two-way monitor): the omnidirectional image
+#: sources are attenuated by this much after the direct sound, since a real box sends less energy
+#: into the room than on axis.
+SPEAKER_DI_DB = 6.0
 #: Arm's length from the loudspeaker, m, and the semicircle of microphone angles (degrees).
 ARM_M = 0.7
 ANGLES_DEG = (-60.0, -30.0, 0.0, 30.0, 60.0)
@@ -53,7 +57,7 @@ def session_layout(seed: int, session_index: int, n_mics: int = 5) -> SessionLay
         heights_m=tuple(float(h) for h in SPEAKER_POS[2] + rng.uniform(-0.03, 0.03, n_mics)),
         noise_db=float(rng.uniform(-1.5, 1.5)),
         noise_tilt_db_oct=float(rng.uniform(-0.4, 0.4)),
-        gains_db=tuple(float(g) for g in rng.normal(0.0, 0.6, n_mics)),
+        gains_db=tuple(float(g) for g in rng.normal(0.0, 0.35, n_mics)),
     )
 
 
@@ -76,7 +80,13 @@ def room_irs(layout: SessionLayout, sample_rate: int) -> tuple[np.ndarray, ...]:
     room.add_source(list(SPEAKER_POS))
     room.add_microphone_array(mic_positions(layout))
     room.compute_rir()
-    return tuple(np.asarray(r[0], np.float64) for r in room.rir)
+    out = []
+    for r in room.rir:
+        h = np.asarray(r[0], np.float64).copy()
+        i = int(np.argmax(np.abs(h))) + int(0.002 * sample_rate)  # keep 2 ms after the direct sound
+        h[i:] *= 10 ** (-SPEAKER_DI_DB / 20)
+        out.append(h)
+    return tuple(out)
 
 
 def speaker_response_db(f: np.ndarray, angle_deg: float = 0.0) -> np.ndarray:

@@ -33,7 +33,6 @@ from .room import (ANGLES_DEG, HUM_DB_SPL, MAINS_HZ, ROOM_NOISE_DBA, SessionLayo
 RENDER_BLOCK = 2**17
 #: Taps of the noise-shaping filters.
 ROOM_NOISE_TAPS = 4096
-ELEC_NOISE_TAPS = 256
 SPEAKER_TAPS = 1024
 
 
@@ -102,7 +101,7 @@ class Rig:
     layout: SessionLayout
     prog_tf: np.ndarray      # (5, F) loudspeaker -> room -> mic response
     noise_tf: np.ndarray     # (5, F) shared white -> room noise after the mic response, Pa
-    elec_tf: np.ndarray      # (5, F) per-mic white -> self + preamp noise, Pa-equivalent
+    elec_rms: np.ndarray     # (5, 1) rms of the white self + preamp noise, Pa-equivalent
     scale: np.ndarray        # (5, 1) Pa -> full-scale units (sensitivity x gain)
     hum_table: np.ndarray    # (5, P) one mains period of hum after the mic response, Pa
     ir_len: int              # longest impulse response, samples
@@ -147,15 +146,16 @@ def session_rig(plan: StudioPlan, session: str) -> Rig:
         psd = noise_psd(mic, f, sr, gain_db)
         h_prog = oaconvolve(oaconvolve(irs[m], h_spk), h_mic)
         h_noise = oaconvolve(room_fir, h_mic)
-        h_elec = min_phase_fir(lambda ff: 10 * np.log10(np.interp(ff, f, psd) * sr / 2), sr, ELEC_NOISE_TAPS) / k
+        # Self-noise + preamp noise is white (one-sided PSD x Nyquist = variance per sample).
+        elec_rms = np.sqrt(np.mean(psd[(f > 20) & (f < 20000)]) * sr / 2) / k
         lens.append(max(h_prog.size, h_noise.size))
         prog.append(_tf(h_prog))
         noise.append(_tf(h_noise))
-        elec.append(_tf(h_elec))
+        elec.append(elec_rms)
         scale.append(k)
         amp = hum_amp * 10 ** (frequency_response(mic, harm, session) / 20)
         hum.append(amp @ np.sin(2 * np.pi * harm[:, None] * t[None, :] + hum_phase[:, None]))
-    return Rig(layout, np.stack(prog), np.stack(noise), np.stack(elec), np.asarray(scale)[:, None],
+    return Rig(layout, np.stack(prog), np.stack(noise), np.asarray(elec, np.float32)[:, None], np.asarray(scale)[:, None],
                np.stack(hum).astype(np.float32), max(lens))
 
 
@@ -185,15 +185,14 @@ def _render_aligned(plan: StudioPlan, session: str, k: int) -> np.ndarray:
     n_mics = len(MICS)
     B = RENDER_BLOCK
     a, b = k * B, (k + 1) * B
-    w_prev, _ = _noise_block(plan.seed, si, k - 1, n_mics)
+    w_prev = _noise_block(plan.seed, si, k - 1, n_mics)[0]
     w_cur, tpdf = _noise_block(plan.seed, si, k, n_mics)
-    white = np.concatenate([w_prev, w_cur], axis=1)
-    spec = sfft.rfft(white[:n_mics], axis=1) * rig.elec_tf
-    spec += sfft.rfft(white[n_mics]) * rig.noise_tf
+    spec = sfft.rfft(np.concatenate([w_prev[n_mics], w_cur[n_mics]])) * rig.noise_tf
     src = render_programme(plan.items(session), a - B, b, plan.sample_rate, plan.sources)
     if np.any(src[B - rig.ir_len :]):  # skip the programme FFT in silent stretches
         spec += sfft.rfft(src.astype(np.float32)) * rig.prog_tf
     p = sfft.irfft(spec, NFFT, axis=1)[:, B:]
+    p += w_cur[:n_mics] * rig.elec_rms
     period = rig.hum_table.shape[1]
     p += rig.hum_table[:, (np.arange(a, b) % period)]
     for m, mic in enumerate(MICS):

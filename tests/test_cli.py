@@ -1,0 +1,39 @@
+"""The command line: one clear line and a non-zero exit on bad input, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def micfp(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_missing_store_is_one_line(tmp_path):
+    p = micfp("features", str(tmp_path / "nope.zarr"), str(tmp_path / "cube.zarr"))
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0
+    assert "nope.zarr" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bad_clip_length_fails_before_compute(tmp_path):
+    p = micfp("features", str(tmp_path / "x.zarr"), str(tmp_path / "c.zarr"), "--clip-seconds", "0")
+    assert p.returncode == 2 and "clip length must be positive" in p.stderr
+
+
+def test_unknown_feature_set(tmp_path):
+    p = micfp("features", str(tmp_path / "x.zarr"), str(tmp_path / "c.zarr"), "--feature-set", "mfcc")
+    assert p.returncode == 2 and "unknown feature set 'mfcc'" in p.stderr
+
+
+def test_info_on_non_store(tmp_path):
+    (tmp_path / "f.txt").write_text("hello")
+    p = micfp("info", str(tmp_path / "f.txt"))
+    assert p.returncode != 0 and "f.txt" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("cmd", ["demo", "simulate", "features", "evaluate", "info"])
+def test_help(cmd):
+    assert micfp(cmd, "--help").returncode == 0

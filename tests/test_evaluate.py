@@ -1,0 +1,107 @@
+"""Protocols, leakage, metrics and CIs, without a cluster."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from pipeline.errors import ConfigError
+from pipeline.evaluate import (Cell, identical_pairs, make_model, point_metrics, protocol_splits, run_cell, score,
+                               time_groups)
+
+MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
+
+
+def clip_table(n_per=40, sessions=("day1", "day2"), types=("speech1", "music")):
+    rows = []
+    for s in sessions:
+        for k in range(n_per):
+            for lab in MICS:
+                rows.append(dict(mic=MICS[lab], label=lab, session=s, recording=f"{s}-mic{lab}",
+                                 sound_type=types[k % len(types)], start_s=2.0 * k, clip_seconds=2.0))
+    return pd.DataFrame(rows)
+
+
+def test_identical_pairs():
+    assert identical_pairs(MICS) == [3, 4]
+    assert identical_pairs({1: "a", 2: "b"}) == []
+
+
+def test_point_metrics_match_sklearn(rng):
+    y = rng.integers(1, 6, 300)
+    p = np.where(rng.random(300) < 0.7, y, rng.integers(1, 6, 300))
+    m = point_metrics(y, p, [1, 2, 3, 4, 5], [3, 4])
+    assert m["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
+    assert m["weighted_f1"] == pytest.approx(f1_score(y, p, average="weighted"))
+    sel = np.isin(y, [3, 4])
+    assert m["pair_accuracy"] == pytest.approx(np.mean(y[sel] == p[sel]))
+
+
+def test_bootstrap_interval_contains_point(rng):
+    y = rng.integers(1, 6, 500)
+    p = np.where(rng.random(500) < 0.8, y, 1)
+    s = score(y, p, [1, 2, 3, 4, 5], [3, 4], np.arange(500) // 10, n_boot=200)
+    assert s["accuracy_lo"] <= s["accuracy"] <= s["accuracy_hi"]
+    assert s["accuracy_hi"] - s["accuracy_lo"] < 0.2
+    assert np.asarray(s["confusion"]).sum() == 500
+
+
+def test_session_split_separates_sessions():
+    meta = clip_table()
+    (_, tr, te), = protocol_splits(meta, "session")
+    assert set(meta.session[tr]) == {"day1"} and set(meta.session[te]) == {"day2"}
+
+
+def test_grouped_kfold_never_straddles_a_time_block():
+    meta = clip_table()
+    groups = time_groups(meta)
+    # the five microphones' simultaneous clips share a group
+    assert meta.assign(g=groups).groupby(["session", "start_s"]).g.nunique().max() == 1
+    for _, tr, te in protocol_splits(meta, "grouped-kfold"):
+        assert not set(groups[tr]) & set(groups[te])
+
+
+def test_leave_sound_type_out():
+    meta = clip_table()
+    folds = list(protocol_splits(meta, "leave-sound-type-out"))
+    assert len(folds) == 2
+    for _, tr, te in folds:
+        assert not set(meta.sound_type[tr]) & set(meta.sound_type[te])
+
+
+def test_random_split_is_thesis_stratified_80_20():
+    meta = clip_table()
+    (_, tr, te), = protocol_splits(meta, "random")
+    assert len(te) == pytest.approx(0.2 * len(meta), abs=1)
+    assert meta.label[te].value_counts().nunique() <= 2
+
+
+def test_protocol_errors():
+    with pytest.raises(ConfigError, match="two sessions"):
+        list(protocol_splits(clip_table(sessions=("day1",)), "session"))
+    with pytest.raises(ConfigError, match="unknown classifier"):
+        Cell(2.0, "all", "channel", "xgboost", "session")
+
+
+def test_scaler_and_pca_fitted_inside_fold():
+    """No leakage: a test set with a huge offset must not move the fitted scaler."""
+    meta = clip_table()
+    X = np.random.default_rng(0).normal(size=(len(meta), 12))
+    (_, tr, te), = protocol_splits(meta, "session")
+    X2 = X.copy()
+    X2[te] += 1e6
+    m1 = make_model("logistic_regression", 5).fit(X[tr], meta.label.values[tr])
+    m2 = make_model("logistic_regression", 5).fit(X2[tr], meta.label.values[tr])
+    np.testing.assert_allclose(m1.named_steps["scale"].mean_, m2.named_steps["scale"].mean_)
+    np.testing.assert_allclose(m1.named_steps["pca"].components_, m2.named_steps["pca"].components_)
+
+
+def test_run_cell_learns_a_separable_problem():
+    meta = clip_table()
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(6, 10)) * 3
+    X = centers[meta.label.values] + rng.normal(size=(len(meta), 10))
+    for clf in ("logistic_regression", "micfp_lr"):
+        r = run_cell(X, meta, Cell(2.0, "all", "channel", clf, "session"), MICS, n_boot=50)
+        assert r["accuracy"] > 0.9
+        assert r["n_test"] == (meta.session == "day2").sum()

@@ -1,0 +1,96 @@
+"""Frame kernels: blockwise equals whole-signal, and each feature means what it says."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.features.frames import FrameSettings, frame_features, power_spectrum, frame_view, to_float
+
+S = FrameSettings()
+
+
+def tone(freq, seconds=1.0, amp=0.5, sr=48000):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_shapes_and_names():
+    y = tone(1000)
+    f = frame_features(y, S)
+    assert f.shape == (S.n_frames(y.size), len(S.feature_names))
+    assert f.dtype == np.float32
+    assert np.isfinite(f).all()
+    assert len(set(S.feature_names)) == len(S.feature_names)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(min_value=2048, max_value=40000), split=st.integers(min_value=1, max_value=60),
+       per_call=st.sampled_from([3, 64, 2048]))
+def test_blockwise_equals_whole(n, split, per_call):
+    """Any tiling of the frames, read from the slices that hold them, equals the whole signal."""
+    y = (np.random.default_rng(n).standard_normal(n) * 3000).astype(np.int16)
+    whole = frame_features(y, S)
+    k = min(split, whole.shape[0])
+    parts = []
+    for f0 in range(0, whole.shape[0], k):
+        f1 = min(whole.shape[0], f0 + k)
+        parts.append(frame_features(y[f0 * S.hop : (f1 - 1) * S.hop + S.n_fft], S, frames_per_call=per_call))
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-4, atol=1e-3)
+
+
+def test_tone_features():
+    f = frame_features(tone(3000), S)
+    names = S.feature_names
+    col = {n: i for i, n in enumerate(names)}
+    assert np.median(f[:, col["centroid"]]) == pytest.approx(3000, rel=0.05)
+    # A 0.5-amplitude sine has mean square 0.125: -9.03 dBFS.
+    assert np.median(f[:, col["rms_db"]]) == pytest.approx(10 * np.log10(0.125), abs=0.1)
+    # Zero crossings: 2 per period.
+    assert np.median(f[:, col["zcr48"]]) == pytest.approx(2 * 3000 / 48000, rel=0.02)
+    # The LTAS band holding 3 kHz is the loudest.
+    ltas = f[:, S.index("ltas_")].mean(axis=0)
+    lo, hi = S.band_edges[np.argmax(ltas)], S.band_edges[np.argmax(ltas) + 1]
+    assert lo <= 3000 < hi
+
+
+def test_flatness_and_hnr_order():
+    noise = np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1
+    t = np.arange(48000) / 48000
+    voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20)).astype(np.float32) * 0.1
+    fn, fv = frame_features(noise, S), frame_features(voiced, S)
+    col = {n: i for i, n in enumerate(S.feature_names)}
+    assert fn[:, col["flatness_db"]].mean() > fv[:, col["flatness_db"]].mean() + 10
+    assert fv[:, col["hnr_db"]].mean() > fn[:, col["hnr_db"]].mean() + 10
+
+
+def test_global_db_reference_on_quiet_audio():
+    """Quiet audio gives low absolute levels (no per-chunk normalisation to the chunk's maximum)."""
+    loud, quiet = tone(1000, amp=0.5), tone(1000, amp=0.005)
+    d = frame_features(loud, S)[:, S.index("logmel_")].max() - frame_features(quiet, S)[:, S.index("logmel_")].max()
+    assert d == pytest.approx(40.0, abs=0.1)
+
+
+def test_power_spectrum_parseval():
+    y = np.random.default_rng(3).standard_normal(8192).astype(np.float32)
+    fr = frame_view(y, S)
+    p = power_spectrum(fr, S)
+    w = fr * S.window
+    energy = (w**2).sum(axis=1)
+    spec_energy = (2 * p.sum(axis=1) - p[:, 0] - p[:, -1]) / S.n_fft
+    np.testing.assert_allclose(spec_energy, energy, rtol=1e-4)
+
+
+def test_short_signal_has_no_frames():
+    assert frame_features(np.zeros(100, np.int16), S).shape == (0, len(S.feature_names))
+
+
+def test_to_float_scales_pcm():
+    assert to_float(np.array([-32768, 16384], np.int16)).tolist() == [-1.0, 0.5]
+
+
+def test_settings_validated():
+    with pytest.raises(ValueError):
+        FrameSettings(hop=0)
+    with pytest.raises(ValueError):
+        FrameSettings(fmax=30000)
