@@ -20,7 +20,7 @@ FULL_SCALE_VOLTS = 0.775 * 10 ** (10 / 20) * np.sqrt(2)
 PREAMP_EIN_DBU = -128.0
 #: The engineer sets every preamp so that 1 Pa (94 dB SPL) reads about this many dBFS (rms re full-scale
 #: amplitude): music peaks near 100 dB SPL then stay below about -6 dBFS.
-TARGET_DBFS_AT_1PA = -19.0
+TARGET_DBFS_AT_1PA = -10.0
 
 
 # --- curve primitives (dB, vectorised over frequency) -------------------------------------------
@@ -109,14 +109,14 @@ _KM184 = dict(
 MICS: tuple[MicModel, ...] = (
     MicModel(
         label=1, name="Shure SM7B", kind="dynamic", sensitivity_mv_pa=1.12, self_noise_dba=None,
-        highpass=(55.0, 2), lowpass=(14000.0, 3),
-        bumps=((4500.0, 3.5, 0.6), (180.0, 1.0, 1.0), (9000.0, -2.0, 0.35)),
+        highpass=(70.0, 2), lowpass=(11000.0, 3),
+        bumps=((4500.0, 4.0, 0.6), (200.0, 1.0, 1.0), (9000.0, -2.5, 0.35)),
         saturation_pa=12.0,
     ),
     MicModel(
         label=2, name="t.bone MB 7 Beta", kind="dynamic", sensitivity_mv_pa=1.6, self_noise_dba=None,
-        highpass=(75.0, 2), lowpass=(12000.0, 4),
-        bumps=((3200.0, 5.0, 0.5), (7000.0, 2.0, 0.3), (400.0, -1.0, 0.8)),
+        highpass=(100.0, 2), lowpass=(10000.0, 4),
+        bumps=((3000.0, 6.0, 0.5), (6500.0, 2.5, 0.3), (500.0, -1.5, 0.8)),
         saturation_pa=8.0,
     ),
     MicModel(label=3, name="Neumann KM 184 #1", self_noise_dba=13.0, noise_tilt_db_oct=0.0,
@@ -126,7 +126,7 @@ MICS: tuple[MicModel, ...] = (
     MicModel(
         label=5, name="RODE NT1-A", kind="condenser", sensitivity_mv_pa=25.0, self_noise_dba=5.0,
         noise_tilt_db_oct=0.5, highpass=(22.0, 2), lowpass=(21000.0, 4),
-        bumps=((90.0, 2.0, 0.8), (12000.0, 4.0, 0.5), (1000.0, -0.3, 1.0)),
+        bumps=((90.0, 3.0, 0.8), (12000.0, 5.0, 0.5), (1000.0, -0.5, 1.0)),
         shelves=((5000.0, 2.0, 0.4),),
     ),
 )

@@ -1,6 +1,6 @@
 """The played programme: a schedule of items, each synthesised from its own seed.
 
-Every item is a bounded stretch (at most ~30 s) of one sound type, so synthesising it costs
+Every item is a bounded stretch (at most 20 s) of one sound type, so synthesising it costs
 the same whatever the session length; items are cached per process, which is what lets a
 block renderer fetch any sample range cheaply. Between items the source is digitally silent.
 Signals are sound pressure in Pa at 1 m from the loudspeaker.
@@ -18,12 +18,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 SOUND_TYPES: tuple[str, ...] = ("sweep", "lowfreq", "music", "speech1", "speech2")
 
 #: Item length range in seconds, per sound type.
-DURATIONS = {"sweep": (7.0, 10.0), "lowfreq": (10.0, 20.0), "music": (15.0, 30.0),
-             "speech1": (15.0, 30.0), "speech2": (15.0, 30.0)}
+DURATIONS = {"sweep": (6.0, 10.0), "lowfreq": (8.0, 15.0), "music": (10.0, 20.0),
+             "speech1": (10.0, 20.0), "speech2": (10.0, 20.0)}
 #: Silent gap between items, seconds (the thesis splits on >= 1.1-1.4 s of silence).
 GAP_S = (1.6, 2.8)
 #: Long-term rms level at 1 m, dB SPL.
-LEVEL_DB_SPL = {"sweep": 86.0, "lowfreq": 84.0, "music": 86.0, "speech1": 80.0, "speech2": 78.0}
+LEVEL_DB_SPL = {"sweep": 80.0, "lowfreq": 80.0, "music": 80.0, "speech1": 72.0, "speech2": 70.0}
 FADE_S = 0.01
 
 

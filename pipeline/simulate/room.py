@@ -12,6 +12,8 @@ ROOM_DIM = (4.2, 3.6, 2.6)
 RT60_S = 0.22
 #: Image-source order: enough for the early decay, kept modest so the IR stays short (~0.15 s).
 MAX_ORDER = 12
+#: Preamp knobs are re-set each session: per-microphone gain offset, standard deviation in dB.
+GAIN_JITTER_DB = 0.35
 SPEAKER_POS = (1.3, 1.8, 1.25)
 #: Directivity index of the loudspeaker (assumed, small two-way monitor): the omnidirectional image
 #: sources are attenuated by this much after the direct sound, since a real box sends less energy
@@ -21,7 +23,7 @@ SPEAKER_DI_DB = 6.0
 ARM_M = 0.7
 ANGLES_DEG = (-60.0, -30.0, 0.0, 30.0, 60.0)
 #: Room-noise level (dB(A) SPL, roughly sound-proofed room) and mains hum level (dB SPL).
-ROOM_NOISE_DBA = 24.0
+ROOM_NOISE_DBA = 18.0
 HUM_DB_SPL = 12.0
 MAINS_HZ = 50.0
 
@@ -57,7 +59,7 @@ def session_layout(seed: int, session_index: int, n_mics: int = 5) -> SessionLay
         heights_m=tuple(float(h) for h in SPEAKER_POS[2] + rng.uniform(-0.03, 0.03, n_mics)),
         noise_db=float(rng.uniform(-1.5, 1.5)),
         noise_tilt_db_oct=float(rng.uniform(-0.4, 0.4)),
-        gains_db=tuple(float(g) for g in rng.normal(0.0, 0.35, n_mics)),
+        gains_db=tuple(float(g) for g in rng.normal(0.0, GAIN_JITTER_DB, n_mics)),
     )
 
 

@@ -62,3 +62,109 @@ def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioS
     run_tasks(client, "simulate (shards)", _render_shard, tasks, keys=keys, on_result=record, quiet=quiet)
     store.mark_complete()
     return store
+
+
+# -- the thesis (Kaggle) layout as WAV files --------------------------------------------------
+#: Frames per WAV task: 22 render blocks (about 60 s at 48 kHz), aligned to the renderer's
+#: blocks so no aligned block is rendered by two tasks.
+WAV_TASK_BLOCKS = 22
+WAV_HEADER_BYTES = 44
+
+
+def wav_header(n_frames: int, sample_rate: int) -> bytes:
+    """Canonical 44-byte RIFF/WAVE header of a 16-bit PCM mono file of ``n_frames`` frames."""
+    import struct
+
+    data = 2 * n_frames
+    if data + WAV_HEADER_BYTES - 8 >= 2**32:
+        raise ValueError(f"{n_frames} frames do not fit a WAV file (4 GiB limit); simulate shorter sessions")
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", data + 36, b"WAVE", b"fmt ", 16, 1, 1, sample_rate,
+                       2 * sample_rate, 2, 16, b"data", data)
+
+
+def _render_wav_block(plan, session: str, start: int, stop: int, paths: tuple[str, ...]) -> int:
+    """Worker: render frames ``[start, stop)`` of a session and write them into each mic's file."""
+    from . import render_block
+
+    block = render_block(plan, session, start, stop)
+    for i, p in enumerate(paths):
+        with open(p, "r+b") as f:  # disjoint byte ranges: parallel writers never overlap
+            f.seek(WAV_HEADER_BYTES + 2 * start)
+            f.write(block[i].astype("<i2").tobytes())
+    return stop - start
+
+
+def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
+    """Simulate ``plan`` as WAV files in the thesis (Kaggle) layout under ``out_dir``.
+
+    Writes ``<out>/<session>/mic-<N>.wav`` (16-bit PCM mono), ``<out>/<session>/segments.csv``
+    and ``<out>/mics.csv``. The client writes each file's header and sizes it (sparse); then
+    Dask tasks render blocks of about a minute and write them at their own offsets, so
+    memory per task is one block whatever the session length. A ledger
+    (``<out>/.micfp-simulate.json``) makes an interrupted run resume; the ledger is removed
+    when every block is written.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    import csv
+    import dataclasses
+    import json
+    import os
+    from pathlib import Path
+
+    from . import MICS
+    from .studio import RENDER_BLOCK
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger_path = out / ".micfp-simulate.json"
+    ident = json.loads(json.dumps(dataclasses.asdict(plan)))
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
+    if ledger.get("plan") != ident:
+        ledger = {"plan": ident, "done": []}
+    with open(out / "mics.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "name"])
+        w.writerows([m.label, m.name] for m in MICS)
+    step = WAV_TASK_BLOCKS * RENDER_BLOCK
+    tasks, keys = [], []
+    done = {tuple(d) for d in ledger["done"]}
+    for session in plan.sessions:
+        sdir = out / session
+        sdir.mkdir(exist_ok=True)
+        with open(sdir / "segments.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["start_s", "end_s", "sound_type"])
+            w.writerows([repr(a), repr(b), t] for a, b, t in plan.segments(session))
+        n = plan.n_samples(session)
+        paths = tuple(str(sdir / f"mic-{m.label}.wav") for m in MICS)
+        header = wav_header(n, plan.sample_rate)
+        for p in paths:
+            fresh = not os.path.exists(p) or os.path.getsize(p) != len(header) + 2 * n
+            if fresh:
+                done = {d for d in done if d[0] != session}
+            with open(p, "r+b" if not fresh else "wb") as f:
+                f.write(header)
+                f.truncate(len(header) + 2 * n)
+        for i, a in enumerate(range(0, n, step)):
+            if (session, i) not in done:
+                tasks.append((plan, session, a, min(n, a + step), paths))
+                keys.append((session, i))
+
+    def save():
+        tmp = ledger_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"plan": ident, "done": sorted(done)}))
+        os.replace(tmp, ledger_path)
+
+    save()
+
+    def record(key, _n):
+        done.add(key)
+        save()
+
+    run_tasks(client, "simulate (wav)", _render_wav_block, tasks, keys=keys, on_result=record, quiet=quiet)
+    ledger_path.unlink()
+    return out

@@ -1,0 +1,48 @@
+"""Docs figure: the five simulated frequency responses and the KM 184 pair's difference.
+
+Run ``python -m pipeline.simulate.figures docs/img/frequency_responses.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .microphones import MICS, frequency_response
+
+
+def plot_responses(path: str) -> str:
+    """Write the response figure to ``path`` (PNG) and return the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = np.geomspace(20, 20000, 600)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, height_ratios=[2.2, 1])
+    for i, mic in enumerate(MICS):
+        ax.semilogx(f, frequency_response(mic, f) + 0 * i, label=f"{mic.label}: {mic.name}")
+    ax.set_ylabel("response (dB re 1 kHz)")
+    ax.set_ylim(-15, 9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower center", ncol=2)
+    ax.set_title("Simulated microphone frequency responses")
+    d = frequency_response(MICS[2], f) - frequency_response(MICS[3], f)
+    ax2.semilogx(f, d, color="k", label="day 1 (nominal)")
+    ax2.semilogx(f, frequency_response(MICS[2], f, "day2") - frequency_response(MICS[3], f, "day2"),
+                 color="k", ls="--", lw=0.8, label="day 2 (with drift)")
+    ax2.axhline(0, color="grey", lw=0.5)
+    ax2.set_ylabel("KM 184 #1 - #2 (dB)")
+    ax2.set_xlabel("frequency (Hz)")
+    ax2.set_ylim(-2, 2)
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    print(plot_responses(sys.argv[1] if len(sys.argv) > 1 else "docs/img/frequency_responses.png"))
