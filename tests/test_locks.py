@@ -1,0 +1,42 @@
+"""One writer per output; stale locks of dead runs are taken over."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.locks import LockedError, exclusive, lock_path
+
+
+def test_second_writer_fails_clearly(tmp_path):
+    out = tmp_path / "cube.zarr"
+    code = ("import sys,time; from pipeline.locks import exclusive\n"
+            f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError, match=r"cube.zarr: another micfp run \(pid \d+"):
+            with exclusive(str(out)):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died without releasing: its lock is stale and taken over
+    with exclusive(str(out)):
+        assert json.loads(lock_path(str(out)).read_text())["pid"] > 0
+    assert not lock_path(str(out)).exists()
+
+
+def test_lock_released_on_error(tmp_path):
+    out = tmp_path / "a.zarr"
+    with pytest.raises(RuntimeError):
+        with exclusive(str(out)):
+            raise RuntimeError("boom")
+    assert not lock_path(str(out)).exists()
+
+
+def test_remote_paths_are_not_locked():
+    assert lock_path("s3://bucket/store.zarr") is None
+    with exclusive("s3://bucket/store.zarr"):
+        pass
