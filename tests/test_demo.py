@@ -25,7 +25,7 @@ def test_demo_beats_chance(demo):
     by_clf = {r["cell"]["classifier"]: r for r in result["results"]}
     assert set(by_clf) >= {"svc", "logistic_regression", "micfp_lr"}
     best = by_clf["micfp_lr"]
-    assert best["accuracy"] > 0.5 and best["accuracy_lo"] > 0.2  # chance is 0.2 with five microphones
+    assert best["accuracy"] > 0.4 and best["accuracy_lo"] > 0.2  # chance is 0.2 with five microphones
     assert best["cell"]["protocol"] == "session"
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert len(metrics["results"]) == 9
