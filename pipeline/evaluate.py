@@ -20,9 +20,19 @@ from .errors import ConfigError
 PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 THESIS_CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression",
                       "naive_bayes", "decision_tree")
-#: The improved model: level-free channel features, a linear model tuned with dask-ml.
-TUNED_CLASSIFIERS = ("micfp_lr",)
+#: The improved models, meant for level-free channel features and tuned with dask-ml's GridSearchCV
+#: over time-block group folds of the training data: a regularised linear model, an RBF SVC and
+#: extremely randomised trees.
+TUNED_CLASSIFIERS = ("micfp_lr", "micfp_svc", "micfp_et")
 CLASSIFIERS = THESIS_CLASSIFIERS + TUNED_CLASSIFIERS
+#: What ``micfp evaluate``/``demo`` run unless told otherwise: the thesis's eight and micfp's model.
+DEFAULT_CLASSIFIERS = THESIS_CLASSIFIERS + ("micfp_lr",)
+#: Hyper-parameter grids searched (GroupKFold over time blocks, macro F1) for the tuned models.
+PARAM_GRIDS = {
+    "micfp_lr": {"clf__C": [0.01, 0.1, 1.0, 10.0]},
+    "micfp_svc": {"clf__C": [1.0, 10.0, 100.0], "clf__gamma": ["scale", 1e-3]},
+    "micfp_et": {"clf__max_features": ["sqrt", 0.3]},
+}
 RANDOM_STATE = 42
 GROUP_SECONDS = 30.0
 
@@ -54,10 +64,11 @@ def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
     """The classifier pipeline: clean (NaN/inf -> 0, drop constant columns), scale, PCA, classify.
 
     The eight thesis classifiers keep the thesis's defaults (random_state 42, k = number of
-    microphones). ``micfp_lr`` skips PCA and uses a regularised multinomial logistic regression.
+    microphones). The tuned ``micfp_*`` models skip PCA (the channel's fingerprint lives in small
+    directions PCA would drop) and start from the centre of their :data:`PARAM_GRIDS`.
     """
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
     from sklearn.feature_selection import VarianceThreshold
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
@@ -79,6 +90,9 @@ def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
         "naive_bayes": GaussianNB,
         "decision_tree": lambda: DecisionTreeClassifier(random_state=RANDOM_STATE),
         "micfp_lr": lambda: LogisticRegression(C=1.0, max_iter=5000, random_state=RANDOM_STATE),
+        # probability=True: Platt-scaled probabilities for ``micfp identify``
+        "micfp_svc": lambda: SVC(C=10.0, gamma="scale", probability=True, random_state=RANDOM_STATE),
+        "micfp_et": lambda: ExtraTreesClassifier(n_estimators=300, random_state=RANDOM_STATE),
     }
     if name not in clf:
         raise ConfigError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
@@ -94,22 +108,54 @@ def _finite(X):
     return np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def tune(model, X, y, groups, *, param_grid: dict | None = None, n_splits: int = 3):
+def tune(model, X, y, groups, *, param_grid: dict | None = None, n_splits: int = 3, scheduler="synchronous"):
     """Tune ``model`` with dask-ml's GridSearchCV over group folds of the training data only.
 
-    Runs on the scheduler that is current where it is called (synchronous inside a cluster task).
+    Parameters
+    ----------
+    model : Pipeline
+        From :func:`make_model`; its ``clf`` step is searched.
+    X, y, groups : array-like
+        Training clips, labels and time-block groups (:func:`time_groups`): no block is on both
+        sides of an inner split.
+    param_grid : dict, optional
+        Default: the micfp_lr grid of :data:`PARAM_GRIDS`.
+    scheduler : str or Client
+        ``"synchronous"`` inside a cluster task (the default); a Client spreads the search's
+        fits over the cluster.
+
+    Returns
+    -------
+    Pipeline
+        The best pipeline refitted on all of ``X``.
     """
     from dask_ml.model_selection import GridSearchCV
     from sklearn.model_selection import GroupKFold
 
-    param_grid = param_grid or {"clf__C": [0.01, 0.1, 1.0, 10.0]}
+    param_grid = param_grid or PARAM_GRIDS["micfp_lr"]
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         return model.fit(X, y)
     cv = GroupKFold(n_splits=min(n_splits, n_groups))
-    search = GridSearchCV(model, param_grid, cv=cv, scoring="f1_macro", refit=True, scheduler="synchronous")
+    search = GridSearchCV(model, param_grid, cv=cv, scoring="f1_macro", refit=True, scheduler=scheduler)
     search.fit(X, y, groups=groups)
     return search.best_estimator_
+
+
+def fit_model(name: str, X, y, groups, n_classes: int, *, scheduler="synchronous"):
+    """Build and fit the pipeline of classifier ``name`` (tuned models through :func:`tune`).
+
+    Convergence and constant-feature warnings are silenced: they are expected on tiny folds.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = make_model(name, n_classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        if name in TUNED_CLASSIFIERS:
+            return tune(model, X, y, groups, param_grid=PARAM_GRIDS[name], scheduler=scheduler)
+        return model.fit(X, y)
 
 
 # -- protocols -------------------------------------------------------------------------------
@@ -174,18 +220,18 @@ def identical_pairs(mics: dict[int, str]) -> list[int]:
     return sorted(lab for labs in models.values() if len(labs) > 1 for lab in labs)
 
 
-def point_metrics(y_true, y_pred, labels, pair) -> dict:
-    """Accuracy, macro/weighted F1 (as scikit-learn, zero_division=0) and identical-pair accuracy.
-
-    Computed from one confusion matrix with numpy: the bootstrap calls this hundreds of times.
-    """
+def _confusion(y_true, y_pred, labels) -> np.ndarray:
     labels = np.asarray(labels)
     k = labels.size
-    lookup = {lab: i for i, lab in enumerate(labels)}
-    t = np.array([lookup.get(v, -1) for v in y_true])
-    p = np.array([lookup.get(v, -1) for v in y_pred])
+    lookup = {lab: i for i, lab in enumerate(labels.tolist())}
+    t = np.array([lookup.get(v, -1) for v in np.asarray(y_true).tolist()], dtype=np.int64)
+    p = np.array([lookup.get(v, -1) for v in np.asarray(y_pred).tolist()], dtype=np.int64)
     ok = (t >= 0) & (p >= 0)
-    cm = np.bincount(t[ok] * k + p[ok], minlength=k * k).reshape(k, k).astype(float)
+    return np.bincount(t[ok] * k + p[ok], minlength=k * k).reshape(k, k).astype(float)
+
+
+def _per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall, F1 (zero_division=0, as scikit-learn) and support from a confusion matrix."""
     tp = np.diag(cm)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
@@ -193,13 +239,24 @@ def point_metrics(y_true, y_pred, labels, pair) -> dict:
         prec = np.where(predicted > 0, tp / predicted, 0.0)
         rec = np.where(support > 0, tp / support, 0.0)
         f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
-    y_true = np.asarray(y_true)
+    return prec, rec, f1, support
+
+
+def point_metrics(y_true, y_pred, labels, pair) -> dict:
+    """Accuracy, macro/weighted F1 (as scikit-learn, zero_division=0) and identical-pair accuracy.
+
+    Identical-pair accuracy scores the clips of the same-model units on their own: the share of
+    them assigned to the right unit (any wrong label counts as an error).
+    Computed from one confusion matrix with numpy: the bootstrap calls this hundreds of times.
+    """
+    _, _, f1, support = _per_class(_confusion(y_true, y_pred, labels))
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     sel = np.isin(y_true, pair)
     return {
-        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if y_true.size else np.nan,
+        "accuracy": float(np.mean(y_true == y_pred)) if y_true.size else np.nan,
         "macro_f1": float(f1.mean()),
         "weighted_f1": float((f1 * support).sum() / support.sum()) if support.sum() else np.nan,
-        "pair_accuracy": float(np.mean(y_true[sel] == np.asarray(y_pred)[sel])) if sel.any() else np.nan,
+        "pair_accuracy": float(np.mean(y_true[sel] == y_pred[sel])) if sel.any() else np.nan,
     }
 
 
@@ -207,20 +264,36 @@ def score(y_true, y_pred, labels, pair, groups, *, n_boot: int = 500, seed: int 
     """Point metrics with block-bootstrap confidence intervals.
 
     Resampling whole time blocks (``groups``) rather than clips respects that neighbouring
-    clips, and the five microphones' simultaneous clips, are not independent.
-    """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    clips, and the five microphones' simultaneous clips, are not independent. Per-microphone
+    precision, recall and F1 get intervals from the same resamples.
 
+    Returns
+    -------
+    dict
+        ``accuracy``, ``macro_f1``, ``weighted_f1``, ``pair_accuracy``, each with ``_lo``/``_hi``;
+        ``per_mic`` ({label: precision, recall, f1 with bounds, support}); ``confusion`` (rows
+        true, columns predicted, in ``labels`` order); ``n_test``.
+    """
     y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    labels = list(labels)
     point = point_metrics(y_true, y_pred, labels, pair)
+    cm = _confusion(y_true, y_pred, labels)
+    prec, rec, f1, support = _per_class(cm)
     uniq, inv = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
     rng = np.random.default_rng(seed)
     boots = {k: [] for k in point}
+    per_boot = {k: [] for k in ("precision", "recall", "f1")}
     for _ in range(n_boot if uniq.size > 1 else 0):
         pick = np.concatenate([members[g] for g in rng.integers(0, uniq.size, uniq.size)])
         for k, v in point_metrics(y_true[pick], y_pred[pick], labels, pair).items():
             boots[k].append(v)
+        bcm = _confusion(y_true[pick], y_pred[pick], labels)
+        bp, br, bf, bs = _per_class(bcm)
+        # undefined (never predicted / absent) in a resample: no value there, not a zero
+        per_boot["precision"].append(np.where(bcm.sum(axis=0) > 0, bp, np.nan))
+        per_boot["recall"].append(np.where(bs > 0, br, np.nan))
+        per_boot["f1"].append(np.where(bs > 0, bf, np.nan))
     a = (1 - level) / 2
     out = {}
     for k, v in point.items():
@@ -229,10 +302,22 @@ def score(y_true, y_pred, labels, pair, groups, *, n_boot: int = 500, seed: int 
         out[k] = float(v)
         out[f"{k}_lo"] = float(np.quantile(b, a)) if b.size else float("nan")
         out[f"{k}_hi"] = float(np.quantile(b, 1 - a)) if b.size else float("nan")
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    out["per_mic"] = {int(lab): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                                 "support": int(s[i])} for i, lab in enumerate(labels)}
-    out["confusion"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    bounds = {}
+    for k in per_boot:
+        arr = np.asarray(per_boot[k], float).reshape(-1, len(labels))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no interval
+            bounds[k] = (np.nanquantile(arr, a, axis=0) if arr.size else np.full(len(labels), np.nan),
+                         np.nanquantile(arr, 1 - a, axis=0) if arr.size else np.full(len(labels), np.nan))
+    out["per_mic"] = {}
+    for i, lab in enumerate(labels):
+        row = {}
+        for k, v in (("precision", prec), ("recall", rec), ("f1", f1)):
+            row[k] = float(v[i])
+            row[f"{k}_lo"], row[f"{k}_hi"] = float(bounds[k][0][i]), float(bounds[k][1][i])
+        row["support"] = int(support[i])
+        out["per_mic"][int(lab)] = row
+    out["confusion"] = cm.astype(np.int64).tolist()
     out["n_test"] = int(y_true.size)
     return out
 
@@ -262,44 +347,48 @@ def select(cube, cell: Cell):
 
 
 def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500) -> dict:
-    """Fit and score one cell over all folds of its protocol (pooled predictions)."""
-    from sklearn.exceptions import ConvergenceWarning
+    """Fit and score one cell over all folds of its protocol.
 
+    The headline metrics pool the folds' test predictions (block-bootstrap intervals, see
+    :func:`score`); ``folds`` holds each fold's own metrics and ``fold_spread`` their mean and
+    standard deviation, the second kind of interval for protocols with several folds.
+    """
     labels = sorted(mics)
     pair = identical_pairs(mics)
     y = meta["label"].to_numpy()
     groups = time_groups(meta)
-    y_true, y_pred, g_test, fold_acc = [], [], [], []
-    for _, tr, te in protocol_splits(meta, cell.protocol):
+    y_true, y_pred, g_test, folds = [], [], [], []
+    for name, tr, te in protocol_splits(meta, cell.protocol):
         if len(np.unique(y[tr])) < 2 or te.size == 0:
             raise ConfigError(f"protocol {cell.protocol} leaves a fold without training classes or test clips "
                               f"for {cell}")
-        model = make_model(cell.classifier, len(labels))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            if cell.classifier in TUNED_CLASSIFIERS:
-                model = tune(model, X[tr], y[tr], groups[tr])
-            else:
-                model.fit(X[tr], y[tr])
+        model = fit_model(cell.classifier, X[tr], y[tr], groups[tr], len(labels))
         pred = model.predict(X[te])
         y_true.append(y[te])
         y_pred.append(pred)
         g_test.append(groups[te])
-        fold_acc.append(float(np.mean(pred == y[te])))
+        folds.append({"fold": name, "n_test": int(te.size), **point_metrics(y[te], pred, labels, pair)})
     y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
     out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
-    out["fold_accuracy"] = fold_acc
+    out["folds"] = folds
+    out["fold_accuracy"] = [f["accuracy"] for f in folds]
+    out["fold_spread"] = {k: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0}
+                          for k in ("accuracy", "macro_f1", "pair_accuracy")
+                          for v in [np.array([f[k] for f in folds], float)] if np.isfinite(v).any()}
     out["cell"] = asdict(cell)
     return out
 
 
 def _cell_task(cube_path: str, cell: Cell, n_boot: int) -> dict:
+    import dask
+
     from .features.cube import open_cube
 
-    cube = open_cube(cube_path)
-    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
-    X, meta = select(cube, cell)
+    # Inside a task: read the cube here, never through a (possibly absent) distributed client.
+    with dask.config.set(scheduler="synchronous"):
+        cube = open_cube(cube_path)
+        mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+        X, meta = select(cube, cell)
     return run_cell(X, meta, cell, mics, n_boot=n_boot)
 
 

@@ -13,6 +13,8 @@ CLASSIFIER_TITLES = {
     "gradient_boosting": "Gradient boosting", "logistic_regression": "Logistic regression",
     "naive_bayes": "Gaussian naive Bayes", "decision_tree": "Decision tree",
     "micfp_lr": "micfp (channel LR, tuned)",
+    "micfp_svc": "micfp (RBF SVC, tuned)",
+    "micfp_et": "micfp (extra trees, tuned)",
 }
 
 
@@ -25,6 +27,10 @@ def metrics_frame(results: list[dict]) -> pd.DataFrame:
             for s in ("", "_lo", "_hi"):
                 row[k + s] = r[k + s]
         row["n_test"] = r["n_test"]
+        # spread over folds: the second kind of interval, for protocols with several folds
+        for k, v in r.get("fold_spread", {}).items():
+            row[f"{k}_fold_mean"], row[f"{k}_fold_std"] = v["mean"], v["std"]
+        row["n_folds"] = len(r.get("folds", [])) or None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,8 +91,8 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     for r in results:
         c = r["cell"]
         title = (f"{CLASSIFIER_TITLES.get(c['classifier'], c['classifier'])}\n"
-                 f"{c['feature_set']} features, {c['protocol']} protocol, {c['clip_seconds']:g} s clips, "
-                 f"acc {r['accuracy']:.2f}")
+                 f"{c['feature_set']} features, {c['protocol']} protocol, {c['clip_seconds']:g} s clips\n"
+                 f"accuracy {r['accuracy']:.2f} [{r['accuracy_lo']:.2f}-{r['accuracy_hi']:.2f}]")
         figs.append(plot_confusion(r["confusion"], names, title, out / "confusion" / (
             _slug(c["feature_set"], c["protocol"], c["sound_type"], f"{c['clip_seconds']:g}s", c["classifier"]) + ".png")))
         if c["classifier"] in THESIS_CLASSIFIERS:
@@ -95,7 +101,7 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     for (fset, prot, st, clip), conf in groups.items():
         acc = np.trace(conf) / conf.sum()
         figs.append(plot_confusion(conf, names, f"Consolidated: all thesis classifiers\n{fset} features, {prot} "
-                                   f"protocol, {clip:g} s clips, acc {acc:.2f}",
+                                   f"protocol, {clip:g} s clips\naccuracy {acc:.2f}",
                                    out / (_slug("consolidated", fset, prot, st, f"{clip:g}s") + ".png")))
     paths["figures"] = figs
     return paths

@@ -105,3 +105,35 @@ def test_run_cell_learns_a_separable_problem():
         r = run_cell(X, meta, Cell(2.0, "all", "channel", clf, "session"), MICS, n_boot=50)
         assert r["accuracy"] > 0.9
         assert r["n_test"] == (meta.session == "day2").sum()
+
+
+def test_per_mic_intervals_and_fold_spread():
+    meta = clip_table()
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(6, 10)) * 1.5
+    X = centers[meta.label.values] + rng.normal(size=(len(meta), 10))
+    r = run_cell(X, meta, Cell(2.0, "all", "channel", "logistic_regression", "grouped-kfold"), MICS, n_boot=100)
+    assert len(r["folds"]) == 5 and r["fold_accuracy"] == [f["accuracy"] for f in r["folds"]]
+    spread = r["fold_spread"]["accuracy"]
+    assert spread["mean"] == pytest.approx(np.mean(r["fold_accuracy"])) and spread["std"] > 0
+    for m in r["per_mic"].values():
+        for k in ("precision", "recall", "f1"):
+            assert m[f"{k}_lo"] <= m[k] <= m[f"{k}_hi"]
+    assert sum(m["support"] for m in r["per_mic"].values()) == r["n_test"] == len(meta)
+
+
+def test_tuned_svc_and_trees_learn():
+    meta = clip_table(n_per=20)
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(6, 10)) * 3
+    X = centers[meta.label.values] + rng.normal(size=(len(meta), 10))
+    for clf in ("micfp_svc", "micfp_et"):
+        assert run_cell(X, meta, Cell(2.0, "all", "channel", clf, "session"), MICS, n_boot=20)["accuracy"] > 0.9
+
+
+def test_random_protocol_is_reproducible():
+    meta = clip_table()
+    X = np.random.default_rng(3).normal(size=(len(meta), 12)) + meta.label.values[:, None] * 0.3
+    cell = Cell(2.0, "all", "thesis", "mlp", "random")
+    a, b = run_cell(X, meta, cell, MICS, n_boot=10), run_cell(X, meta, cell, MICS, n_boot=10)
+    assert a["confusion"] == b["confusion"]

@@ -94,3 +94,67 @@ def test_settings_validated():
         FrameSettings(hop=0)
     with pytest.raises(ValueError):
         FrameSettings(fmax=30000)
+
+
+# -- the fast kernel equals the direct definitions of its features --------------------------
+def _direct(y, s):
+    """Per-frame reference computations of the features the kernel computes indirectly."""
+    fr = frame_view(to_float(y), s)
+    p = power_spectrum(fr, s).astype(np.float64)
+    cum = np.cumsum(p, axis=1)
+    rolloff = s.freqs[np.minimum((cum < 0.85 * cum[:, -1:]).sum(axis=1), s.freqs.size - 1)]
+    contrast = []
+    for sl in s.contrast_slices:
+        sub = np.sort(p[:, sl], axis=1)
+        q = max(1, int(round(0.02 * sub.shape[1])))
+        contrast.append(10 * np.log10(np.maximum(sub[:, -q:].mean(1), 1e-10) / np.maximum(sub[:, :q].mean(1), 1e-10)))
+    signs = np.signbit(fr)
+    zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / s.n_fft
+    rms_db = 10 * np.log10(np.maximum((fr.astype(np.float64) ** 2).mean(axis=1), 1e-10))
+    return rolloff, np.stack(contrast, axis=1), zcr, rms_db
+
+
+@pytest.mark.parametrize("settings_", [S, FrameSettings(n_fft=1000, hop=300, n_mels=40)])
+def test_kernel_equals_direct_definitions(settings_):
+    s = settings_
+    rng = np.random.default_rng(5)
+    t = np.arange(3 * s.sample_rate) / s.sample_rate
+    y = (0.2 * np.sin(2 * np.pi * 440 * t) * (t % 1 < 0.6) + 0.01 * rng.standard_normal(t.size)) * 32767
+    y = y.astype(np.int16)
+    y[: s.sample_rate // 4] = 0  # digital silence: every bin at the floor
+    f = frame_features(y, s)
+    col = {n: i for i, n in enumerate(s.feature_names)}
+    rolloff, contrast, zcr, rms_db = _direct(y, s)
+    # Roll-off is a bin frequency: allow one bin where float rounding sits on the threshold.
+    assert np.mean(f[:, col["rolloff"]] == rolloff) > 0.99
+    assert np.abs(f[:, col["rolloff"]] - rolloff).max() <= s.freqs[1] + 1e-3
+    np.testing.assert_allclose(f[:, s.index("contrast_")], contrast, atol=1e-2)
+    np.testing.assert_allclose(f[:, col["zcr48"]], zcr, atol=1e-7)
+    np.testing.assert_allclose(f[:, col["rms_db"]], rms_db, atol=1e-3)
+
+
+def test_blockwise_equals_whole_when_hop_does_not_divide_n_fft():
+    s = FrameSettings(n_fft=1000, hop=300, n_mels=40)
+    y = (np.random.default_rng(9).standard_normal(20000) * 3000).astype(np.int16)
+    whole = frame_features(y, s)
+    part = frame_features(y[7 * s.hop :], s, frames_per_call=5)
+    np.testing.assert_allclose(part, whole[7:], rtol=1e-4, atol=1e-3)
+
+
+def test_pcm_level_and_crossings_are_exact_blockwise():
+    """RMS and ZCR come from per-hop sums that do not depend on where a block starts."""
+    y = (np.random.default_rng(4).standard_normal(48000) * 3000).astype(np.int16)
+    whole = frame_features(y, S)
+    part = frame_features(y[5 * S.hop :], S, frames_per_call=7)
+    np.testing.assert_array_equal(part[:, :2], whole[5:, :2])
+
+
+def test_settings_pickle_without_cached_tables():
+    import pickle
+
+    s = FrameSettings()
+    s.analysis_matrix, s.mel_matrix  # build the cached tables
+    blob = pickle.dumps(s)
+    assert len(blob) < 2000  # the settings, not megabytes of matrices, travel with each task
+    s2 = pickle.loads(blob)
+    assert s2 == s and s2.feature_names == s.feature_names

@@ -108,7 +108,7 @@ def test_sound_types_have_energy_where_expected():
 def test_km184_pair_differs_by_a_small_smooth_curve():
     f = np.geomspace(20, 20000, 400)
     d = frequency_response(MICS[2], f) - frequency_response(MICS[3], f)
-    assert 0.5 <= np.abs(d).max() <= 1.6  # about 0.5-1 dB per unit
+    assert 0.5 <= np.abs(d).max() <= 1.0  # unit-to-unit matching of about 0.5-1 dB
     assert np.std(d) < 1.0
     assert np.abs(np.diff(d)).max() < 0.1  # smooth: no step between neighbouring points
     assert not np.any(unit_deviation_db(MICS[0], f))
@@ -140,7 +140,7 @@ def test_microphones_are_repositioned_between_sessions():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="realism band not reached yet: see 'Realism' in docs/simulator.md")
+@pytest.mark.xfail(strict=False, reason="realism band not reached yet (4/2 min: baseline models 0.80, channel 0.77 overall / 0.60 pair): see Realism in docs/simulator.md")
 def test_realism_band():
     """Baseline LTAS + LR separates models but not quite the KM 184 pair; channel features do."""
     from pipeline.simulate.realism import measure

@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import operator
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from ..errors import ConfigError, IncompleteError, InputError
 from ..runner import run_tasks
 from ..store import AudioStore, compressor
 from . import sets as fsets
-from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips
+from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
 
 CUBE_KIND = "micfp-feature-cube"
@@ -156,46 +156,70 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
 # -- stage 2: clips --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClipTask:
-    """One window of one segment of one recording."""
+    """One window of one recording: the clips that start in it, segment by segment.
+
+    Windows are aligned to the frame store's blocks, so a task reads about one block of
+    frames however many (short) sound-type segments fall in it.
+    """
 
     store_path: str
     frames_path: str
     rid: str
-    seg_start: int
-    seg_stop: int
     win_start: int
     win_stop: int
+    segments: tuple[tuple[int, int, str], ...]  # (start, stop, sound type) overlapping the window
+
+
+@functools.lru_cache(maxsize=16)
+def _stat_columns(feature_sets: tuple[str, ...], fs: FrameSettings) -> dict[str, np.ndarray]:
+    """Frame-feature columns each clip statistic needs for these sets (the rest are skipped)."""
+    derived = [n for n in fsets.expand(feature_sets) if n != "thesis"]
+    keys = ["mean", "std"] + [f"p{q:g}" for q in fsets.needs_percentiles(feature_sets)]
+    if not derived:
+        return {k: np.zeros(0, np.int64) for k in keys}
+    return used_columns(lambda st: np.concatenate([fsets.from_frame_stats(n, st, fs) for n in derived], axis=1),
+                        len(fs.feature_names), keys)
 
 
 def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarray]:
     fs = config.frame
     sr = fs.sample_rate
-    pieces = []  # (start, stop, nominal seconds, segmentation)
-    if "fixed" in config.segmentations:
-        for L in config.clip_seconds:
-            n = int(round(L * sr))
-            st = fixed_clips(task.seg_start, task.seg_stop, n)
-            st = st[(st >= task.win_start) & (st < task.win_stop)]
-            pieces += [(a, a + n, float(L), "fixed") for a in st]
     g = zarr.open_group(task.frames_path, mode="r")
-    if "silence" in config.segmentations:
-        sf0, sf1 = clip_frame_range(task.seg_start, task.seg_stop, fs)
-        rms = g[f"rms/{task.rid}"][int(sf0) : int(sf1)]
-        for a, b in silence_clips(rms, int(sf0), task.seg_start, task.seg_stop, fs, config.silence):
-            if task.win_start <= a < task.win_stop:
-                pieces.append((int(a), int(b), 0.0, "silence"))
+    pieces = []  # (start, stop, nominal seconds, segmentation, sound type)
+    rms, rms0 = None, 0
+    if "silence" in config.segmentations and task.segments:
+        # One read of the frame RMS for every segment (silence is found per whole segment).
+        f0s, f1s = clip_frame_range([s[0] for s in task.segments], [s[1] for s in task.segments], fs)
+        rms0 = int(f0s.min())
+        rms = g[f"rms/{task.rid}"][rms0 : int(f1s.max())]
+    for seg_start, seg_stop, sound_type in task.segments:
+        if "fixed" in config.segmentations:
+            for L in config.clip_seconds:
+                n = int(round(L * sr))
+                st = fixed_clips(seg_start, seg_stop, n)
+                st = st[(st >= task.win_start) & (st < task.win_stop)]
+                pieces += [(a, a + n, float(L), "fixed", sound_type) for a in st]
+        if rms is not None:
+            for a, b in silence_clips(rms, rms0, seg_start, seg_stop, fs, config.silence):
+                if task.win_start <= a < task.win_stop:
+                    pieces.append((int(a), int(b), 0.0, "silence", sound_type))
     names, _ = fsets.feature_layout(config.feature_sets, fs)
     coords = {"start": np.array([p[0] for p in pieces], np.int64), "stop": np.array([p[1] for p in pieces], np.int64),
               "clip_seconds": np.array([p[2] for p in pieces], np.float64),
-              "segmentation": np.array([p[3] for p in pieces], dtype=object)}
+              "segmentation": np.array([p[3] for p in pieces], dtype=object),
+              "sound_type": np.array([p[4] for p in pieces], dtype=object)}
     if not pieces:
         return coords, np.zeros((0, len(names)), np.float32)
     c0, c1 = clip_frame_range(coords["start"], coords["stop"], fs)
     frame0, frame1 = int(c0.min()), int(c1.max())
-    frames = g[f"frames/{task.rid}"][frame0:frame1]
-    stats = reduce_frames(frames, c0, c1, frame0=frame0, percentiles=fsets.needs_percentiles(config.feature_sets))
+    sets = fsets.expand(config.feature_sets)
+    stats = None
+    if any(name != "thesis" for name in sets):
+        frames = g[f"frames/{task.rid}"][frame0:frame1]
+        stats = reduce_frames(frames, c0, c1, frame0=frame0, percentiles=fsets.needs_percentiles(config.feature_sets),
+                              columns=_stat_columns(tuple(config.feature_sets), fs))
     blocks = []
-    for name in fsets.expand(config.feature_sets):
+    for name in sets:
         if name == "thesis":
             a0, a1 = int(coords["start"].min()), int(coords["stop"].max())
             audio = zarr.open_array(f"{task.store_path}/audio/{task.rid}", mode="r")[a0:a1]
@@ -206,18 +230,33 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
     return coords, np.concatenate(blocks, axis=1).astype(np.float32)
 
 
+def _clip_part(task: ClipTask, config: FeatureConfig, parts_path: str, part: int) -> dict:
+    """Clip features of one window written to ``parts_path/<part>``; returns the coordinates.
+
+    Features go to disk, not back to the client or into worker memory, so memory stays flat
+    however long the corpus; the cube is then assembled chunk by chunk from the parts.
+    """
+    coords, X = _clip_window(task, config)
+    if X.shape[0]:
+        zarr.open_group(parts_path, mode="a").create_array(
+            str(part), data=X, chunks=X.shape, compressors=compressor(), overwrite=True)
+    return coords
+
+
 def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) -> list[tuple[ClipTask, dict]]:
-    """Clip tasks with the per-task constant coordinates (mic, session, sound type...)."""
+    """Clip tasks (one per recording and window) with their constant coordinates."""
     sr = store.sample_rate
     win = int(round(config.window_s * sr))
     out = []
     for rec in store.recordings():
-        for seg in store.segments(rec.session, rec.n_samples).itertuples():
-            a, b = int(round(seg.start_s * sr)), min(int(round(seg.end_s * sr)), rec.n_samples)
-            for w in range(a, b, win):
-                const = dict(mic=rec.mic, label=rec.label, session=rec.session, recording=rec.id,
-                             sound_type=seg.sound_type)
-                out.append((ClipTask(store.path, frames_path, rec.id, a, b, w, min(b, w + win)), const))
+        segs = [(int(round(s.start_s * sr)), min(int(round(s.end_s * sr)), rec.n_samples), str(s.sound_type))
+                for s in store.segments(rec.session, rec.n_samples).itertuples()]
+        segs = [s for s in segs if s[1] > s[0]]
+        const = dict(mic=rec.mic, label=rec.label, session=rec.session, recording=rec.id)
+        for w in range(0, rec.n_samples, win):
+            mine = tuple(s for s in segs if s[0] < w + win and s[1] > w)
+            if mine:
+                out.append((ClipTask(store.path, frames_path, rec.id, w, min(rec.n_samples, w + win), mine), const))
     return out
 
 
@@ -227,7 +266,8 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
 
     Returns the cube opened with :func:`open_cube`.
     """
-    import dask
+    import shutil
+
     import dask.array as da
     import xarray as xr
 
@@ -237,28 +277,24 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     compute_frames(store, frames_path, config.frame, client, quiet=quiet)
 
     planned = plan_clip_tasks(store, frames_path, config)
-    futures = [client.submit(_clip_window, t, config, pure=False) for t, _ in planned]
-    coord_futs = client.map(operator.getitem, futures, [0] * len(futures))
-    from distributed import as_completed
-
-    from ..runner import Progress
-
-    progress = Progress("features: clips", len(futures), stream=open("/dev/null", "w") if quiet else None)
-    for _ in as_completed(coord_futs):
-        progress.advance()
-    coords_list = client.gather(coord_futs)
+    parts_path = str(cube_path).rstrip("/") + ".parts"
+    if Path(parts_path).exists():
+        shutil.rmtree(parts_path)
+    zarr.open_group(parts_path, mode="w", zarr_format=3)
+    coords_list = run_tasks(client, "features: clips", _clip_part,
+                            [(t, config, parts_path, i) for i, (t, _) in enumerate(planned)], quiet=quiet)
 
     names, owners = fsets.feature_layout(config.feature_sets, config.frame)
     parts, cols = [], {k: [] for k in CLIP_COORDS}
     sr = store.sample_rate
-    for fut, (task, const), c in zip(futures, planned, coords_list):
+    for i, ((task, const), c) in enumerate(zip(planned, coords_list)):
         n = c["start"].size
         if n == 0:
             continue
-        x = client.submit(operator.getitem, fut, 1)
-        parts.append(da.from_delayed(dask.delayed(x), shape=(n, len(names)), dtype=np.float32))
+        parts.append(da.from_zarr(f"{parts_path}/{i}"))
         for k, v in const.items():
             cols[k].append(np.repeat(np.asarray([v]), n))
+        cols["sound_type"].append(c["sound_type"])
         cols["clip_seconds"].append(c["clip_seconds"])
         cols["start_s"].append(c["start"] / sr)
         cols["end_s"].append(c["stop"] / sr)
@@ -283,8 +319,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
         ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False)
     g = zarr.open_group(cube_path, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
-    for f in futures:
-        f.release()
+    shutil.rmtree(parts_path, ignore_errors=True)
     return open_cube(cube_path)
 
 

@@ -120,9 +120,11 @@ MICS: tuple[MicModel, ...] = (
         saturation_pa=8.0,
     ),
     MicModel(label=3, name="Neumann KM 184 #1", self_noise_dba=13.0, noise_tilt_db_oct=0.0,
-             unit_bumps=((180.0, 0.45, 1.2), (1800.0, -0.55, 1.0), (11000.0, 0.8, 0.8)), **_KM184),
+             unit_bumps=((150.0, 0.4, 1.0), (1200.0, -0.45, 0.8), (4000.0, 0.35, 0.6), (9000.0, 0.55, 0.6),
+                         (17000.0, -0.45, 0.5)), **_KM184),
     MicModel(label=4, name="Neumann KM 184 #2", self_noise_dba=14.5, noise_tilt_db_oct=0.3,
-             unit_bumps=((90.0, -0.5, 1.2), (4500.0, 0.45, 1.0), (14000.0, -0.6, 0.7)), **_KM184),
+             unit_bumps=((80.0, -0.4, 1.0), (550.0, 0.35, 0.8), (2400.0, 0.4, 0.6), (6000.0, -0.4, 0.6),
+                         (13000.0, 0.5, 0.5)), **_KM184),
     MicModel(
         label=5, name="RODE NT1-A", kind="condenser", sensitivity_mv_pa=25.0, self_noise_dba=5.0,
         noise_tilt_db_oct=0.5, highpass=(22.0, 2), lowpass=(21000.0, 4),

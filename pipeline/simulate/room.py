@@ -9,7 +9,7 @@ import numpy as np
 
 #: Shoebox dimensions (m) and reverberation time of the roughly sound-proofed room.
 ROOM_DIM = (4.2, 3.6, 2.6)
-RT60_S = 0.22
+RT60_S = 0.18
 #: Image-source order: enough for the early decay, kept modest so the IR stays short (~0.15 s).
 MAX_ORDER = 12
 #: Preamp knobs are re-set each session: per-microphone gain offset, standard deviation in dB.
@@ -21,7 +21,7 @@ SPEAKER_POS = (1.3, 1.8, 1.25)
 SPEAKER_DI_DB = 6.0
 #: Arm's length from the loudspeaker, m, and the semicircle of microphone angles (degrees).
 ARM_M = 0.7
-ANGLES_DEG = (-60.0, -30.0, 0.0, 30.0, 60.0)
+ANGLES_DEG = (-40.0, -20.0, 0.0, 20.0, 40.0)
 #: Room-noise level (dB(A) SPL, roughly sound-proofed room) and mains hum level (dB SPL).
 ROOM_NOISE_DBA = 18.0
 HUM_DB_SPL = 12.0
@@ -57,8 +57,8 @@ def session_layout(seed: int, session_index: int, n_mics: int = 5) -> SessionLay
         positions=tuple(int(p) for p in perm),
         distances_m=tuple(float(d) for d in ARM_M + rng.uniform(-0.06, 0.06, n_mics)),
         heights_m=tuple(float(h) for h in SPEAKER_POS[2] + rng.uniform(-0.03, 0.03, n_mics)),
-        noise_db=float(rng.uniform(-1.5, 1.5)),
-        noise_tilt_db_oct=float(rng.uniform(-0.4, 0.4)),
+        noise_db=float(rng.uniform(-0.5, 0.5)),
+        noise_tilt_db_oct=float(rng.uniform(-0.15, 0.15)),
         gains_db=tuple(float(g) for g in rng.normal(0.0, GAIN_JITTER_DB, n_mics)),
     )
 
@@ -100,7 +100,7 @@ def speaker_response_db(f: np.ndarray, angle_deg: float = 0.0) -> np.ndarray:
     from .microphones import bump_db, highpass_db, lowpass_db, shelf_db
 
     db = highpass_db(f, 42.0, 4) + lowpass_db(f, 21000.0, 2) + bump_db(f, 2200.0, -0.8, 0.4)
-    return db + shelf_db(f, 7000.0, -3.0 * (angle_deg / 60.0) ** 2, 0.5)
+    return db + shelf_db(f, 8000.0, -2.0 * (angle_deg / 90.0) ** 2, 0.5)
 
 
 def room_noise_db(f: np.ndarray, layout: SessionLayout) -> np.ndarray:

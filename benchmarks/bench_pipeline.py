@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark on a simulated corpus: stage wall times, x real time, peak worker RSS,
+task-graph size per hour of audio, and strong scaling over the number of workers.
+
+Stages, each on a fresh local cluster per worker count (``--workers 1,2``):
+
+- ``ingest`` (with ``--wav DIR``, a thesis-layout WAV folder, or ``--export-wav`` to write one
+  from the store first, untimed): WAV files into a new Zarr store;
+- ``frames``: frame features of every recording (:func:`pipeline.features.cube.compute_frames`);
+- ``clips``: clip features and the cube (:func:`pipeline.features.cube.compute_cube` with the
+  frames already there), for ``--clip-seconds`` (default the eight lengths 0.1 ... 30 s) and
+  ``--feature-sets`` (default spectral,channel: the thesis set runs librosa per clip and is
+  timed separately with ``--thesis-minutes``);
+- ``ablation``: the default ablation grid of ``workflows/ablation.toml`` on the frame-derived
+  sets and pooled sound types (clip lengths 0.25-5 s x spectral/channel x logistic
+  regression/SVC x session/grouped-kfold/leave-sound-type-out), run with
+  :func:`pipeline.evaluate.evaluate`.
+
+The corpus is made with ``micfp simulate`` (or ``--simulate MINUTES`` here, timed on its own,
+not part of the pipeline total).
+
+Usage::
+
+    python benchmarks/bench_pipeline.py STORE --out DIR [--workers 1,2] [--export-wav]
+        [--simulate 72,18] [--no-ablation] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import WorkerRSS, export_wav, install_counter, machine, task_count  # noqa: E402
+
+CLIP_LENGTHS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+ABLATION = dict(clip_seconds=(0.25, 0.5, 1.0, 2.0, 5.0), feature_sets=("spectral", "channel"),
+                classifiers=("logistic_regression", "svc"),
+                protocols=("session", "grouped-kfold", "leave-sound-type-out"))
+
+
+def _floats(s: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in s.split(",") if x)
+
+
+def run_stage(name, fn, client, rss, hours, rows):
+    task_count(client, reset=True)
+    rss.reset()
+    t = time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - t
+    tasks = task_count(client, reset=True)
+    cpu = rss.cpu_seconds()
+    row = {"stage": name, "wall_s": round(wall, 1), "x_realtime": round(hours * 3600 / wall, 1),
+           "worker_cpu_s": round(cpu, 1), "x_realtime_per_worker_cpu_s": round(hours * 3600 / max(cpu, 1e-9), 1),
+           "load_avg_1min": round(os.getloadavg()[0], 1),
+           "tasks": tasks, "tasks_per_hour": round(tasks / hours, 1), "peak_worker_rss_mb": round(rss.peak() / 2**20)}
+    rows.append(row)
+    print(f"  {name:9s} {row['wall_s']:8.1f} s  {row['x_realtime']:8.1f} x rt  {tasks:6d} tasks "
+          f"({row['tasks_per_hour']:.0f}/h)  peak worker RSS {row['peak_worker_rss_mb']} MB  "
+          f"worker CPU {row['worker_cpu_s']} s ({row['x_realtime_per_worker_cpu_s']:.0f} x rt per CPU s)  "
+          f"load {row['load_avg_1min']}", flush=True)
+    return out
+
+
+def bench(workers: int, args, store_path: str, out: Path) -> dict:
+    from pipeline.cluster import ClusterSettings, connect
+    from pipeline.evaluate import Cell, evaluate
+    from pipeline.features.cube import FeatureConfig, compute_cube, compute_frames
+    from pipeline.store import AudioStore
+
+    rows = []
+    run_dir = out / f"w{workers}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    with connect(ClusterSettings(workers=workers, memory_limit=args.memory_limit)) as client:
+        install_counter(client)
+        rss = WorkerRSS(client)
+        try:
+            store_used = store_path
+            hours = sum(r.duration_s for r in AudioStore.open(store_path).recordings()) / 3600
+            if args.wav:
+                from pipeline.ingest import ingest
+
+                store_used = str(run_dir / "audio.zarr")
+                run_stage("ingest", lambda: ingest(args.wav, store_used, client, quiet=True), client, rss, hours, rows)
+            store = AudioStore.open(store_used)
+            config = FeatureConfig(feature_sets=tuple(args.feature_sets.split(",")), clip_seconds=args.clip_seconds,
+                                   segmentations=tuple(args.segmentation.split(",")))
+            cube_path = str(run_dir / "cube.zarr")
+            frames_path = cube_path + ".frames"
+            run_stage("frames", lambda: compute_frames(store, frames_path, config.frame, client, quiet=True),
+                      client, rss, hours, rows)
+            cube = run_stage("clips", lambda: compute_cube(store_used, cube_path, config, client, quiet=True),
+                             client, rss, hours, rows)
+            n_clips = int(cube.sizes["clip"])
+            if args.thesis_minutes:
+                sub = _thesis_subset(store_used, run_dir, args.thesis_minutes)
+                tconf = FeatureConfig(feature_sets=("thesis",), clip_seconds=(1.0,))
+                sh = sum(r.duration_s for r in AudioStore.open(sub).recordings()) / 3600
+                t_rows = []
+                run_stage("thesis-1s", lambda: compute_cube(sub, str(run_dir / "thesis.zarr"), tconf, client,
+                                                            quiet=True), client, rss, sh, t_rows)
+                t_rows[0]["audio_hours"] = round(sh, 3)
+                rows += t_rows
+            if not args.no_ablation:
+                cells = [Cell(c, "all", f, k, p) for c in ABLATION["clip_seconds"] for f in ABLATION["feature_sets"]
+                         for k in ABLATION["classifiers"] for p in ABLATION["protocols"]]
+                res = run_stage("ablation", lambda: evaluate(cube_path, cells, client, n_boot=args.bootstrap,
+                                                              quiet=True), client, rss, hours, rows)
+                rows[-1]["cells"] = len(res)
+        finally:
+            rss.close()
+    main_stages = [r for r in rows if r["stage"] in ("ingest", "frames", "clips", "ablation")]
+    total = sum(r["wall_s"] for r in main_stages)
+    return {"workers": workers, "audio_hours": round(hours, 3), "n_clips": n_clips, "stages": rows,
+            "total_wall_s": round(total, 1), "total_stages": [r["stage"] for r in main_stages],
+            "peak_worker_rss_mb": max(r["peak_worker_rss_mb"] for r in rows)}
+
+
+def _thesis_subset(store_path: str, run_dir: Path, minutes: float) -> str:
+    """A store holding the first ``minutes`` of each recording (for the slow thesis set)."""
+    from pipeline.store import AudioStore, Recording
+
+    src = AudioStore.open(store_path)
+    path = str(run_dir / "thesis-audio.zarr")
+    n = int(minutes * 60 * src.sample_rate)
+    segs = {s: src.segments(s).values.tolist() for s in {r.session for r in src.recordings()}}
+    dst = AudioStore.create(path, src.sample_rate, mics=src.mics, segments=segs)
+    for r in src.recordings():
+        m = min(n, r.n_samples)
+        rec = Recording(**{**{k: getattr(r, k) for k in Recording.__dataclass_fields__}, "n_samples": m})
+        arr = dst.add_recording(rec)
+        arr[:m] = src.read(r.id, 0, m)
+        dst.record_shards(r.id, range(len(rec.shard_ranges(dst.shard_samples))))
+    dst.mark_complete()
+    return path
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("store", help="simulated Zarr audio store (made with --simulate when missing)")
+    ap.add_argument("--out", required=True, help="scratch folder for cubes, frames and WAV files")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--simulate", help="minutes per session, e.g. 72,18 (7.5 h) or 360,90 (37.5 h)")
+    ap.add_argument("--wav", help="thesis-layout WAV folder of the same corpus: benchmark ingest too")
+    ap.add_argument("--export-wav", action="store_true", help="write --wav from the store first (untimed)")
+    ap.add_argument("--clip-seconds", type=_floats, default=CLIP_LENGTHS)
+    ap.add_argument("--feature-sets", default="spectral,channel")
+    ap.add_argument("--segmentation", default="fixed")
+    ap.add_argument("--thesis-minutes", type=float, default=0.0,
+                    help="also time the thesis set (1 s clips) on the first M minutes of each recording")
+    ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--memory-limit", default=None)
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine(), "argv": sys.argv[1:], "runs": []}
+
+    if args.simulate and not Path(args.store).exists():
+        from pipeline.cluster import ClusterSettings, connect
+        from pipeline.simulate import StudioPlan
+        from pipeline.simulate.writer import simulate_to_store
+
+        plan = StudioPlan(minutes_per_session=_floats(args.simulate))
+        with connect(ClusterSettings(workers=2)) as client:
+            t = time.perf_counter()
+            simulate_to_store(plan, args.store, client, quiet=True)
+            result["simulate_wall_s"] = round(time.perf_counter() - t, 1)
+        print(f"simulate: {result['simulate_wall_s']} s (not part of the pipeline total)")
+    if args.export_wav:
+        args.wav = args.wav or str(out / "wav")
+        shutil.rmtree(args.wav, ignore_errors=True)
+        export_wav(args.store, args.wav)
+    for w in (int(x) for x in args.workers.split(",")):
+        print(f"{w} worker(s):", flush=True)
+        result["runs"].append(bench(w, args, args.store, out))
+        r = result["runs"][-1]
+        print(f"  total ({' + '.join(r['total_stages'])}): {r['total_wall_s']} s for {r['audio_hours']} h of audio, "
+              f"{r['n_clips']} clips; peak worker RSS {r['peak_worker_rss_mb']} MB", flush=True)
+    runs = {r["workers"]: r for r in result["runs"]}
+    if 1 in runs and 2 in runs:
+        eff = {}
+        for st in runs[2]["stages"]:
+            one = next((s for s in runs[1]["stages"] if s["stage"] == st["stage"]), None)
+            if one:
+                eff[st["stage"]] = round(one["wall_s"] / (2 * st["wall_s"]), 3)
+        result["scaling_efficiency_1_to_2"] = eff
+        print("scaling efficiency 1 -> 2 workers (T1 / (2 T2)):", eff)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

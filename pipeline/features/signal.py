@@ -1,0 +1,58 @@
+"""Clip features of one in-memory signal, with the same kernels as the cube.
+
+Used by ``micfp identify``: a file is cut into consecutive fixed-length clips exactly as the
+cube's ``fixed`` segmentation cuts a segment, and each clip gets the features of the named
+sets (frame features once over the whole signal, then :func:`clips.reduce_frames` and
+:func:`sets.from_frame_stats`; the thesis set from the clip audio).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import sets as fsets
+from .clips import clip_frame_range, fixed_clips, reduce_frames
+from .frames import FrameSettings, frame_features
+
+
+def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: FrameSettings
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features of every whole ``clip_seconds`` clip of ``y``.
+
+    Parameters
+    ----------
+    y : ndarray
+        1-D signal at ``frame.sample_rate`` (PCM integers or float in [-1, 1)).
+    clip_seconds : float
+        Clip length; a trailing part shorter than one clip is dropped.
+    feature_sets : str or sequence of str
+        Feature sets as for the cube (``thesis``, ``spectral``, ``channel``, ``all``).
+    frame : FrameSettings
+
+    Returns
+    -------
+    starts : ndarray
+        Start of each clip in seconds.
+    X : ndarray
+        (n_clips, n_features) float32, columns in the cube's order for these sets.
+    names : list of str
+        The feature names.
+    """
+    y = np.asarray(y).ravel()
+    sr = frame.sample_rate
+    n = int(round(clip_seconds * sr))
+    names, _ = fsets.feature_layout(feature_sets, frame)
+    starts = fixed_clips(0, y.size, n)
+    if starts.size == 0:
+        return np.zeros(0), np.zeros((0, len(names)), np.float32), names
+    stops = starts + n
+    f0, f1 = clip_frame_range(starts, stops, frame)
+    frames = frame_features(y[: int(stops.max())], frame)
+    stats = reduce_frames(frames, f0, f1, percentiles=fsets.needs_percentiles(feature_sets))
+    blocks = []
+    for name in fsets.expand(feature_sets):
+        if name == "thesis":
+            blocks.append(np.stack([fsets.thesis_features(y[a:b], sr) for a, b in zip(starts, stops)]))
+        else:
+            blocks.append(fsets.from_frame_stats(name, stats, frame))
+    return starts / sr, np.concatenate(blocks, axis=1).astype(np.float32), names
