@@ -33,6 +33,7 @@ import numpy as np
 from .audio_io import AudioInfo, fingerprint, probe, read_range
 from .errors import ConfigError, InputError
 from .layouts import LAYOUTS, Layout, SourceFile, read_layout
+from .locks import locked
 from .runner import run_tasks
 from .store import AudioStore, Recording, recording_id, write_shard
 
@@ -330,6 +331,7 @@ def _echo(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+@locked("store_path", "audio store")
 def ingest(src: str, store_path: str, client, settings: IngestSettings | None = None, *,
            plan: IngestPlan | None = None, quiet: bool = False, echo=_echo) -> IngestReport:
     """Ingest a recording folder (or manifest) into the audio store at ``store_path``.

@@ -8,6 +8,8 @@ gone) is taken over, so a killed run never blocks the resume.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import os
 import socket
@@ -15,6 +17,9 @@ import time
 from pathlib import Path
 
 from .errors import MicfpError
+
+
+_HELD: set[Path] = set()
 
 
 class LockedError(MicfpError):
@@ -49,7 +54,7 @@ def exclusive(path: str, *, what: str = "output"):
         When another live process on this host holds it.
     """
     lp = lock_path(path)
-    if lp is None:  # object stores: no atomic create; documented as single-writer
+    if lp is None or lp in _HELD:  # object stores: no atomic create; re-entrant within a process
         yield
         return
     lp.parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +81,28 @@ def exclusive(path: str, *, what: str = "output"):
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         break
+    _HELD.add(lp)
     try:
         yield
     finally:
+        _HELD.discard(lp)
         with contextlib.suppress(OSError):
             if json.loads(lp.read_text()).get("pid") == me["pid"]:
                 lp.unlink()
+
+
+def locked(param: str, what: str = "output"):
+    """Decorator: hold the write lock of the path passed as argument ``param`` during the call."""
+
+    def wrap(func):
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def inner(*args, **kwargs):
+            path = sig.bind(*args, **kwargs).arguments[param]
+            with exclusive(str(path), what=what):
+                return func(*args, **kwargs)
+
+        return inner
+
+    return wrap

@@ -1116,7 +1116,7 @@ def run_from_args(args, connect) -> int:
 
 def _forwarded(args) -> list[str]:
     argv = []
-    for opt in ("out", "performance_report", "scheduler", "workers", "memory_limit"):
+    for opt in ("out", "performance_report", "scheduler", "cluster", "workers", "memory_limit"):
         v = getattr(args, opt, None)
         if v is not None:
             argv += [f"--{opt.replace('_', '-')}", str(v)]

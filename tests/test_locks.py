@@ -40,3 +40,28 @@ def test_remote_paths_are_not_locked():
     assert lock_path("s3://bucket/store.zarr") is None
     with exclusive("s3://bucket/store.zarr"):
         pass
+
+
+def test_stages_take_the_lock(tmp_path, client, tiny_plan):
+    """A store being written by another live run is refused before any work starts."""
+    from pipeline.simulate.writer import simulate_to_store
+
+    out = tmp_path / "audio.zarr"
+    code = ("import time; from pipeline.locks import exclusive\n"
+            f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError, match="audio store"):
+            simulate_to_store(tiny_plan, str(out), client, quiet=True)
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_reentrant_within_a_process(tmp_path):
+    with exclusive(str(tmp_path / "x")):
+        with exclusive(str(tmp_path / "x")):
+            pass
+        assert lock_path(str(tmp_path / "x")).exists()

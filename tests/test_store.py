@@ -59,3 +59,33 @@ def test_errors_name_the_path(tmp_path):
     st, _ = make_store(tmp_path / "s.zarr")
     with pytest.raises(InputError, match="sample rate 48000"):
         AudioStore.create(st.path, 44100)
+
+
+def test_read_only_location_is_a_clear_error(tmp_path):
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions; nothing to test then
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(InputError, match="cannot create audio store"):
+            AudioStore.create(str(ro / "s.zarr"), 48000)
+    finally:
+        os.chmod(ro, 0o755)
+
+
+def test_failed_write_is_not_marked_complete(tmp_path, monkeypatch):
+    """A write that fails (full disk) leaves the shard out of the ledger and the store incomplete."""
+    st, rec = make_store(tmp_path / "s.zarr")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", boom)
+    with pytest.raises(OSError, match="No space left"):
+        write_shard(st.path, rec.id, 0, np.zeros(1000, np.int16))
+    assert st.shards_done(rec.id) == set()
+    with pytest.raises(IncompleteError):
+        st.mark_complete()

@@ -23,6 +23,7 @@ import numpy as np
 import zarr
 
 from ..errors import ConfigError, IncompleteError, InputError
+from ..locks import locked
 from ..runner import run_tasks
 from ..store import AudioStore, compressor
 from . import sets as fsets
@@ -260,6 +261,7 @@ def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) 
     return out
 
 
+@locked("cube_path", "feature cube")
 def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, *,
                  frames_path: str | None = None, quiet: bool = False):
     """Compute the feature cube of an audio store on the cluster and write it to ``cube_path``.

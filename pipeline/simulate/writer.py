@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from ..locks import locked
 from ..runner import run_tasks
 from ..store import AudioStore, Recording, recording_id, write_shard
+
+
+def plan_checksum(plan) -> str:
+    """Identity of a plan's audio: a changed plan at the same path never reuses old shards or frames."""
+    import hashlib
+
+    return "plan:" + hashlib.blake2b(repr(plan).encode(), digest_size=16).hexdigest()
 
 
 def plan_recordings(plan) -> list[Recording]:
@@ -13,7 +21,7 @@ def plan_recordings(plan) -> list[Recording]:
     return [
         Recording(id=recording_id(s, m.label), mic=m.name, label=m.label, session=s,
                   sample_rate=plan.sample_rate, n_samples=plan.n_samples(s),
-                  source_path=f"simulated:seed={plan.seed}")
+                  source_path=f"simulated:seed={plan.seed}", checksum=plan_checksum(plan))
         for s in plan.sessions
         for m in MICS
     ]
@@ -26,6 +34,7 @@ def _render_shard(plan, session: str, start: int, stop: int, path: str, rids: tu
     return [write_shard(path, rid, start, block[i]) for i, rid in enumerate(rids)]
 
 
+@locked("path", "audio store")
 def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioStore:
     """Simulate ``plan`` into an audio store at ``path`` on the cluster behind ``client``.
 
