@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InputError
+from .report import json_default
 
 MODEL_KIND = "micfp-model"
 MODEL_VERSION = 1
@@ -434,7 +435,7 @@ def save_model(model: TrainedModel, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"kind": MODEL_KIND, "version": MODEL_VERSION, "estimator": model.estimator,
                "openset": {k: (np.asarray(v) if k != "tau" else float(v)) for k, v in model.openset.items()},
-               "meta_json": json.dumps(model.meta, default=_json_default)}
+               "meta_json": json.dumps(model.meta, default=json_default)}
     tmp = path.with_name(path.name + ".tmp")
     sio.dump(payload, tmp)
     tmp.replace(path)
@@ -549,11 +550,3 @@ def _check_consistent(model: TrainedModel, path) -> None:
                          f"{len(names)}, classes {classes} vs {sorted(model.mics)})")
 
 
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

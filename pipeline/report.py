@@ -80,7 +80,7 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     names = [mics[k] for k in sorted(mics)]
     paths = {}
     payload = {"mics": {str(k): v for k, v in mics.items()}, "results": results, **(extra or {})}
-    (out / "metrics.json").write_text(json.dumps(payload, indent=1, default=_json_default))
+    (out / "metrics.json").write_text(json.dumps(payload, indent=1, default=json_default))
     paths["json"] = out / "metrics.json"
     metrics_frame(results).to_csv(out / "metrics.csv", index=False)
     paths["csv"] = out / "metrics.csv"
@@ -107,14 +107,17 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     return paths
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps(default=...)`` for numpy scalars and arrays, tuples and sets."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
         return float(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
-    raise TypeError(type(o))
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def summary_table(results: list[dict]) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 
 from .degrade import Degradation
 from .errors import ConfigError, InputError, MicfpError
+from .report import json_default
 
 CLEAN = "clean"
 RESULTS_KIND = "micfp-results"
@@ -540,7 +541,7 @@ class ResultsLedger:
 
     def __init__(self, path: Path, basis: dict, *, echo=print):
         self.path = Path(path)
-        self.basis = json.loads(json.dumps(basis, default=_json_default))
+        self.basis = json.loads(json.dumps(basis, default=json_default))
         self.records: dict[str, dict] = {}
         if self.path.exists():
             lines = self.path.read_text().splitlines()
@@ -561,7 +562,7 @@ class ResultsLedger:
         return key in self.records
 
     def record(self, key: str, result: dict) -> None:
-        rec = {**json.loads(json.dumps(result, default=_json_default)), "key": key}
+        rec = {**json.loads(json.dumps(result, default=json_default)), "key": key}
         with self.path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
@@ -576,16 +577,6 @@ def _loads(line: str):
         return None
 
 
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
 def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str, dict], attrs: dict):
@@ -633,7 +624,7 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
         ds[d] = ("condition", _plain_str(ds[d].values))
     meta = dict(parts[0].attrs.get("micfp", {}))
     meta.update(kind=RESULTS_KIND, complete=True, **attrs)
-    ds.attrs = {"micfp": json.loads(json.dumps(meta, default=_json_default))}
+    ds.attrs = {"micfp": json.loads(json.dumps(meta, default=json_default))}
     return ds
 
 
