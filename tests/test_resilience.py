@@ -75,38 +75,87 @@ def test_deterministic_with_one_worker(reference, tmp_path):
         assert a["accuracy"] == b["accuracy"] and a["confusion"] == b["confusion"]
 
 
+def _run_and_kill_a_worker(client, job, ready, timeout=60):
+    """Run ``job()`` in a thread; once ``ready()`` is true, SIGKILL one worker process; re-raise job errors."""
+    pids = list(client.run(os.getpid).values())
+    errors = []
+
+    def run():
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.time() + timeout
+    while time.time() < deadline and t.is_alive():
+        try:
+            if ready():
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    os.kill(pids[0], signal.SIGKILL)
+    t.join(300)
+    assert not t.is_alive(), "the run did not finish after a worker was killed"
+    if errors:
+        raise errors[0]
+
+
 def test_worker_sigkill_during_features(reference, tmp_path):
     """A worker killed with SIGKILL mid-stage: the run completes with identical output."""
     from pipeline.features import compute_cube
 
     store = str(reference["out"] / "audio.zarr")
     cube = str(tmp_path / "cube.zarr")
+
+    def frames_started():
+        g = zarr.open_group(cube + ".frames", mode="r")
+        return any(g["frames"][k].attrs.get("blocks_done") for k in g["frames"].array_keys())
+
     with _cluster(2) as client:
-        pids = list(client.run(os.getpid).values())
-        errors = []
-
-        def run():
-            try:
-                compute_cube(store, cube, reference["config"], client, quiet=True)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        t = threading.Thread(target=run)
-        t.start()
-        frames = cube + ".frames"
-        deadline = time.time() + 60
-        while time.time() < deadline:  # wait until the frame stage has recorded work, then kill
-            try:
-                g = zarr.open_group(frames, mode="r")
-                if any(g["frames"][k].attrs.get("blocks_done") for k in g["frames"].array_keys()):
-                    break
-            except Exception:
-                pass
-            time.sleep(0.05)
-        os.kill(pids[0], signal.SIGKILL)
-        t.join(300)
-        assert not t.is_alive() and not errors, errors
+        _run_and_kill_a_worker(client, lambda: compute_cube(store, cube, reference["config"], client, quiet=True),
+                               frames_started)
     np.testing.assert_array_equal(_features(cube), _features(reference["out"] / "cube.zarr"))
+
+
+def test_worker_sigkill_during_ingest(reference, tmp_path):
+    """Ingest of the simulator's WAV files survives a killed worker and equals the simulator's store."""
+    from pipeline.ingest import ingest
+    from pipeline.simulate.writer import simulate_to_wav
+    from pipeline.store import AudioStore
+
+    wav, out = tmp_path / "wav", tmp_path / "ingested.zarr"
+
+    def shard_recorded():
+        st = AudioStore.open(str(out), require_complete=False)
+        return any(st.shards_done(r.id) for r in st.recordings())
+
+    with _cluster(2) as client:
+        simulate_to_wav(reference["plan"], str(wav), client, quiet=True)
+        _run_and_kill_a_worker(client, lambda: ingest(str(wav), str(out), client, quiet=True), shard_recorded)
+    ref = _audio(reference["out"] / "audio.zarr")
+    got = _audio(out)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k])
+
+
+def test_worker_sigkill_during_evaluation(reference):
+    """Evaluation cells rerun on the surviving worker give the undisturbed metrics."""
+    from pipeline.evaluate import evaluate
+
+    cells = reference["cells"] * 3  # enough tasks that some are in flight when the worker dies
+    results = []
+    t0 = time.time()
+    with _cluster(2) as client:
+        _run_and_kill_a_worker(
+            client, lambda: results.extend(evaluate(str(reference["out"] / "cube.zarr"), cells, client, n_boot=50,
+                                                    quiet=True)),
+            lambda: time.time() - t0 > 1.5)
+    for got, ref in zip(results, reference["metrics"] * 3):
+        assert got["accuracy"] == ref["accuracy"] and got["confusion"] == ref["confusion"]
 
 
 @pytest.mark.parametrize("minutes,kill_fraction", [
