@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="simulate a studio, ingest, features, evaluation, report")
+    p = sub.add_parser("demo", help="simulate a studio into a Zarr store, features, evaluation, report")
     p.add_argument("--out", default="micfp-out", help="output folder (default ./micfp-out)")
     p.add_argument("--scale", choices=["tiny", "small", "thesis"], default="small")
     p.add_argument("--seed", type=int, default=0)
