@@ -273,18 +273,13 @@ def _load(path, out) -> WorkflowConfig:
             segmentations=gr.names("segmentations", ("fixed",)),
             conditions=gr.names("conditions", (CLEAN,)),
         )
-        for fs in spec.feature_sets:
-            if fs not in FEATURE_SETS:
-                gr.fail(f"[{gr.where}] unknown feature set {fs!r}; choose from {', '.join(FEATURE_SETS)}")
-        for c in spec.classifiers:
-            if c not in CLASSIFIERS:
-                gr.fail(f"[{gr.where}] unknown classifier {c!r}; choose from {', '.join(CLASSIFIERS)}")
-        for pr in spec.protocols:
-            if pr not in PROTOCOLS:
-                gr.fail(f"[{gr.where}] unknown protocol {pr!r}; choose from {', '.join(PROTOCOLS)}")
-        for s in spec.segmentations:
-            if s not in SEGMENTATIONS:
-                gr.fail(f"[{gr.where}] unknown segmentation {s!r}; choose from {', '.join(SEGMENTATIONS)}")
+        for what, values, allowed in (("feature set", spec.feature_sets, FEATURE_SETS),
+                                      ("classifier", spec.classifiers, CLASSIFIERS),
+                                      ("protocol", spec.protocols, PROTOCOLS),
+                                      ("segmentation", spec.segmentations, SEGMENTATIONS)):
+            for v in values:
+                if v not in allowed:
+                    gr.fail(f"[{gr.where}] unknown {what} {v!r}; choose from {', '.join(allowed)}")
         if "fixed" in spec.segmentations and not spec.clip_seconds:
             gr.fail(f"[{gr.where}] needs clip_seconds for the fixed segmentation")
         for c in spec.conditions:

@@ -9,13 +9,19 @@ import pytest
 from pipeline.locks import LockedError, exclusive, lock_path
 
 
+def hold_lock(path):
+    """Start a separate process that holds the write lock of ``path``; returns once it does."""
+    code = ("import time; from pipeline.locks import exclusive\n"
+            f"with exclusive({str(path)!r}):\n    print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_second_writer_fails_clearly(tmp_path):
     out = tmp_path / "cube.zarr"
-    code = ("import sys,time; from pipeline.locks import exclusive\n"
-            f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(30)")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(LockedError, match=r"cube.zarr: another micfp run \(pid \d+"):
             with exclusive(str(out)):
                 pass
@@ -47,11 +53,8 @@ def test_stages_take_the_lock(tmp_path, client, tiny_plan):
     from pipeline.simulate.writer import simulate_to_store
 
     out = tmp_path / "audio.zarr"
-    code = ("import time; from pipeline.locks import exclusive\n"
-            f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(30)")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(LockedError, match="audio store"):
             simulate_to_store(tiny_plan, str(out), client, quiet=True)
         assert not out.exists()
