@@ -225,17 +225,39 @@ def _lowfreq(rng, n, sr):
 # --- music ----------------------------------------------------------------------------------------------
 
 _BASS_TABLE = _wavetable([1.0, 0.5, 0.3, 0.15, 0.08, 0.04])
-_PAD_TABLE = _wavetable([1.0, 0.35, 0.2, 0.12, 0.08, 0.05, 0.03, 0.02])
-_LEAD_TABLE = _wavetable([1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03])
 _PROGRESSIONS = ([0, 7, 9, 5], [0, 5, 7, 5], [9, 5, 0, 7], [0, 9, 5, 7])
+#: Detuning of the three voices of a pad or lead note, cents (an ensemble / "supersaw" patch).
+_DETUNE_CENTS = (-9.0, 0.0, 7.0)
 
 
 def _midi(m):
     return 440.0 * 2 ** ((m - 69) / 12)
 
 
+@lru_cache(maxsize=512)
+def _saw_table(n_harmonics: int, tilt: float) -> np.ndarray:
+    """Band-limited saw-like wavetable: harmonic ``k`` at ``k ** -tilt``."""
+    k = np.arange(1, n_harmonics + 1)
+    return _wavetable(tuple(k ** -tilt))
+
+
+def _voice(freq, n, sr, rng, tilt, max_harmonics=60):
+    """Three detuned band-limited saw voices (no partial above 0.45 x the sample rate)."""
+    out = np.zeros(n)
+    for c in _DETUNE_CENTS:
+        f = freq * 2 ** (c / 1200)
+        table = _saw_table(int(max(1, min(max_harmonics, 0.45 * sr // f))), tilt)
+        out += _osc(table, f, n, sr, rng.uniform())
+    return out / len(_DETUNE_CENTS)
+
+
 def _music(rng, n, sr):
-    """An electronic-music-like loop: bass line, chord pad, a lead, kick, snare and hi-hat."""
+    """An electronic-music-like track: bass line, detuned saw pad and lead, kick, snare, hi-hat
+    and a continuous shaker, with a reverb return.
+
+    A produced mix is spectrally dense: pads and leads are rich in partials (saw-like, three
+    detuned voices), percussion is noise, and the reverb fills the gaps in time.
+    """
     bpm = rng.uniform(96, 132)
     beat = int(60.0 / bpm * sr)
     key = int(rng.integers(40, 52))  # bass root, MIDI
@@ -244,13 +266,14 @@ def _music(rng, n, sr):
     kick = _kick(sr)
     snare = _snare(rng, sr)
     hat = _hat(rng, sr)
+    shaker = _shaker(rng, sr, beat // 4)
     bar = 0
     while bar * 4 * beat < n:
         root = key + prog[bar % 4]
         minor = prog[bar % 4] == 9
         b0 = bar * 4 * beat
         chord = [root + 12, root + 12 + (3 if minor else 4), root + 19, root + 24]
-        pad = sum(_osc(_PAD_TABLE, _midi(m), 4 * beat, sr, rng.uniform()) for m in chord)
+        pad = sum(_voice(_midi(m), 4 * beat, sr, rng, tilt=1.3) for m in chord)
         y[b0 : b0 + 4 * beat] += 0.12 * pad * _adsr(4 * beat, sr, 0.2, 0.3)
         for k in range(4):
             s = b0 + k * beat
@@ -262,19 +285,27 @@ def _music(rng, n, sr):
                 y[s : s + snare.size] += 0.5 * snare
             for h in (0, beat // 2):
                 y[s + h : s + h + hat.size] += 0.15 * hat * rng.uniform(0.6, 1.0)
+            for q in range(4):
+                y[s + q * shaker.size : s + (q + 1) * shaker.size] += 0.05 * shaker * rng.uniform(0.5, 1.0)
             if rng.uniform() < 0.6:  # lead
                 m = root + 24 + int(rng.choice([0, 3, 5, 7, 10, 12]))
-                y[s : s + beat] += 0.1 * _osc(_LEAD_TABLE, _midi(m), beat, sr) * _adsr(beat, sr, 0.01, 0.08)
+                y[s : s + beat] += 0.08 * _voice(_midi(m), beat, sr, rng, tilt=1.0) * _adsr(beat, sr, 0.01, 0.08)
         bar += 1
     y = y[:n]
-    # A produced mix is dense: a diffuse reverb return (exponentially decaying noise, RT ~1.2 s)
-    # fills the gaps between the synthesised partials, so short-term spectra are smooth like
-    # real programme rather than a comb of isolated harmonics.
+    # Diffuse reverb return (exponentially decaying noise, RT ~1.2 s): fills the gaps in time.
     m = int(1.2 * sr)
     ir = rng.standard_normal(m) * np.exp(-6.9 * np.arange(m) / m)
     wet = fftconvolve(y, ir)[:n]
     wet *= 10 ** (-6.0 / 20) * np.sqrt(np.mean(y * y) / (np.mean(wet * wet) + 1e-30))
     return y + wet
+
+
+def _shaker(rng, sr, m):
+    """One sixteenth-note shaker hit: broadband noise 3-16 kHz with a soft attack."""
+    t = np.arange(m) / sr
+    noise = _band_noise(rng, m, sr, 3000, 16000)
+    noise /= np.abs(noise).max() + 1e-12
+    return noise * np.sin(np.pi * t / t[-1]) ** 2
 
 
 def _kick(sr):
