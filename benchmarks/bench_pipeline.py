@@ -11,10 +11,12 @@ Stages, each on a fresh local cluster per worker count (``--workers 1,2``):
   frames already there), for ``--clip-seconds`` (default the eight lengths 0.1 ... 30 s) and
   ``--feature-sets`` (default spectral,channel: the thesis set runs librosa per clip and is
   timed separately with ``--thesis-minutes``);
-- ``ablation``: the default ablation grid of ``workflows/ablation.toml`` on the frame-derived
-  sets and pooled sound types (clip lengths 0.25-5 s x spectral/channel x logistic
-  regression/SVC x session/grouped-kfold/leave-sound-type-out), run with
-  :func:`pipeline.evaluate.evaluate`.
+- ``ablation``: the grid of ``workflows/thesis-scale.toml``, read with the workflow loader
+  (clip lengths 0.5-5 s x spectral/channel x session/grouped-kfold/leave-sound-type-out with
+  logistic regression, plus SVC on 2 s channel features under the session protocol; pooled
+  sound types), run with :func:`pipeline.evaluate.evaluate` with the same training cap
+  (``--max-train-clips``, default the TOML's ``max_train_clips`` = 20000, 0 for none). Cells
+  whose clip length the cube lacks (``--clip-seconds``) are left out.
 
 The corpus is made with ``micfp simulate`` (or ``--simulate MINUTES`` here, timed on its own,
 not part of the pipeline total).
@@ -22,7 +24,7 @@ not part of the pipeline total).
 Usage::
 
     python benchmarks/bench_pipeline.py STORE --out DIR [--workers 1,2] [--export-wav]
-        [--simulate 72,18] [--no-ablation] [--json results.json]
+        [--simulate 72,18] [--no-ablation] [--max-train-clips N] [--json results.json]
 """
 
 from __future__ import annotations
@@ -35,15 +37,26 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import WorkerRSS, export_wav, install_counter, machine, task_count  # noqa: E402
 
 CLIP_LENGTHS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-ABLATION = dict(clip_seconds=(0.25, 0.5, 1.0, 2.0, 5.0), feature_sets=("spectral", "channel"),
-                classifiers=("logistic_regression", "svc"),
-                protocols=("session", "grouped-kfold", "leave-sound-type-out"))
+#: The ablation stage's grid and training cap: the thesis-scale workflow's, so the two never drift apart.
+ABLATION = ROOT / "workflows" / "thesis-scale.toml"
+
+
+def ablation_cells(cube) -> list:
+    """The clean cells of :data:`ABLATION` that ``cube`` has clips for (the workflow's own grid expansion)."""
+    import pandas as pd
+
+    from pipeline.workflow import CLEAN, availability_from_cube, expand_grid, load_workflow
+
+    sessions = [str(s) for s in pd.unique(cube.session.values)]
+    cells, _ = expand_grid(load_workflow(ABLATION), availability_from_cube(cube), sessions)
+    return [wc.cell for wc in cells if wc.condition == CLEAN]
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -72,7 +85,7 @@ def run_stage(name, fn, client, rss, hours, rows):
 
 def bench(workers: int, args, store_path: str, out: Path) -> dict:
     from pipeline.cluster import ClusterSettings, connect
-    from pipeline.evaluate import Cell, evaluate
+    from pipeline.evaluate import evaluate
     from pipeline.features.cube import FeatureConfig, compute_cube, compute_frames
     from pipeline.store import AudioStore
 
@@ -111,11 +124,11 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
                 t_rows[0]["audio_hours"] = round(sh, 3)
                 rows += t_rows
             if not args.no_ablation:
-                cells = [Cell(c, "all", f, k, p) for c in ABLATION["clip_seconds"] for f in ABLATION["feature_sets"]
-                         for k in ABLATION["classifiers"] for p in ABLATION["protocols"]]
+                cells = ablation_cells(cube)
+                cap = args.max_train_clips or None
                 res = run_stage("ablation", lambda: evaluate(cube_path, cells, client, n_boot=args.bootstrap,
-                                                              quiet=True), client, rss, hours, rows)
-                rows[-1]["cells"] = len(res)
+                                                              max_train=cap, quiet=True), client, rss, hours, rows)
+                rows[-1].update(cells=len(res), max_train_clips=cap, n_train=sum(r["n_train"] for r in res))
         finally:
             rss.close()
     main_stages = [r for r in rows if r["stage"] in ("ingest", "frames", "clips", "ablation")]
@@ -159,9 +172,18 @@ def main(argv=None):
                     help="also time the thesis set (1 s clips) on the first M minutes of each recording")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--max-train-clips", type=int, default=None, metavar="N",
+                    help="training clips per fit in the ablation (default: the max_train_clips of "
+                         "workflows/thesis-scale.toml, 20000; 0: no cap)")
     ap.add_argument("--memory-limit", default=None)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    if args.max_train_clips is None:
+        from pipeline.workflow import load_workflow
+
+        args.max_train_clips = load_workflow(ABLATION).max_train_clips or 0
+    if args.max_train_clips < 0:
+        ap.error(f"--max-train-clips must be 0 (no cap) or positive, got {args.max_train_clips}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"machine": machine(), "argv": sys.argv[1:], "runs": []}

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-seconds", type=_floats, default=(2.0,))
     p.add_argument("--sound-type", type=_names, default=("all",))
     p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the CIs")
+    p.add_argument("--max-train-clips", type=int, default=None, metavar="N",
+                   help="fit on at most N training clips per fold, a seeded subsample stratified by microphone x "
+                        "sound type (default: all; test clips are never subsampled)")
     _cluster_args(p)
 
     p = sub.add_parser("info", help="describe an audio store, a feature cube or a results set")
@@ -248,15 +251,16 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate, results_dataset
+    from .evaluate import check_max_train, evaluate, results_dataset
     from .features import open_cube
     from .report import summary_table, write_report
 
+    check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
     cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
     cube = open_cube(args.cube)
     mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
     with _connect(args) as client:
-        results = evaluate(args.cube, cells, client, n_boot=args.bootstrap)
+        results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
     out = Path(args.out)
     write_report(results, mics, out)
     save_results(results_dataset(results, mics), out / "results.zarr")

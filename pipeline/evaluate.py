@@ -30,7 +30,7 @@ DEFAULT_CLASSIFIERS = THESIS_CLASSIFIERS + ("micfp_lr",)
 #: Hyper-parameter grids searched (GroupKFold over time blocks, macro F1) for the tuned models.
 PARAM_GRIDS = {
     "micfp_lr": {"clf__C": [0.01, 0.1, 1.0, 10.0]},
-    "micfp_svc": {"clf__C": [1.0, 10.0, 100.0], "clf__gamma": ["scale", 1e-3]},
+    "micfp_svc": {"clf__C": [1.0, 10.0, 100.0], "clf__gamma": ["scale", 3e-3, 1e-3]},
     "micfp_et": {"clf__max_features": ["sqrt", 0.3]},
 }
 RANDOM_STATE = 42
@@ -322,6 +322,88 @@ def score(y_true, y_pred, labels, pair, groups, *, n_boot: int = 500, seed: int 
     return out
 
 
+# -- training cap ----------------------------------------------------------------------------
+def check_max_train(max_clips, what: str = "max_train_clips") -> int | None:
+    """Validate a training cap: ``None`` (no cap) or a positive integer.
+
+    Parameters
+    ----------
+    max_clips : int or None
+        The cap to check.
+    what : str
+        How the caller's user names the setting, for the error message.
+
+    Returns
+    -------
+    int or None
+        ``max_clips`` as a Python int, or None.
+
+    Raises
+    ------
+    ConfigError
+        For anything else (zero, negative, a float, a bool).
+    """
+    if max_clips is None:
+        return None
+    if isinstance(max_clips, bool) or not isinstance(max_clips, (int, np.integer)) or max_clips < 1:
+        raise ConfigError(f"{what} must be a positive integer (leave it unset for no cap), got {max_clips!r}")
+    return int(max_clips)
+
+
+def cap_training(train_index, meta: pd.DataFrame, max_clips: int | None, seed: int = RANDOM_STATE) -> np.ndarray:
+    """A seeded subsample of at most ``max_clips`` training clips, stratified by label x sound type.
+
+    Bounds the cost of each fit on a large corpus. Every (label, sound type) stratum keeps its
+    share of the training clips (largest-remainder rounding) and at least one clip. Only
+    training indices are ever passed in: test sets are never subsampled.
+
+    Parameters
+    ----------
+    train_index : array-like of int
+        Row positions in ``meta`` of one fold's training clips.
+    meta : pandas.DataFrame
+        The cell's clip table, with ``label`` and ``sound_type`` columns.
+    max_clips : int or None
+        The cap; ``None`` means no cap.
+    seed : int
+        Seed of the draw within each stratum (default :data:`RANDOM_STATE`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The kept training indices, sorted; ``train_index`` itself when there is no cap or the
+        fold already fits under it.
+
+    Raises
+    ------
+    ConfigError
+        If ``max_clips`` is not a positive integer, or is smaller than the number of strata
+        (one clip each would already exceed it).
+    """
+    tr = np.asarray(train_index)
+    cap = check_max_train(max_clips)
+    if cap is None or tr.size <= cap:
+        return tr
+    inv = meta.iloc[tr].groupby(["label", "sound_type"], sort=True, dropna=False).ngroup().to_numpy()
+    sizes = np.bincount(inv)
+    n_strata = sizes.size
+    if n_strata > cap:
+        raise ConfigError(f"max_train_clips {cap} is below the {n_strata} (label, sound type) groups of the "
+                          "training clips: each must keep at least one")
+    quota = cap * sizes / tr.size
+    take = np.maximum(np.floor(quota).astype(np.int64), 1)
+    short = cap - int(take.sum())
+    if short > 0:  # hand out the rounding remainder to the most under-served strata (ties: stratum order)
+        take[np.argsort(take - quota, kind="stable")[:short]] += 1
+    while short < 0:  # the minimum of one overshot: trim the most over-served strata that can spare a clip
+        over = np.where(take > 1, take - quota, -np.inf)
+        take[int(np.argmax(over))] -= 1
+        short += 1
+    rng = np.random.default_rng(seed)
+    kept = [rng.choice(tr[inv == k], size=int(take[k]), replace=False) for k in range(n_strata)]
+    return np.sort(np.concatenate(kept))
+
+
 # -- cells -----------------------------------------------------------------------------------
 def select(cube, cell: Cell):
     """Feature matrix and clip table of one cell (numpy/pandas, loaded)."""
@@ -346,12 +428,17 @@ def select(cube, cell: Cell):
     return X, meta
 
 
-def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500) -> dict:
+def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500,
+             max_train: int | None = None) -> dict:
     """Fit and score one cell over all folds of its protocol.
 
     The headline metrics pool the folds' test predictions (block-bootstrap intervals, see
     :func:`score`); ``folds`` holds each fold's own metrics and ``fold_spread`` their mean and
     standard deviation, the second kind of interval for protocols with several folds.
+
+    ``max_train`` caps each fold's training clips (:func:`cap_training`; ``None``: all of them);
+    the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
+    folds, as ``n_train`` (each fold's own count is in ``folds``).
     """
     labels = sorted(mics)
     pair = identical_pairs(mics)
@@ -362,12 +449,14 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
         if len(np.unique(y[tr])) < 2 or te.size == 0:
             raise ConfigError(f"protocol {cell.protocol} leaves a fold without training classes or test clips "
                               f"for {cell}")
+        tr = cap_training(tr, meta, max_train)
         model = fit_model(cell.classifier, X[tr], y[tr], groups[tr], len(labels))
         pred = model.predict(X[te])
         y_true.append(y[te])
         y_pred.append(pred)
         g_test.append(groups[te])
-        folds.append({"fold": name, "n_test": int(te.size), **point_metrics(y[te], pred, labels, pair)})
+        folds.append({"fold": name, "n_train": int(tr.size), "n_test": int(te.size),
+                      **point_metrics(y[te], pred, labels, pair)})
     y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
     out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
     out["folds"] = folds
@@ -375,11 +464,13 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
     out["fold_spread"] = {k: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0}
                           for k in ("accuracy", "macro_f1", "pair_accuracy")
                           for v in [np.array([f[k] for f in folds], float)] if np.isfinite(v).any()}
+    out["n_train"] = sum(f["n_train"] for f in folds)
+    out["max_train_clips"] = max_train
     out["cell"] = asdict(cell)
     return out
 
 
-def _cell_task(cube_path: str, cell: Cell, n_boot: int) -> dict:
+def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = None) -> dict:
     import dask
 
     from .features.cube import open_cube
@@ -389,18 +480,24 @@ def _cell_task(cube_path: str, cell: Cell, n_boot: int) -> dict:
         cube = open_cube(cube_path)
         mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
         X, meta = select(cube, cell)
-    return run_cell(X, meta, cell, mics, n_boot=n_boot)
+    return run_cell(X, meta, cell, mics, n_boot=n_boot, max_train=max_train)
 
 
-def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, quiet: bool = False) -> list[dict]:
-    """Run ``cells`` as tasks on the cluster; returns one result dict per cell, in order."""
+def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, max_train: int | None = None,
+             quiet: bool = False) -> list[dict]:
+    """Run ``cells`` as tasks on the cluster; returns one result dict per cell, in order.
+
+    ``max_train`` caps the training clips of every fit (:func:`cap_training`; default no cap).
+    """
     from .features.cube import open_cube
     from .runner import run_tasks
 
+    check_max_train(max_train)
     cube = open_cube(cube_path)
     for cell in cells:  # fail before compute on a cell the cube cannot serve
         select_check(cube, cell)
-    return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot) for c in cells], quiet=quiet)
+    return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot, max_train) for c in cells],
+                     quiet=quiet)
 
 
 def select_check(cube, cell: Cell) -> None:
@@ -420,7 +517,12 @@ def select_check(cube, cell: Cell) -> None:
 
 
 def results_dataset(results: list[dict], mics: dict[int, str]):
-    """Results of many cells as the SPEC's results Dataset (NaN where a cell was not run)."""
+    """Results of many cells as the SPEC's results Dataset (NaN where a cell was not run).
+
+    ``n_train`` holds the training clips each cell fitted on (summed over folds) and
+    ``attrs["micfp"]["max_train_clips"]`` the training cap (None: uncapped; a sorted list if the
+    cells were run with different caps).
+    """
     import xarray as xr
 
     cells = [r["cell"] for r in results]
@@ -435,17 +537,20 @@ def results_dataset(results: list[dict], mics: dict[int, str]):
         for suffix in ("", "_lo", "_hi"):
             data[m + suffix] = np.full(shape, np.nan)
     data["n_test"] = np.zeros(shape, np.int64)
+    data["n_train"] = np.zeros(shape, np.int64)
     conf = np.zeros(shape + (len(labels), len(labels)), np.int64)
     for r in results:
         pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
         for k in data:
-            data[k][pos] = r[k]
+            data[k][pos] = r.get(k, 0) if k == "n_train" else r[k]  # 0: a record made without run_cell's count
         conf[pos] = np.asarray(r["confusion"])
     ds = xr.Dataset({k: (dims, v) for k, v in data.items()},
                     coords={**{d: np.asarray(axes[d], dtype=object if d != "clip_seconds" else float)
                                for d in dims},
                             "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
     ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
+    caps = sorted({r.get("max_train_clips") for r in results}, key=lambda v: (v is not None, v or 0))
     ds.attrs["micfp"] = {"kind": "micfp-results", "complete": True, "mics": {str(k): v for k, v in mics.items()},
-                         "identical_pair": [mics[k] for k in identical_pairs(mics)]}
+                         "identical_pair": [mics[k] for k in identical_pairs(mics)],
+                         "max_train_clips": caps[0] if len(caps) == 1 else caps}
     return ds

@@ -88,6 +88,7 @@ class WorkflowConfig:
     degradations: tuple[Degradation, ...] = ()
     description: str = ""
     bootstrap: int = 500
+    max_train_clips: int | None = None  # cap on each fit's training clips (None: all of them)
     results: str = "results.zarr"
     report: bool = True
 
@@ -119,7 +120,7 @@ class WorkCell:
 
 
 _SECTIONS = {
-    "workflow": {"name", "description", "out", "bootstrap", "results", "report"},
+    "workflow": {"name", "description", "out", "bootstrap", "max_train_clips", "results", "report"},
     "corpus": {"simulate", "store", "recordings"},
     "features": {"feature_sets", "clip_seconds", "segmentations", "window_s", "frame", "silence"},
     "grid": {"clip_seconds", "sound_types", "feature_sets", "classifiers", "protocols", "segmentations",
@@ -208,7 +209,7 @@ def load_workflow(path, *, out: str | None = None) -> WorkflowConfig:
 
 
 def _load(path, out) -> WorkflowConfig:
-    from .evaluate import CLASSIFIERS, PROTOCOLS
+    from .evaluate import CLASSIFIERS, PROTOCOLS, check_max_train
     from .features import FeatureConfig
     from .features.clips import SilenceSettings
     from .features.cube import SEGMENTATIONS
@@ -233,6 +234,7 @@ def _load(path, out) -> WorkflowConfig:
     bootstrap = w.get("bootstrap", int, 500)
     if bootstrap < 0:
         w.fail(f"[workflow] bootstrap must be >= 0, got {bootstrap}")
+    max_train = check_max_train(w.get("max_train_clips", int), "[workflow] max_train_clips")
     results = w.get("results", str, "results.zarr")
     if not results.endswith((".zarr", ".nc")):
         w.fail(f"[workflow] results = {results!r}: use a name ending in .zarr or .nc")
@@ -319,7 +321,8 @@ def _load(path, out) -> WorkflowConfig:
         # absolute, so that workers started elsewhere find the same files (on a shared filesystem)
         name=name, source=src, out=str(Path(out or w.get("out", str, f"micfp-out/{name}")).resolve()), corpus=corpus,
         features=features, grids=tuple(grids), degradations=tuple(degs),
-        description=w.get("description", str, ""), bootstrap=bootstrap, results=results,
+        description=w.get("description", str, ""), bootstrap=bootstrap, max_train_clips=max_train,
+        results=results,
         report=w.get("report", bool, True))
 
 
@@ -529,7 +532,7 @@ class ResultsLedger:
     """Finished cells of a workflow, one JSON line each, appended as cells finish.
 
     The first line is the *basis*: what the results depend on besides the cell (the audio, the
-    frame settings, the bootstrap size, the code version). A ledger with another basis is
+    frame settings, the bootstrap size, the training cap, the code version). A ledger with another basis is
     started over. The results Dataset is always rebuilt from the ledger, so an interrupted run
     loses nothing that finished.
     """
@@ -749,6 +752,7 @@ class CellTask:
     work: WorkCell
     n_boot: int
     degraded_cube: str | None = None
+    max_train: int | None = None
 
 
 def cell_data(task: CellTask):
@@ -780,9 +784,8 @@ def _cell_task(task: CellTask) -> dict:
     t0 = time.perf_counter()
     cube, X, meta = cell_data(task)
     mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
-    result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot)
+    result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train)
     result["condition"] = task.work.condition
-    result["n_train"] = int(len(meta) - result["n_test"])
     result["seconds"] = time.perf_counter() - t0
     return result
 
@@ -985,6 +988,8 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     basis = {"version": __import__("pipeline").__version__, "store": store_fingerprint(store),
              "frame": dataclasses.asdict(wf.features.frame), "silence": dataclasses.asdict(wf.features.silence),
              "bootstrap": wf.bootstrap, "robustness_seed": wf.degradations[0].seed if wf.degradations else None}
+    if wf.max_train_clips is not None:  # only when set, so ledgers of uncapped runs stay valid
+        basis["max_train_clips"] = wf.max_train_clips
     ledger = ResultsLedger(wf.results_path.with_name(wf.results_path.stem + ".cells.jsonl"), basis, echo=echo)
 
     # Robustness conditions: degraded copies of the test sessions (built or resumed; a finished
@@ -1023,7 +1028,8 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     timings["robustness_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition)),) for wc in todo]
+    tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips),)
+             for wc in todo]
     attrs = {"workflow": wf.name, "config": wf.source, "cube": str(Path(wf.cube_path).resolve()),
              "store": str(store_path), "sessions": [str(s) for s in sessions], "basis": ledger.basis}
 

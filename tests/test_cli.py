@@ -28,6 +28,12 @@ def test_unknown_feature_set(tmp_path):
     assert p.returncode == 2 and "unknown feature set 'mfcc'" in p.stderr
 
 
+def test_bad_max_train_clips_fails_before_compute(tmp_path):
+    p = micfp("evaluate", str(tmp_path / "cube.zarr"), str(tmp_path / "out"), "--max-train-clips", "0")
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0
+    assert "--max-train-clips must be a positive integer" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_info_on_non_store(tmp_path):
     (tmp_path / "f.txt").write_text("hello")
     p = micfp("info", str(tmp_path / "f.txt"))

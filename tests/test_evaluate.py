@@ -6,8 +6,8 @@ import pytest
 from sklearn.metrics import f1_score
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import (Cell, identical_pairs, make_model, point_metrics, protocol_splits, run_cell, score,
-                               time_groups)
+from pipeline.evaluate import (Cell, cap_training, check_max_train, identical_pairs, make_model, point_metrics,
+                               protocol_splits, results_dataset, run_cell, score, time_groups)
 
 MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
 
@@ -137,3 +137,75 @@ def test_random_protocol_is_reproducible():
     cell = Cell(2.0, "all", "thesis", "mlp", "random")
     a, b = run_cell(X, meta, cell, MICS, n_boot=10), run_cell(X, meta, cell, MICS, n_boot=10)
     assert a["confusion"] == b["confusion"]
+
+
+# -- training cap ------------------------------------------------------------------------------
+def _separable(meta, seed=0, spread=3.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(6, 10)) * spread
+    return centers[meta.label.values] + rng.normal(size=(len(meta), 10))
+
+
+def test_cap_training_keeps_label_x_sound_type_proportions():
+    meta = clip_table(n_per=60, types=("speech1", "music", "music", "music", "sweep"))
+    meta.loc[meta.index[(meta.sound_type == "sweep") & (meta.label == 2)][0], "sound_type"] = "rare"  # 1 of 600
+    tr = np.flatnonzero(meta.session == "day1")
+    kept = cap_training(tr, meta, 100)
+    assert kept.size == 100 and np.all(np.diff(kept) > 0) and set(kept) <= set(tr)
+    full = meta.iloc[tr].groupby(["label", "sound_type"]).size()
+    got = meta.iloc[kept].groupby(["label", "sound_type"]).size().reindex(full.index, fill_value=0)
+    assert (got >= 1).all()  # every (label, sound type) keeps a clip, the rare one too
+    assert np.all(np.abs(got - full * 100 / tr.size) < 1)  # proportions kept up to rounding
+
+
+def test_cap_training_is_seeded_and_a_no_op_under_the_cap():
+    meta = clip_table(n_per=60)
+    tr = np.flatnonzero(meta.session == "day1")
+    a, b = cap_training(tr, meta, 50), cap_training(tr, meta, 50)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, cap_training(tr, meta, 50, seed=1))
+    for cap in (None, tr.size, tr.size + 1):
+        np.testing.assert_array_equal(cap_training(tr, meta, cap), tr)
+
+
+def test_cap_training_rejects_bad_caps():
+    meta = clip_table(n_per=10)
+    tr = np.arange(len(meta))
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ConfigError, match="positive integer"):
+            check_max_train(bad)
+    assert check_max_train(None) is None and check_max_train(np.int64(7)) == 7
+    with pytest.raises(ConfigError, match="10 .label, sound type. groups"):
+        cap_training(tr, meta, 9)  # 5 labels x 2 sound types: one clip each is already 10
+
+
+@pytest.mark.parametrize("protocol", ["session", "grouped-kfold", "leave-sound-type-out"])
+def test_run_cell_caps_training_never_test(protocol):
+    meta = clip_table(n_per=40)
+    X = _separable(meta)
+    cell = Cell(2.0, "all", "channel", "logistic_regression", protocol)
+    full = run_cell(X, meta, cell, MICS, n_boot=10)
+    capped = run_cell(X, meta, cell, MICS, n_boot=10, max_train=60)
+    assert full["max_train_clips"] is None and capped["max_train_clips"] == 60
+    assert capped["n_test"] == full["n_test"]  # test sets are never subsampled
+    assert [f["n_test"] for f in capped["folds"]] == [f["n_test"] for f in full["folds"]]
+    assert all(f["n_train"] == 60 for f in capped["folds"])
+    assert capped["n_train"] == 60 * len(capped["folds"]) < full["n_train"]
+    assert full["n_train"] == sum(f["n_train"] for f in full["folds"])
+    for _, tr, te in protocol_splits(meta, protocol):
+        kept = cap_training(tr, meta, 60)
+        assert set(kept) <= set(tr) and not set(kept) & set(te)
+    assert capped["accuracy"] > 0.9
+
+
+def test_results_dataset_records_n_train_and_the_cap():
+    meta = clip_table(n_per=20)
+    X = _separable(meta)
+    cells = [Cell(2.0, "all", "channel", "logistic_regression", p) for p in ("session", "grouped-kfold")]
+    results = [run_cell(X, meta, c, MICS, n_boot=5, max_train=50) for c in cells]
+    ds = results_dataset(results, MICS)
+    assert ds.attrs["micfp"]["max_train_clips"] == 50
+    assert int(ds.n_train.sel(protocol="session").squeeze()) == 50
+    assert int(ds.n_train.sel(protocol="grouped-kfold").squeeze()) == results[1]["n_train"]
+    assert results_dataset([run_cell(X, meta, cells[0], MICS, n_boot=5)], MICS).attrs["micfp"]["max_train_clips"] \
+        is None

@@ -42,7 +42,7 @@ protocols = ["session", "leave-sound-type-out"]
 
 
 # -- config validation -------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["thesis", "ablation", "robustness"])
+@pytest.mark.parametrize("name", ["thesis", "ablation", "robustness", "thesis-scale"])
 def test_shipped_workflows_validate(name):
     wf = load_workflow(ROOT / "workflows" / f"{name}.toml")
     assert wf.name == name
@@ -68,6 +68,13 @@ def test_ablation_grid_has_the_issue_axes():
     assert any("leave-sound-type-out" in n for n in notes)
 
 
+def test_thesis_scale_workflow_caps_training():
+    wf = load_workflow(ROOT / "workflows" / "thesis-scale.toml")
+    assert wf.max_train_clips == 20000 and wf.bootstrap == 200
+    assert wf.corpus.minutes_per_session == (360.0, 90.0)
+    assert load_workflow(ROOT / "workflows" / "ablation.toml").max_train_clips is None
+
+
 def test_robustness_workflow_conditions():
     wf = load_workflow(ROOT / "workflows" / "robustness.toml")
     assert set(wf.conditions) == {CLEAN, "noise-40dB", "noise-20dB", "noise-10dB", "mp3-64k", "mp3-128k",
@@ -79,6 +86,8 @@ def test_robustness_workflow_conditions():
     (("protocols = [", "protokols = ["), "unknown key 'protokols'"),
     (("[corpus]\nsimulate", "[corpus]\nstore = \"/nonexistent/a.zarr\"\nsimulate"), "exactly one of"),
     (("bootstrap = 20", "bootstrap = \"many\""), "expected an integer"),
+    (("bootstrap = 20", "bootstrap = 20\nmax_train_clips = 0"), "max_train_clips must be a positive integer"),
+    (("bootstrap = 20", "bootstrap = 20\nmax_train_clips = 1.5e4"), "max_train_clips = 15000.0: expected an integer"),
     (("clip_seconds = [1, 2]", "clip_seconds = [1, -2]"), "must be positive"),
     (("feature_sets = [\"thesis\", \"channel\"]", "feature_sets = [\"mfcc\"]"), "unknown feature set"),
     (("[[grid]]", "[robustness]\ncodecs = [{ codec = \"aac\", kbps = [64] }]\n\n[[grid]]"), "unknown codec"),
@@ -254,6 +263,8 @@ def test_degraded_cell_data_trains_clean_tests_degraded(tmp_path):
     assert (Xd[~train] > 50).all()  # every test clip comes from the degraded cube
     r = _cell_task(CellTask(clean, WorkCell(cell, "noise-10dB"), 10, degraded))
     assert r["condition"] == "noise-10dB" and r["n_test"] == 40 and r["n_train"] == 40
+    r = _cell_task(CellTask(clean, WorkCell(cell, "noise-10dB"), 10, degraded, max_train=15))
+    assert r["n_test"] == 40 and r["n_train"] == 15 and r["max_train_clips"] == 15  # the cap trims training only
     clear_cache()
 
 
@@ -322,6 +333,17 @@ def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
     summary = run_workflow(lw(cfg, out=str(out)), client, echo=msgs.append, quiet=True)
     assert summary["computed"] == 0 and summary["skipped"] == 2
     assert any("up to date" in m for m in msgs)
+
+    # a training cap is part of the basis: every cell is recomputed, and the results say so
+    cfg.write_text(RUN.format(store=tiny_store, clips="[1, 2]", **CLEAN_ONLY).replace(
+        "bootstrap = 20", "bootstrap = 20\nmax_train_clips = 50"))
+    msgs = []
+    summary = run_workflow(lw(cfg, out=str(out)), client, echo=msgs.append, quiet=True)
+    assert summary["computed"] == 2 and any("starting over" in m for m in msgs)
+    ds3 = open_results(out / "results.zarr")
+    assert ds3.attrs["micfp"]["max_train_clips"] == 50 and ds3.attrs["micfp"]["basis"]["max_train_clips"] == 50
+    assert set(ds3.n_train.values[np.isfinite(ds3.accuracy.values)].tolist()) == {50}
+    np.testing.assert_array_equal(ds3.n_test.values, ds2.n_test.values)
 
 
 @pytest.mark.slow
