@@ -98,7 +98,8 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
         rss = WorkerRSS(client)
         try:
             store_used = store_path
-            hours = sum(r.duration_s for r in AudioStore.open(store_path).recordings()) / 3600
+            hours = (_wav_hours(args.wav) if args.wav else
+                     sum(r.duration_s for r in AudioStore.open(store_path).recordings()) / 3600)
             if args.wav:
                 from pipeline.ingest import ingest
 
@@ -138,6 +139,13 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
             "peak_worker_rss_mb": max(r["peak_worker_rss_mb"] for r in rows)}
 
 
+def _wav_hours(wav_dir: str) -> float:
+    """Hours of audio in a thesis-layout WAV folder (from the headers)."""
+    import soundfile as sf
+
+    return sum(sf.info(str(f)).duration for f in sorted(Path(wav_dir).glob("*/*.wav"))) / 3600
+
+
 def _thesis_subset(store_path: str, run_dir: Path, minutes: float) -> str:
     """A store holding the first ``minutes`` of each recording (for the slow thesis set)."""
     from pipeline.store import AudioStore, Recording
@@ -159,7 +167,8 @@ def _thesis_subset(store_path: str, run_dir: Path, minutes: float) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("store", help="simulated Zarr audio store (made with --simulate when missing)")
+    ap.add_argument("store", nargs="?", help="simulated Zarr audio store (made with --simulate when missing); "
+                    "optional with --wav")
     ap.add_argument("--out", required=True, help="scratch folder for cubes, frames and WAV files")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--simulate", help="minutes per session, e.g. 72,18 (7.5 h) or 360,90 (37.5 h)")
@@ -178,6 +187,8 @@ def main(argv=None):
     ap.add_argument("--memory-limit", default=None)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    if not args.store and not args.wav:
+        ap.error("give a STORE, or --wav DIR to ingest")
     if args.max_train_clips is None:
         from pipeline.workflow import load_workflow
 
@@ -188,7 +199,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     result = {"machine": machine(), "argv": sys.argv[1:], "runs": []}
 
-    if args.simulate and not Path(args.store).exists():
+    if args.simulate and args.store and not Path(args.store).exists():
         from pipeline.cluster import ClusterSettings, connect
         from pipeline.simulate import StudioPlan
         from pipeline.simulate.writer import simulate_to_store
