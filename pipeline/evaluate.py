@@ -220,14 +220,23 @@ def identical_pairs(mics: dict[int, str]) -> list[int]:
     return sorted(lab for labs in models.values() if len(labs) > 1 for lab in labs)
 
 
-def _confusion(y_true, y_pred, labels) -> np.ndarray:
-    labels = np.asarray(labels)
-    k = labels.size
-    lookup = {lab: i for i, lab in enumerate(labels.tolist())}
-    t = np.array([lookup.get(v, -1) for v in np.asarray(y_true).tolist()], dtype=np.int64)
-    p = np.array([lookup.get(v, -1) for v in np.asarray(y_pred).tolist()], dtype=np.int64)
+def _codes(y, labels) -> np.ndarray:
+    """Position of each value of ``y`` in ``labels`` (-1 where absent), vectorised."""
+    labels, y = np.asarray(labels), np.asarray(y)
+    if labels.size == 0:
+        return np.full(y.shape, -1, np.int64)
+    order = np.argsort(labels, kind="stable")
+    pos = np.minimum(np.searchsorted(labels[order], y), labels.size - 1)
+    return np.where(labels[order][pos] == y, order[pos], -1).astype(np.int64)
+
+
+def _confusion_codes(t: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
     ok = (t >= 0) & (p >= 0)
     return np.bincount(t[ok] * k + p[ok], minlength=k * k).reshape(k, k).astype(float)
+
+
+def _confusion(y_true, y_pred, labels) -> np.ndarray:
+    return _confusion_codes(_codes(y_true, labels), _codes(y_pred, labels), len(labels))
 
 
 def _per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -249,14 +258,18 @@ def point_metrics(y_true, y_pred, labels, pair) -> dict:
     them assigned to the right unit (any wrong label counts as an error).
     Computed from one confusion matrix with numpy: the bootstrap calls this hundreds of times.
     """
-    _, _, f1, support = _per_class(_confusion(y_true, y_pred, labels))
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    sel = np.isin(y_true, pair)
+    return _metrics_from(_confusion(y_true, y_pred, labels), y_true == y_pred, np.isin(y_true, pair))
+
+
+def _metrics_from(cm: np.ndarray, correct: np.ndarray, in_pair: np.ndarray) -> dict:
+    """:func:`point_metrics` from a confusion matrix and per-clip correct / identical-pair flags."""
+    _, _, f1, support = _per_class(cm)
     return {
-        "accuracy": float(np.mean(y_true == y_pred)) if y_true.size else np.nan,
+        "accuracy": float(np.mean(correct)) if correct.size else np.nan,
         "macro_f1": float(f1.mean()),
         "weighted_f1": float((f1 * support).sum() / support.sum()) if support.sum() else np.nan,
-        "pair_accuracy": float(np.mean(y_true[sel] == y_pred[sel])) if sel.any() else np.nan,
+        "pair_accuracy": float(np.mean(correct[in_pair])) if in_pair.any() else np.nan,
     }
 
 
@@ -280,15 +293,18 @@ def score(y_true, y_pred, labels, pair, groups, *, n_boot: int = 500, seed: int 
     cm = _confusion(y_true, y_pred, labels)
     prec, rec, f1, support = _per_class(cm)
     uniq, inv = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
+    members = np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1])
     rng = np.random.default_rng(seed)
     boots = {k: [] for k in point}
     per_boot = {k: [] for k in ("precision", "recall", "f1")}
+    # Encoded once: each resample is then a few vectorised passes (bincount), whatever its size.
+    t_code, p_code = _codes(y_true, labels), _codes(y_pred, labels)
+    correct, in_pair = y_true == y_pred, np.isin(y_true, pair)
     for _ in range(n_boot if uniq.size > 1 else 0):
         pick = np.concatenate([members[g] for g in rng.integers(0, uniq.size, uniq.size)])
-        for k, v in point_metrics(y_true[pick], y_pred[pick], labels, pair).items():
+        bcm = _confusion_codes(t_code[pick], p_code[pick], len(labels))
+        for k, v in _metrics_from(bcm, correct[pick], in_pair[pick]).items():
             boots[k].append(v)
-        bcm = _confusion(y_true[pick], y_pred[pick], labels)
         bp, br, bf, bs = _per_class(bcm)
         # undefined (never predicted / absent) in a resample: no value there, not a zero
         per_boot["precision"].append(np.where(bcm.sum(axis=0) > 0, bp, np.nan))
@@ -473,11 +489,12 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
 def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = None) -> dict:
     import dask
 
-    from .features.cube import open_cube
+    from .features.cube import cached_cube
 
-    # Inside a task: read the cube here, never through a (possibly absent) distributed client.
+    # Inside a task: read the cube here, never through a (possibly absent) distributed client;
+    # opened once per worker process (cells of one run share it).
     with dask.config.set(scheduler="synchronous"):
-        cube = open_cube(cube_path)
+        cube = cached_cube(cube_path)
         mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
         X, meta = select(cube, cell)
     return run_cell(X, meta, cell, mics, n_boot=n_boot, max_train=max_train)

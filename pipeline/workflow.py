@@ -27,7 +27,6 @@ import shutil
 import sys
 import time
 import tomllib
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +38,6 @@ from .report import json_default
 
 CLEAN = "clean"
 RESULTS_KIND = "micfp-results"
-#: Cubes a worker keeps in memory at once (the clean cube plus a few degraded ones).
-CUBE_CACHE_SIZE = int(os.environ.get("MICFP_CUBE_CACHE", "4"))
 
 
 # -- config ----------------------------------------------------------------------------------
@@ -703,45 +700,9 @@ def open_results(path):
 
 
 # -- worker side: the cube cache and the cell task -------------------------------------------
-_CUBES: OrderedDict = OrderedDict()
-_LOADS: dict[str, int] = {}
+# The per-process cube cache lives with the cube (shared with ``evaluate``).
+from .features.cube import cache_stats, cached_cube, clear_cache  # noqa: E402,F401
 
-
-def _marker(path: str) -> tuple:
-    st = os.stat(os.path.join(path, "zarr.json"))
-    return (st.st_mtime_ns, st.st_size)
-
-
-def cached_cube(path: str):
-    """The cube at ``path`` loaded into this process's memory, once per version of the cube.
-
-    Keyed by the path and the modification stamp of the cube's root metadata (rewritten when a
-    cube is recomputed), so a recomputed cube is never served stale.
-    """
-    from .features import open_cube
-
-    key = (str(path), _marker(str(path)))
-    if key in _CUBES:
-        _CUBES.move_to_end(key)
-        return _CUBES[key]
-    for k in [k for k in _CUBES if k[0] == str(path)]:
-        del _CUBES[k]
-    cube = open_cube(str(path)).load()
-    _CUBES[key] = cube
-    _LOADS[str(path)] = _LOADS.get(str(path), 0) + 1
-    while len(_CUBES) > max(1, CUBE_CACHE_SIZE):
-        _CUBES.popitem(last=False)
-    return cube
-
-
-def cache_stats() -> dict[str, int]:
-    """How many times this process loaded each cube (``client.run(cache_stats)`` on workers)."""
-    return dict(_LOADS)
-
-
-def clear_cache() -> None:
-    _CUBES.clear()
-    _LOADS.clear()
 
 
 @dataclass(frozen=True)

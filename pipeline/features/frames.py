@@ -210,7 +210,11 @@ class FrameSettings:
 def to_float(samples: np.ndarray) -> np.ndarray:
     """PCM integers to float32 in [-1, 1); floats pass through as float32."""
     if np.issubdtype(samples.dtype, np.integer):
-        return samples.astype(np.float32) / np.float32(np.iinfo(samples.dtype).max + 1)
+        # One pass (cast inside the multiply); the scale is a power of two, so x * (1 / 2^k)
+        # equals x / 2^k exactly.
+        out = np.empty(samples.shape, np.float32)
+        return np.multiply(samples, np.float32(1.0 / (np.iinfo(samples.dtype).max + 1)), out=out,
+                           dtype=np.float32, casting="unsafe")
     return samples.astype(np.float32, copy=False)
 
 
