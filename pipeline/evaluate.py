@@ -467,7 +467,7 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
                               f"for {cell}")
         tr = cap_training(tr, meta, max_train)
         model = fit_model(cell.classifier, X[tr], y[tr], groups[tr], len(labels))
-        pred = model.predict(X[te])
+        pred = predict_batched(model, X, te)
         y_true.append(y[te])
         y_pred.append(pred)
         g_test.append(groups[te])
@@ -484,6 +484,17 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
     out["max_train_clips"] = max_train
     out["cell"] = asdict(cell)
     return out
+
+
+#: Test clips predicted at once: the pipeline's float64 copies of a batch stay small.
+PREDICT_BATCH = 50_000
+
+
+def predict_batched(model, X: np.ndarray, index: np.ndarray, batch: int = PREDICT_BATCH) -> np.ndarray:
+    """``model.predict(X[index])`` in batches of rows, so memory does not grow with the test set."""
+    if index.size <= batch:
+        return model.predict(X[index])
+    return np.concatenate([model.predict(X[index[i : i + batch]]) for i in range(0, index.size, batch)])
 
 
 def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = None) -> dict:

@@ -247,9 +247,26 @@ def _clip_part(task: ClipTask, config: FeatureConfig, parts_path: str, part: int
     """
     coords, X = _clip_window(task, config)
     if X.shape[0]:
-        zarr.open_group(parts_path, mode="a").create_array(
-            str(part), data=X, chunks=X.shape, compressors=None, overwrite=True)  # temporary: read once
+        # Rows grouped by segmentation and clip length (stable), so the assembly reads each
+        # group of a part as one contiguous slice of a few small chunks.
+        seg = np.unique(coords["segmentation"].astype(str), return_inverse=True)[1]
+        order = np.lexsort((coords["clip_seconds"], seg))
+        coords = {k: v[order] for k, v in coords.items()}
+        zarr.open_group(parts_path, mode="a").create_array(  # temporary: uncompressed, read once
+            str(part), data=X[order], chunks=(PART_ROWS, X.shape[1]), compressors=None, overwrite=True)
     return coords
+
+
+#: Rows per chunk of the temporary part arrays (what a slice of one group reads beyond its rows).
+PART_ROWS = 512
+
+
+def _gather_rows(parts_path: str, pieces: tuple[tuple[int, int, int], ...], n_features: int) -> np.ndarray:
+    """Rows ``[a, b)`` of part ``p`` for each ``(p, a, b)`` in ``pieces``, stacked: one cube chunk."""
+    g = zarr.open_group(parts_path, mode="r")
+    if not pieces:
+        return np.zeros((0, n_features), np.float32)
+    return np.concatenate([g[str(p)][a:b] for p, a, b in pieces])
 
 
 def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) -> list[tuple[ClipTask, dict]]:
@@ -278,6 +295,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     """
     import shutil
 
+    import dask
     import dask.array as da
     import xarray as xr
 
@@ -295,33 +313,46 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
                             [(t, config, parts_path, i) for i, (t, _) in enumerate(planned)], quiet=quiet)
 
     names, owners = fsets.feature_layout(config.feature_sets, config.frame)
-    parts, cols = [], {k: [] for k in CLIP_COORDS}
-    sr = store.sample_rate
-    for i, ((task, const), c) in enumerate(zip(planned, coords_list)):
+    # Cube rows grouped by segmentation and clip length (then recording and time, the task
+    # order), so selecting one clip length, as every evaluation cell does, reads only its rows.
+    groups: dict[tuple[str, float], list[tuple[int, int, int]]] = {}
+    for i, c in enumerate(coords_list):
         n = c["start"].size
         if n == 0:
             continue
-        parts.append(da.from_zarr(f"{parts_path}/{i}"))
-        for k, v in const.items():
-            cols[k].append(np.repeat(np.asarray([v]), n))
-        cols["sound_type"].append(c["sound_type"])
-        cols["clip_seconds"].append(c["clip_seconds"])
-        cols["start_s"].append(c["start"] / sr)
-        cols["end_s"].append(c["stop"] / sr)
-        cols["segmentation"].append(c["segmentation"])
-    if not parts:
+        seg, length = c["segmentation"].astype(str), c["clip_seconds"]
+        cut = np.flatnonzero((seg[1:] != seg[:-1]) | (length[1:] != length[:-1])) + 1
+        for a, b in zip(np.r_[0, cut], np.r_[cut, n]):
+            groups.setdefault((str(seg[a]), float(length[a])), []).append((i, int(a), int(b)))
+    if not groups:
         raise InputError(f"{store_path}: no clips: every segment is shorter than the clip lengths asked for")
-    X = da.concatenate(parts, axis=0)
-    coords = {k: ("clip", np.concatenate(v)) for k, v in cols.items()}
-    # Rows grouped by segmentation and clip length (stable: recording and time order kept inside
-    # a group), so selecting one clip length, as every evaluation cell does, reads only its rows.
-    seg_code = np.unique(np.asarray(coords["segmentation"][1]).astype(str), return_inverse=True)[1]
-    order = np.lexsort((coords["clip_seconds"][1], seg_code))
-    if np.any(order != np.arange(order.size)):
-        X = X[order]
-        coords = {k: ("clip", v[order]) for k, (_, v) in coords.items()}
+    sr = store.sample_rate
+    cols = {k: [] for k in CLIP_COORDS}
     rows = max(1, int(32e6 // (4 * len(names))))
-    X = X.rechunk((rows, len(names)))
+    chunks, current, count = [], [], 0
+    for key in sorted(groups):
+        for i, a, b in groups[key]:
+            c, const = coords_list[i], planned[i][1]
+            for k, v in const.items():
+                cols[k].append(np.repeat(np.asarray([v]), b - a))
+            cols["sound_type"].append(c["sound_type"][a:b])
+            cols["clip_seconds"].append(c["clip_seconds"][a:b])
+            cols["start_s"].append(c["start"][a:b] / sr)
+            cols["end_s"].append(c["stop"][a:b] / sr)
+            cols["segmentation"].append(c["segmentation"][a:b])
+            while a < b:  # cut into cube chunks of `rows` rows
+                take = min(b - a, rows - count)
+                current.append((i, a, a + take))
+                count, a = count + take, a + take
+                if count == rows:
+                    chunks.append(tuple(current))
+                    current, count = [], 0
+    if current:
+        chunks.append(tuple(current))
+    gather = dask.delayed(_gather_rows, pure=True)
+    X = da.concatenate([da.from_delayed(gather(parts_path, ch, len(names)), dtype=np.float32,
+                                        shape=(sum(b - a for _, a, b in ch), len(names))) for ch in chunks])
+    coords = {k: ("clip", np.concatenate(v)) for k, v in cols.items()}
     for k in ("mic", "session", "recording", "sound_type", "segmentation"):
         coords[k] = ("clip", coords[k][1].astype(str).astype(object))
     coords["label"] = ("clip", coords["label"][1].astype(np.int64))
