@@ -402,7 +402,9 @@ def open_cube(path: str, *, require_complete: bool = True):
         values = np.asarray(var.values)
         if values.dtype.kind == "T":  # numpy StringDType from zarr v3 strings: plain str for pandas & co.
             values = _runs_to_objects(values)
-        coords[name] = (var.dims, values, var.attrs)
+        # fastpath: xarray would otherwise turn object strings into fixed-width unicode, several
+        # hundred MB per coordinate at millions of clips.
+        coords[name] = xr.Variable(var.dims, values, var.attrs, fastpath=True)
     return ds.assign_coords(coords)
 
 
