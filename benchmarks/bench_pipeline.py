@@ -141,9 +141,9 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
 
 def _wav_hours(wav_dir: str) -> float:
     """Hours of audio in a thesis-layout WAV folder (from the headers)."""
-    import soundfile as sf
+    from pipeline.audio_io import probe
 
-    return sum(sf.info(str(f)).duration for f in sorted(Path(wav_dir).glob("*/*.wav"))) / 3600
+    return sum(probe(str(f)).duration_s for f in sorted(Path(wav_dir).glob("*/*.wav"))) / 3600
 
 
 def _thesis_subset(store_path: str, run_dir: Path, minutes: float) -> str:

@@ -307,6 +307,14 @@ def _percentile(x: np.ndarray, f0: np.ndarray, f1: np.ndarray, q: float) -> np.n
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _ranks(q, m):  # pragma: no cover - compiled
+    """numpy's 'linear' percentile position in ``m`` sorted values: (pos, lower rank, upper rank)."""
+    pos = q / 100.0 * (m - 1)
+    lo = int(np.floor(pos))
+    return pos, lo, min(lo + 1, m - 1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _lerp(a, b, t):  # pragma: no cover - compiled
     """numpy's linear interpolation between order statistics (same rounding choice)."""
     d = np.float64(b) - np.float64(a)
@@ -324,14 +332,11 @@ def _percentile_small(x, f0, f1, q, out):  # pragma: no cover - compiled
     nc = x.shape[1]
     kmax = 1
     for c in range(f0.size):
-        kmax = max(kmax, min(int(np.floor(q / 100.0 * (f1[c] - f0[c] - 1))) + 2, f1[c] - f0[c]))
+        kmax = max(kmax, _ranks(q, f1[c] - f0[c])[2] + 1)
     s = np.empty((kmax, nc), np.float32)
     v = np.empty(nc, np.float32)
     for c in range(f0.size):
-        m = f1[c] - f0[c]
-        pos = q / 100.0 * (m - 1)
-        lo = int(np.floor(pos))
-        hi = min(lo + 1, m - 1)
+        pos, lo, hi = _ranks(q, f1[c] - f0[c])
         k = hi + 1
         s[:k] = np.inf
         for i in range(f0[c], f1[c]):
@@ -357,9 +362,7 @@ def _percentile_large(xt, f0, f1, q, out):  # pragma: no cover - compiled
     work = np.empty(mmax, np.float32)
     for c in range(f0.size):
         m = f1[c] - f0[c]
-        pos = q / 100.0 * (m - 1)
-        lo = int(np.floor(pos))
-        hi = min(lo + 1, m - 1)
+        pos, lo, hi = _ranks(q, m)
         for j in range(xt.shape[0]):
             a, b = _order_pair(xt[j], f0[c], m, lo, hi, buf, work)
             out[c, j] = _lerp(a, b, pos - lo)
