@@ -87,6 +87,15 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
         yield client
 
 
+def worker_environ() -> dict[str, str]:
+    """Environment variables for worker processes micfp starts (config ``micfp.worker-environ``).
+
+    Passed as the nannies' ``env``, so it wins over ``distributed.nanny.pre-spawn-environ``
+    (see ``pipeline/micfp.yaml`` for why the allocator settings matter).
+    """
+    return {str(k): str(v) for k, v in (config("worker-environ", {}) or {}).items()}
+
+
 def _timeout() -> str:
     return str(config("connect-timeout", "15s"))
 
@@ -106,6 +115,7 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
             host=opt.get("host", "127.0.0.1"),
             dashboard_address=settings.dashboard_address or opt.get("dashboard-address", DEFAULT_DASHBOARD),
             memory_limit=settings.memory_limit or opt.get("memory-limit", "auto"),
+            env=worker_environ(),
         )
     stack.callback(cluster.close)
     return Client(cluster), f"local cluster, {n} worker processes"

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cluster import worker_environ
 from .errors import ClusterError
 from .profiles import default_scheduler_file
 
@@ -128,12 +129,16 @@ def up(n_workers: int = 2, *, scheduler_file=None, host: str = "127.0.0.1", port
         dash_host = dashboard_address.rsplit(":", 1)[0] or "127.0.0.1"
         if "dashboard" in info.get("services", {}):
             state["dashboard"] = f"http://{dash_host}:{info['services']['dashboard']}/status"
+        # The nanny's own config carries micfp's worker environment (a `dask worker` process
+        # does not read pipeline/micfp.yaml).
+        wenv = {**(env if env is not None else os.environ),
+                "DASK_DISTRIBUTED__NANNY__ENVIRON": json.dumps(worker_environ())}
         for i in range(n_workers):
             procs.append(_spawn(
                 py + ["distributed.cli.dask_worker", "--scheduler-file", str(sfile), "--host", host,
                       "--nthreads", str(threads_per_worker), "--memory-limit", str(memory_limit),
                       "--name", f"micfp-{i}", "--dashboard-address", f"{host}:0", *protocol],
-                logs / f"worker-{i}.log", env))
+                logs / f"worker-{i}.log", wenv))
             state["worker_pids"].append(procs[-1].pid)
         state_path(sfile).write_text(json.dumps(state, indent=1))
         with Client(state["address"], security=security(tls), timeout=f"{timeout}s") as client:

@@ -14,7 +14,7 @@ import yaml
 
 from cluster_helpers import canonical, cli, micfp, run_pipeline, standalone_cluster
 from pipeline import deploy, standalone
-from pipeline.cluster import ClusterSettings, check_workers, connect, local_versions
+from pipeline.cluster import ClusterSettings, check_workers, connect, local_versions, worker_environ
 from pipeline.errors import ClusterError, ConfigError
 from pipeline.profiles import load_profile, parse_profile, resolve
 
@@ -238,6 +238,7 @@ def test_cluster_up_status_down_and_attach(tmp_path, clean_env, capsys):
         assert state["dashboard"].startswith("http://127.0.0.1:") and f"dashboard: {state['dashboard']}" in up
         code, status, _ = cli(capsys, "cluster", "status")
         assert code == 0 and "workers: 2 connected, 2/2 processes alive" in status
+        assert set(_worker_env(state["address"]).values()) == {tuple(sorted(worker_environ().items()))}
         code, _, err = cli(capsys, "cluster", "up", "--port", "0")
         assert code == 2 and "already up" in err
         # a workflow in another process attaches through the scheduler file (--cluster remote)
@@ -256,6 +257,30 @@ def test_cluster_up_status_down_and_attach(tmp_path, clean_env, capsys):
         assert code == 2 and "micfp cluster up" in err
     finally:
         standalone.down(tmp_path / "home" / "cluster.json")
+
+
+def _worker_env(address_or_client) -> dict:
+    """Each worker's values of the ``micfp.worker-environ`` variables, as sorted item tuples."""
+    import os
+
+    from distributed import Client
+
+    keys = sorted(worker_environ())
+
+    def read(client):
+        return client.run(lambda: tuple((k, os.environ.get(k)) for k in keys))
+
+    if isinstance(address_or_client, str):
+        with Client(address_or_client, timeout="30s") as c:
+            return read(c)
+    return read(address_or_client)
+
+
+def test_local_workers_get_the_allocator_settings(client):
+    # distributed's own default (MALLOC_TRIM_THRESHOLD_=65536) is overridden, see micfp.yaml
+    want = tuple(sorted(worker_environ().items()))
+    assert dict(want)["MALLOC_MMAP_THRESHOLD_"] == "4194304"
+    assert set(_worker_env(client).values()) == {want}
 
 
 # -- the same workflow on a standalone cluster and on the default local cluster --------------------
