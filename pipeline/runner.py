@@ -45,11 +45,15 @@ class Progress:
 
 
 def run_tasks(client, stage: str, func: Callable, args: Sequence[tuple], *, on_result: Callable | None = None,
-              keys: Sequence[Any] | None = None, pure: bool = False, quiet: bool = False) -> list:
+              keys: Sequence[Any] | None = None, pure: bool = False, quiet: bool = False,
+              cost: Sequence[float] | None = None) -> list:
     """Submit ``func(*a)`` for each ``a`` in ``args``; call ``on_result(key, result)`` as each lands.
 
-    Returns the results in submission order. The first failing task raises (the rest are
+    Returns the results in the order of ``args``. The first failing task raises (the rest are
     cancelled); results already passed to ``on_result`` stay recorded.
+
+    ``cost`` (an estimate per task, any unit) runs the costliest tasks first: with tasks of
+    unequal length, a long task started last would leave the other workers idle at the end.
     """
     from distributed import as_completed
 
@@ -57,7 +61,10 @@ def run_tasks(client, stage: str, func: Callable, args: Sequence[tuple], *, on_r
     progress = Progress(stage, len(args), stream=open("/dev/null", "w") if quiet else None)
     if not args:
         return []
-    futures = [client.submit(func, *a, pure=pure) for a in args]
+    order = list(range(len(args))) if cost is None else sorted(range(len(args)), key=lambda i: -cost[i])
+    futures = [None] * len(args)
+    for rank, i in enumerate(order):  # dask runs earlier submissions and higher priorities first
+        futures[i] = client.submit(func, *args[i], pure=pure, priority=len(args) - rank)
     index = {f.key: i for i, f in enumerate(futures)}
     results: list = [None] * len(futures)
     try:

@@ -34,13 +34,17 @@ SHARD_CHUNKS = 30  # 5-minute shards: few files, whole-shard writes of ~30 MB at
 
 
 def compressor() -> BloscCodec:
-    """Blosc zstd level 1 with byte shuffle: lossless, ~1.7x on 16-bit audio, fast both ways.
+    """Blosc lz4 level 5 with bit shuffle: lossless, ~1.55x on 16-bit audio, cheap both ways.
 
-    Measured with ``benchmarks/bench_ingest.py`` (2 workers, 5 x 30 min WAV): level 1 ingests
-    at ~1200x real time against ~940x at level 3, for a store about 4 % larger (ratio 1.68
-    vs 1.74); levels 5-9 compress 2-10 % better but encode 3-30x slower.
+    Every stage pays for this codec: ingest encodes (and decodes to verify) each shard, the
+    frame stage decodes it again. On 5-minute shards of 48 kHz 16-bit simulated studio audio
+    (``benchmarks/README.md``, session 3) it costs 0.050 CPU s to write and 0.047 to read,
+    against 0.119 and 0.106 for zstd-1 with byte shuffle (ratio 1.57, the session-1 choice);
+    zstd-1 with bit shuffle compresses best (1.66) at 0.093 / 0.071 CPU s. Bit shuffle groups
+    the high-order bits, which quiet audio leaves constant. Stores written with another codec
+    stay readable: the codec is in each array's metadata.
     """
-    return BloscCodec(cname="zstd", clevel=1, shuffle=BloscShuffle.shuffle)
+    return BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)
 
 
 def recording_id(session: str, label: int | str, channel: int | None = None) -> str:

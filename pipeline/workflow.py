@@ -1029,8 +1029,12 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
 def run_tasks_cells(client, tasks, keys, record, *, quiet=False):
     from .runner import run_tasks
 
-    # Cells that need the same cubes are submitted together, so each worker's cache stays warm.
-    return run_tasks(client, "cells", _cell_task, tasks, keys=keys, on_result=record, quiet=quiet)
+    from .evaluate import cell_cost
+
+    # Costliest cells first, so no long cell starts last. Each worker keeps up to
+    # CUBE_CACHE_SIZE cubes open, so cells of different conditions can interleave.
+    return run_tasks(client, "cells", _cell_task, tasks, keys=keys, on_result=record, quiet=quiet,
+                     cost=[cell_cost(t.work.cell) for (t,) in tasks])
 
 
 # -- entry points ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import (Cell, cap_training, check_max_train, identical_pairs, make_model, point_metrics,
+from pipeline.evaluate import (Cell, cap_training, cell_cost, check_max_train, identical_pairs, make_model, point_metrics,
                                protocol_splits, results_dataset, run_cell, score, time_groups)
 
 MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
@@ -44,6 +44,38 @@ def test_bootstrap_interval_contains_point(rng):
     assert s["accuracy_lo"] <= s["accuracy"] <= s["accuracy_hi"]
     assert s["accuracy_hi"] - s["accuracy_lo"] < 0.2
     assert np.asarray(s["confusion"]).sum() == 500
+
+
+def test_bootstrap_equals_resampling_the_clips_of_whole_blocks(rng):
+    # score() sums per-block counts; the reference concatenates the resampled blocks' clips
+    y = rng.integers(1, 6, 900)
+    p = np.where(rng.random(900) < 0.75, y, rng.integers(1, 7, 900))  # 6: a label outside the model
+    groups = rng.integers(0, 40, 900)
+    labels, pair, n_boot = [1, 2, 3, 4, 5], [3, 4], 50
+    s = score(y, p, labels, pair, groups, n_boot=n_boot, seed=3)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
+    draws = np.random.default_rng(3)
+    acc, pair_acc, f1 = [], [], []
+    for _ in range(n_boot):
+        pick = np.concatenate([members[g] for g in draws.integers(0, uniq.size, uniq.size)])
+        m = point_metrics(y[pick], p[pick], labels, pair)
+        acc.append(m["accuracy"])
+        pair_acc.append(m["pair_accuracy"])
+        f1.append(m["macro_f1"])
+    for key, ref in (("accuracy", acc), ("pair_accuracy", pair_acc), ("macro_f1", f1)):
+        assert s[f"{key}_lo"] == pytest.approx(np.quantile(ref, 0.025), abs=1e-12)
+        assert s[f"{key}_hi"] == pytest.approx(np.quantile(ref, 0.975), abs=1e-12)
+
+
+def test_cell_cost_runs_the_long_cells_first():
+    def cell(classifier="logistic_regression", protocol="session", seconds=2.0):
+        return Cell(seconds, "all", "channel", classifier, protocol)
+
+    assert cell_cost(cell("svc")) > cell_cost(cell(protocol="grouped-kfold"))
+    assert cell_cost(cell(protocol="grouped-kfold")) > cell_cost(cell())
+    assert cell_cost(cell(seconds=0.5)) > cell_cost(cell(seconds=5.0))
+    assert cell_cost(Cell(0.0, "all", "channel", "logistic_regression", "session", "silence")) > 0
 
 
 def test_session_split_separates_sessions():

@@ -113,8 +113,9 @@ def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, 
     return f1 - f0
 
 
-#: Codec of the stored frame features: float32 compresses little (zstd-1: 13.0 MB for a 16.8 MB
-#: block, lz4: 13.3 MB) and lz4 encodes about 3x faster, which is what the frame stage pays.
+#: Codec of stored float32 features (frames and the cube's ``features``): they compress little
+#: (zstd-1: 13.0 MB for a 16.8 MB frame block, lz4: 13.3 MB) and lz4 encodes about 3x faster
+#: and decodes faster, which the frame stage, the cube assembly and every evaluation pay.
 FRAMES_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.shuffle)
 
 
@@ -333,8 +334,8 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     for key in sorted(groups):
         for i, a, b in groups[key]:
             c, const = coords_list[i], planned[i][1]
-            for k, v in const.items():
-                cols[k].append(np.repeat(np.asarray([v]), b - a))
+            for k, v in const.items():  # one shared object per value, not millions of str
+                cols[k].append(np.repeat(np.array([v], dtype=np.int64 if k == "label" else object), b - a))
             cols["sound_type"].append(c["sound_type"][a:b])
             cols["clip_seconds"].append(c["clip_seconds"][a:b])
             cols["start_s"].append(c["start"][a:b] / sr)
@@ -352,10 +353,8 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     gather = dask.delayed(_gather_rows, pure=True)
     X = da.concatenate([da.from_delayed(gather(parts_path, ch, len(names)), dtype=np.float32,
                                         shape=(sum(b - a for _, a, b in ch), len(names))) for ch in chunks])
-    coords = {k: ("clip", np.concatenate(v)) for k, v in cols.items()}
-    for k in ("mic", "session", "recording", "sound_type", "segmentation"):
-        coords[k] = ("clip", coords[k][1].astype(str).astype(object))
-    coords["label"] = ("clip", coords["label"][1].astype(np.int64))
+    # fastpath: xarray would otherwise scan each object coordinate (millions of clips) for dates
+    coords = {k: xr.Variable(("clip",), np.concatenate(v), fastpath=True) for k, v in cols.items()}
     coords["feature"] = ("feature", np.array(names, dtype=object))
     coords["feature_set"] = ("feature", np.array(owners, dtype=object))
     meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "store": store.path, "frames": frames_path,
@@ -364,7 +363,8 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False)
+        ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False,
+                   encoding={"features": {"compressors": (FRAMES_CODEC,)}})
     g = zarr.open_group(cube_path, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
     shutil.rmtree(parts_path, ignore_errors=True)
@@ -392,14 +392,19 @@ def open_cube(path: str, *, require_complete: bool = True):
         raise InputError(f"{path}: not a micfp feature cube (kind={meta.get('kind')!r})")
     if require_complete and not meta.get("complete"):
         raise IncompleteError(f"{path}: feature cube is incomplete (its computation did not finish); re-run it")
+    import dask
+
     ds = xr.open_zarr(path, consolidated=False)
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
-    # quadratic in the number of coordinates at millions of clips.
+    # quadratic in the number of coordinates at millions of clips. Read here, not on the
+    # cluster that may be the default scheduler: shipping millions of strings back costs more
+    # than reading them.
     coords = {}
     for name in ds.coords:
         var = ds.variables[name]
-        values = np.asarray(var.values)
+        with dask.config.set(scheduler="synchronous"):
+            values = np.asarray(var.values)
         if values.dtype.kind == "T":  # numpy StringDType from zarr v3 strings: plain str for pandas & co.
             values = _runs_to_objects(values)
         # fastpath: xarray would otherwise turn object strings into fixed-width unicode, several

@@ -1,0 +1,38 @@
+"""run_tasks on a real two-process cluster: result order, recording, costliest tasks first."""
+
+import time
+
+import pytest
+
+from pipeline.runner import run_tasks
+
+
+def _stamp(i, seconds):
+    t = time.time()
+    time.sleep(seconds)
+    return i, t
+
+
+def _fail(i):
+    if i == 2:
+        raise ValueError("task 2 failed")
+    return i
+
+
+def test_results_come_back_in_argument_order_whatever_the_cost(client):
+    cost = [1, 5, 3, 6, 2, 4]
+    seen = []
+    out = run_tasks(client, "t", _stamp, [(i, 0.3) for i in range(6)], cost=cost, quiet=True,
+                    on_result=lambda key, r: seen.append(key))
+    assert [i for i, _ in out] == list(range(6)) and sorted(seen) == list(range(6))
+    # two workers: each task starts no later than the task two places below it in cost
+    by_cost = sorted(range(6), key=lambda i: -cost[i])
+    starts = [out[i][1] for i in by_cost]
+    assert all(starts[r] <= starts[r + 2] + 0.05 for r in range(4)), starts
+
+
+def test_a_failing_task_raises_and_what_finished_stays_recorded(client):
+    seen = []
+    with pytest.raises(ValueError, match="task 2 failed"):
+        run_tasks(client, "t", _fail, [(i,) for i in range(4)], quiet=True, on_result=lambda k, r: seen.append(r))
+    assert 2 not in seen
