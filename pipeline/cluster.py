@@ -90,10 +90,21 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
 def worker_environ() -> dict[str, str]:
     """Environment variables for worker processes micfp starts (config ``micfp.worker-environ``).
 
-    Passed as the nannies' ``env``, so it wins over ``distributed.nanny.pre-spawn-environ``
-    (see ``pipeline/micfp.yaml`` for why the allocator settings matter).
+    See ``pipeline/micfp.yaml`` for why the allocator settings matter.
     """
     return {str(k): str(v) for k, v in (config("worker-environ", {}) or {}).items()}
+
+
+def pre_spawn_environ() -> dict[str, str]:
+    """distributed's ``nanny.pre-spawn-environ`` with :func:`worker_environ` on top.
+
+    It has to be the *pre-spawn* environment: glibc reads its ``MALLOC_*`` settings when a
+    process starts, and the nanny's ``env`` / ``nanny.environ`` are only applied after that.
+    """
+    import dask
+
+    base = dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}
+    return {**{str(k): str(v) for k, v in base.items()}, **worker_environ()}
 
 
 def _timeout() -> str:
@@ -107,7 +118,9 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
     n = settings.workers if settings.workers is not None else int(opt.get("n-workers", 2))
     if n < 1:
         raise ClusterError(f"--workers must be at least 1, got {n}")
-    with _quiet_port_warnings():
+    import dask
+
+    with _quiet_port_warnings(), dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()}):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=settings.threads_per_worker or int(opt.get("threads-per-worker", 1)),
@@ -115,7 +128,6 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
             host=opt.get("host", "127.0.0.1"),
             dashboard_address=settings.dashboard_address or opt.get("dashboard-address", DEFAULT_DASHBOARD),
             memory_limit=settings.memory_limit or opt.get("memory-limit", "auto"),
-            env=worker_environ(),
         )
     stack.callback(cluster.close)
     return Client(cluster), f"local cluster, {n} worker processes"

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import worker_environ
+from .cluster import pre_spawn_environ
 from .errors import ClusterError
 from .profiles import default_scheduler_file
 
@@ -130,9 +130,9 @@ def up(n_workers: int = 2, *, scheduler_file=None, host: str = "127.0.0.1", port
         if "dashboard" in info.get("services", {}):
             state["dashboard"] = f"http://{dash_host}:{info['services']['dashboard']}/status"
         # The nanny's own config carries micfp's worker environment (a `dask worker` process
-        # does not read pipeline/micfp.yaml).
+        # does not read pipeline/micfp.yaml), set before each worker process starts.
         wenv = {**(env if env is not None else os.environ),
-                "DASK_DISTRIBUTED__NANNY__ENVIRON": json.dumps(worker_environ())}
+                "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": json.dumps(pre_spawn_environ())}
         for i in range(n_workers):
             procs.append(_spawn(
                 py + ["distributed.cli.dask_worker", "--scheduler-file", str(sfile), "--host", host,

@@ -260,15 +260,24 @@ def test_cluster_up_status_down_and_attach(tmp_path, clean_env, capsys):
 
 
 def _worker_env(address_or_client) -> dict:
-    """Each worker's values of the ``micfp.worker-environ`` variables, as sorted item tuples."""
-    import os
+    """Each worker's start environment for the ``micfp.worker-environ`` variables, as sorted items.
 
+    Read from ``/proc/<pid>/environ``: the environment the process was started with, as glibc
+    saw it (variables set later, e.g. by the nanny's ``env``, do not show there).
+    """
     from distributed import Client
 
     keys = sorted(worker_environ())
 
+    def start_environ():  # nested: pickled by value, workers need not import this module
+        import os
+
+        raw = open(f"/proc/{os.getpid()}/environ", "rb").read().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        return tuple((k, env.get(k)) for k in keys)
+
     def read(client):
-        return client.run(lambda: tuple((k, os.environ.get(k)) for k in keys))
+        return client.run(start_environ)
 
     if isinstance(address_or_client, str):
         with Client(address_or_client, timeout="30s") as c:
@@ -276,8 +285,10 @@ def _worker_env(address_or_client) -> dict:
     return read(address_or_client)
 
 
-def test_local_workers_get_the_allocator_settings(client):
-    # distributed's own default (MALLOC_TRIM_THRESHOLD_=65536) is overridden, see micfp.yaml
+def test_local_workers_start_with_the_allocator_settings(client):
+    # distributed's own default (MALLOC_TRIM_THRESHOLD_=65536) is overridden, see micfp.yaml;
+    # glibc reads these at process start, so they must be in the environment the worker
+    # was spawned with, not set afterwards
     want = tuple(sorted(worker_environ().items()))
     assert dict(want)["MALLOC_MMAP_THRESHOLD_"] == "4194304"
     assert set(_worker_env(client).values()) == {want}
