@@ -67,14 +67,18 @@ def run_tasks(client, stage: str, func: Callable, args: Sequence[tuple], *, on_r
         futures[i] = client.submit(func, *args[i], pure=pure, priority=len(args) - rank)
     index = {f.key: i for i, f in enumerate(futures)}
     results: list = [None] * len(futures)
+    pending = as_completed(futures)
     try:
-        for fut in as_completed(futures):
+        for fut in pending:
             i = index[fut.key]
             results[i] = fut.result()
+            # Drop the future at once: while it lives, its worker keeps the task's arguments
+            # and result, so memory would grow with the number of tasks done.
+            futures[i] = None
             if on_result is not None:
                 on_result(keys[i], results[i])
             progress.advance()
     except BaseException:
-        client.cancel(futures)
+        client.cancel([f for f in futures if f is not None])
         raise
     return results

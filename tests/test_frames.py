@@ -158,3 +158,16 @@ def test_settings_pickle_without_cached_tables():
     assert len(blob) < 2000  # the settings, not megabytes of matrices, travel with each task
     s2 = pickle.loads(blob)
     assert s2 == s and s2.feature_names == s.feature_names
+
+
+def test_settings_unpickle_to_one_shared_instance_without_their_tables():
+    import pickle
+
+    from pipeline.features.frames import FrameSettings
+
+    fs = FrameSettings(n_mels=40)
+    fs.mel_matrix  # noqa: B018 - fills the cached table
+    blob = pickle.dumps(fs)
+    assert len(blob) < 300  # the settings only, not the tables
+    a, b = pickle.loads(blob), pickle.loads(blob)
+    assert a == fs and a is b  # tasks share one instance (and its tables) per process

@@ -13,6 +13,10 @@ def _stamp(i, seconds):
     return i, t
 
 
+def _square(i):
+    return i * i
+
+
 def _fail(i):
     if i == 2:
         raise ValueError("task 2 failed")
@@ -36,3 +40,16 @@ def test_a_failing_task_raises_and_what_finished_stays_recorded(client):
     with pytest.raises(ValueError, match="task 2 failed"):
         run_tasks(client, "t", _fail, [(i,) for i in range(4)], quiet=True, on_result=lambda k, r: seen.append(r))
     assert 2 not in seen
+
+
+def test_finished_futures_are_released_as_results_arrive(client):
+    # a live future keeps its task's arguments and result on a worker: memory would grow
+    # with the number of tasks done
+    live = []
+
+    def check(key, result):
+        live.append(sum(1 for k, n in client.refcount.items() if str(k).startswith("_square") and n > 0))
+
+    assert run_tasks(client, "t", _square, [(i,) for i in range(8)], quiet=True, on_result=check) == \
+        [i * i for i in range(8)]
+    assert live[-1] <= 1 and live == sorted(live, reverse=True), live

@@ -82,14 +82,12 @@ class FrameSettings:
                 f"need 0 < fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}, {self.sample_rate}"
             )
 
-    def __getstate__(self):
-        # Pickle the settings only, not the cached tables derived from them: settings travel
-        # with every task, and the tables are cheap to rebuild where they are used.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
+    def __reduce__(self):
+        # Pickle the settings only, not the cached tables derived from them (settings travel
+        # with every task), and unpickle to one shared instance per process and settings: a
+        # worker keeps each finished task's arguments while its future lives, so a fresh
+        # instance per task would also keep a fresh ~1 MB of tables per task.
+        return _shared_settings, tuple(getattr(self, f.name) for f in fields(self))
 
     def n_frames(self, n_samples: int) -> int:
         """Number of whole frames in a signal of ``n_samples``."""
@@ -205,6 +203,12 @@ class FrameSettings:
     def index(self, prefix: str) -> np.ndarray:
         """Column indices of the frame features whose name starts with ``prefix``."""
         return np.array([i for i, n in enumerate(self.feature_names) if n.startswith(prefix)])
+
+
+@lru_cache(maxsize=16)
+def _shared_settings(*values) -> FrameSettings:
+    """The process's one :class:`FrameSettings` with these field values (see ``__reduce__``)."""
+    return FrameSettings(*values)
 
 
 def to_float(samples: np.ndarray) -> np.ndarray:
