@@ -241,3 +241,18 @@ def test_results_dataset_records_n_train_and_the_cap():
     assert int(ds.n_train.sel(protocol="grouped-kfold").squeeze()) == results[1]["n_train"]
     assert results_dataset([run_cell(X, meta, cells[0], MICS, n_boot=5)], MICS).attrs["micfp"]["max_train_clips"] \
         is None
+
+
+def test_read_rows_block_by_block_equals_fancy_indexing(rng):
+    import dask.array as da
+    import xarray as xr
+
+    from pipeline.evaluate import read_rows
+
+    full = rng.standard_normal((1000, 12)).astype(np.float32)
+    rows = np.sort(rng.choice(1000, 437, replace=False))
+    cols = np.array([0, 3, 4, 11])
+    lazy = xr.DataArray(da.from_array(full, chunks=(128, 12)), dims=("clip", "feature"))
+    for source in (lazy, xr.DataArray(full, dims=("clip", "feature"))):
+        got = read_rows(source, rows, cols, step=50)
+        assert got.dtype == np.float32 and np.array_equal(got, full[rows][:, cols])

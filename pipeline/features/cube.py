@@ -404,13 +404,21 @@ def open_cube(path: str, *, require_complete: bool = True):
     for name in ds.coords:
         var = ds.variables[name]
         with dask.config.set(scheduler="synchronous"):
-            values = np.asarray(var.values)
-        if values.dtype.kind == "T":  # numpy StringDType from zarr v3 strings: plain str for pandas & co.
-            values = _runs_to_objects(values)
+            if var.dtype.kind in "TOU" and hasattr(var.data, "blocks"):
+                # chunk by chunk: millions of decoded strings never exist at once, only
+                # their shared-object form (8 bytes per clip)
+                values = np.concatenate([_as_objects(np.asarray(b.compute())) for b in var.data.blocks])
+            else:
+                values = _as_objects(np.asarray(var.values))
         # fastpath: xarray would otherwise turn object strings into fixed-width unicode, several
         # hundred MB per coordinate at millions of clips.
         coords[name] = xr.Variable(var.dims, values, var.attrs, fastpath=True)
     return ds.assign_coords(coords)
+
+
+def _as_objects(values: np.ndarray) -> np.ndarray:
+    """String arrays (numpy StringDType from zarr v3) as shared-``str`` object arrays; others as is."""
+    return _runs_to_objects(values) if values.dtype.kind == "T" else values
 
 
 def _runs_to_objects(values: np.ndarray) -> np.ndarray:
