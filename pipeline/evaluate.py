@@ -555,7 +555,9 @@ def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = 
     import dask
 
     from .features.cube import cached_cube
+    from .runner import trim_memory
 
+    trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
     # Inside a task: read the cube here, never through a (possibly absent) distributed client;
     # opened once per worker process (cells of one run share it).
     with dask.config.set(scheduler="synchronous"):

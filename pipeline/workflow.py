@@ -741,7 +741,9 @@ def cell_data(task: CellTask):
 
 def _cell_task(task: CellTask) -> dict:
     from .evaluate import run_cell
+    from .runner import trim_memory
 
+    trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
     t0 = time.perf_counter()
     cube, X, meta = cell_data(task)
     mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}

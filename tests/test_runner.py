@@ -53,3 +53,27 @@ def test_finished_futures_are_released_as_results_arrive(client):
     assert run_tasks(client, "t", _square, [(i,) for i in range(8)], quiet=True, on_result=check) == \
         [i * i for i in range(8)]
     assert live[-1] <= 1 and live == sorted(live, reverse=True), live
+
+
+def test_trim_memory_returns_freed_heap_memory():
+    import os
+    import sys
+
+    import numpy as np
+
+    from pipeline.runner import trim_memory
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+
+    def rss():
+        return int(open(f"/proc/{os.getpid()}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    # 100 MB in 1 MB heap blocks (below the mmap threshold), every other one freed: the holes
+    # stay in the process until trimmed
+    blocks = [np.ones(131_072) for _ in range(100)]
+    for i in range(0, 100, 2):
+        blocks[i] = None
+    before = rss()
+    trim_memory()
+    assert rss() < before - 20 * 2**20
