@@ -107,6 +107,29 @@ def pre_spawn_environ() -> dict[str, str]:
     return {**{str(k): str(v) for k, v in base.items()}, **worker_environ()}
 
 
+@contextlib.contextmanager
+def _spawn_environ():
+    """While workers are spawned here: :func:`pre_spawn_environ` in dask's config *and* in
+    ``os.environ``, which distributed prefers over its config (an earlier nanny in this
+    process may have left its own values there)."""
+    import os
+
+    import dask
+
+    env = pre_spawn_environ()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _timeout() -> str:
     return str(config("connect-timeout", "15s"))
 
@@ -118,9 +141,7 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
     n = settings.workers if settings.workers is not None else int(opt.get("n-workers", 2))
     if n < 1:
         raise ClusterError(f"--workers must be at least 1, got {n}")
-    import dask
-
-    with _quiet_port_warnings(), dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ()}):
+    with _quiet_port_warnings(), _spawn_environ():
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=settings.threads_per_worker or int(opt.get("threads-per-worker", 1)),

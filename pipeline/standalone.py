@@ -131,8 +131,10 @@ def up(n_workers: int = 2, *, scheduler_file=None, host: str = "127.0.0.1", port
             state["dashboard"] = f"http://{dash_host}:{info['services']['dashboard']}/status"
         # The nanny's own config carries micfp's worker environment (a `dask worker` process
         # does not read pipeline/micfp.yaml), set before each worker process starts.
-        wenv = {**(env if env is not None else os.environ),
-                "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": json.dumps(pre_spawn_environ())}
+        # Also as plain variables: distributed prefers the nanny's own environment to its config.
+        spawn = pre_spawn_environ()
+        wenv = {**(env if env is not None else os.environ), **spawn,
+                "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": json.dumps(spawn)}
         for i in range(n_workers):
             procs.append(_spawn(
                 py + ["distributed.cli.dask_worker", "--scheduler-file", str(sfile), "--host", host,

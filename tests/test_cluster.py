@@ -294,6 +294,17 @@ def test_local_workers_start_with_the_allocator_settings(client):
     assert set(_worker_env(client).values()) == {want}
 
 
+def test_allocator_settings_win_over_values_an_earlier_nanny_left(monkeypatch):
+    # distributed's nanny copies its pre-spawn environment into this process's os.environ and
+    # then prefers os.environ to its config: a stale value must not reach new workers
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    with connect(ClusterSettings(workers=1, dashboard_address="127.0.0.1:0"), echo=lambda m: None) as c:
+        assert set(_worker_env(c).values()) == {tuple(sorted(worker_environ().items()))}
+    import os
+
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own value is restored
+
+
 # -- the same workflow on a standalone cluster and on the default local cluster --------------------
 @pytest.mark.slow
 @pytest.mark.cluster
