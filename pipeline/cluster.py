@@ -95,33 +95,23 @@ def worker_environ() -> dict[str, str]:
     return {str(k): str(v) for k, v in (config("worker-environ", {}) or {}).items()}
 
 
-def pre_spawn_environ() -> dict[str, str]:
-    """distributed's ``nanny.pre-spawn-environ`` with :func:`worker_environ` on top.
-
-    It has to be the *pre-spawn* environment: glibc reads its ``MALLOC_*`` settings when a
-    process starts, and the nanny's ``env`` / ``nanny.environ`` are only applied after that.
-    """
-    import dask
-
-    base = dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}
-    return {**{str(k): str(v) for k, v in base.items()}, **worker_environ()}
-
-
 @contextlib.contextmanager
 def _spawn_environ():
-    """While workers are spawned here: :func:`pre_spawn_environ` in dask's config *and* in
-    ``os.environ``, which distributed prefers over its config (an earlier nanny in this
-    process may have left its own values there)."""
+    """While workers are spawned here, :func:`worker_environ` in ``os.environ``.
+
+    Spawned workers inherit it, and distributed's nanny prefers ``os.environ`` to its own
+    ``pre-spawn-environ`` config for the variables that config names (its
+    ``MALLOC_TRIM_THRESHOLD_``), so it wins there too. It has to be the environment at
+    spawn: glibc reads ``MALLOC_*`` when a process starts, and the nanny's ``env`` is applied
+    after that. This process's own values are restored afterwards.
+    """
     import os
 
-    import dask
-
-    env = pre_spawn_environ()
+    env = worker_environ()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-            yield
+        yield
     finally:
         for k, v in saved.items():
             if v is None:

@@ -7,6 +7,7 @@ lets an interrupted run resume without redoing finished work.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -84,6 +85,18 @@ def run_tasks(client, stage: str, func: Callable, args: Sequence[tuple], *, on_r
     return results
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or ``None`` where there is none."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def trim_memory() -> None:
     """Give the process's free heap memory back to the OS (glibc ``malloc_trim``; elsewhere a no-op).
 
@@ -91,18 +104,6 @@ def trim_memory() -> None:
     freed by earlier tasks in the middle of the heap is otherwise kept, and the next task's
     peak adds to it. Takes milliseconds.
     """
-    import ctypes
-    import ctypes.util
-
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
-
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

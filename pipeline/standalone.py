@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import pre_spawn_environ
+from .cluster import worker_environ
 from .errors import ClusterError
 from .profiles import default_scheduler_file
 
@@ -129,12 +129,9 @@ def up(n_workers: int = 2, *, scheduler_file=None, host: str = "127.0.0.1", port
         dash_host = dashboard_address.rsplit(":", 1)[0] or "127.0.0.1"
         if "dashboard" in info.get("services", {}):
             state["dashboard"] = f"http://{dash_host}:{info['services']['dashboard']}/status"
-        # The nanny's own config carries micfp's worker environment (a `dask worker` process
-        # does not read pipeline/micfp.yaml), set before each worker process starts.
-        # Also as plain variables: distributed prefers the nanny's own environment to its config.
-        spawn = pre_spawn_environ()
-        wenv = {**(env if env is not None else os.environ), **spawn,
-                "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": json.dumps(spawn)}
+        # micfp's worker environment (a `dask worker` process does not read micfp.yaml): each
+        # nanny passes it on to the worker it spawns (see cluster._spawn_environ).
+        wenv = {**(env if env is not None else os.environ), **worker_environ()}
         for i in range(n_workers):
             procs.append(_spawn(
                 py + ["distributed.cli.dask_worker", "--scheduler-file", str(sfile), "--host", host,

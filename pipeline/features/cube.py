@@ -116,7 +116,7 @@ def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, 
 #: Codec of stored float32 features (frames and the cube's ``features``): they compress little
 #: (zstd-1: 13.0 MB for a 16.8 MB frame block, lz4: 13.3 MB) and lz4 encodes about 3x faster
 #: and decodes faster, which the frame stage, the cube assembly and every evaluation pay.
-FRAMES_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.shuffle)
+FEATURES_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.shuffle)
 
 
 def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, client, *, quiet=False) -> zarr.Group:
@@ -145,8 +145,8 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
                 if rec.id in grp:
                     del grp[rec.id]
             fr.create_array(rec.id, shape=(n, n_feat), dtype="float32", chunks=(block, n_feat),
-                            compressors=FRAMES_CODEC, attributes={"checksum": rec.checksum, "blocks_done": []})
-            rm.create_array(rec.id, shape=(n,), dtype="float32", chunks=(block,), compressors=FRAMES_CODEC)
+                            compressors=FEATURES_CODEC, attributes={"checksum": rec.checksum, "blocks_done": []})
+            rm.create_array(rec.id, shape=(n,), dtype="float32", chunks=(block,), compressors=FEATURES_CODEC)
             done = set()
         for i, f0 in enumerate(range(0, n, block)):
             if i not in done:
@@ -364,7 +364,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False,
-                   encoding={"features": {"compressors": (FRAMES_CODEC,)}})
+                   encoding={"features": {"compressors": (FEATURES_CODEC,)}})
     g = zarr.open_group(cube_path, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
     shutil.rmtree(parts_path, ignore_errors=True)
@@ -401,18 +401,18 @@ def open_cube(path: str, *, require_complete: bool = True):
     # cluster that may be the default scheduler: shipping millions of strings back costs more
     # than reading them.
     coords = {}
-    for name in ds.coords:
-        var = ds.variables[name]
-        with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler="synchronous"):
+        for name in ds.coords:
+            var = ds.variables[name]
             if var.dtype.kind in "TOU" and hasattr(var.data, "blocks"):
                 # chunk by chunk: millions of decoded strings never exist at once, only
                 # their shared-object form (8 bytes per clip)
                 values = np.concatenate([_as_objects(np.asarray(b.compute())) for b in var.data.blocks])
             else:
                 values = _as_objects(np.asarray(var.values))
-        # fastpath: xarray would otherwise turn object strings into fixed-width unicode, several
-        # hundred MB per coordinate at millions of clips.
-        coords[name] = xr.Variable(var.dims, values, var.attrs, fastpath=True)
+            # fastpath: xarray would otherwise turn object strings into fixed-width unicode,
+            # several hundred MB per coordinate at millions of clips.
+            coords[name] = xr.Variable(var.dims, values, var.attrs, fastpath=True)
     return ds.assign_coords(coords)
 
 
