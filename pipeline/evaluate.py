@@ -435,27 +435,55 @@ def cap_training(train_index, meta: pd.DataFrame, max_clips: int | None, seed: i
 
 
 # -- cells -----------------------------------------------------------------------------------
+#: Clip coordinates a cell's table holds.
+META_COLUMNS = ("mic", "label", "session", "recording", "sound_type", "start_s", "clip_seconds")
+
+
+def select_rows(cube, cell: Cell):
+    """A cell's feature rows, unread (:class:`~pipeline.features.rows.FeatureRows`), and its clip table.
+
+    ``cube`` is an xarray cube (:func:`~pipeline.features.cube.open_cube`) or a cube opened for
+    row access (:func:`~pipeline.features.cube.open_rows`); from the latter only the cell's own
+    row group is read, and features only when a fold asks for them.
+    """
+    from .features.rows import CubeRows, FeatureRows
+
+    if isinstance(cube, CubeRows):
+        rows = cube.rows(cell.segmentation, cell.clip_seconds if cell.segmentation == "fixed" else None)
+        meta = cube.clips(rows, META_COLUMNS)
+        if cell.sound_type != "all":
+            keep = (meta["sound_type"] == cell.sound_type).to_numpy()
+            rows, meta = rows[keep], meta[keep].reset_index(drop=True)
+        cols = cube.columns(cell.feature_set)
+        features, sound_types, lengths = cube.features, cube.values("sound_type"), cube.clip_lengths
+    else:
+        c = cube
+        sel = (c.segmentation == cell.segmentation).values
+        if cell.segmentation == "fixed":
+            sel &= np.isclose(c.clip_seconds.values, cell.clip_seconds)
+        if cell.sound_type != "all":
+            sel &= (c.sound_type == cell.sound_type).values
+        rows = np.flatnonzero(sel)
+        cols = np.arange(c.sizes["feature"]) if cell.feature_set == "all" else np.flatnonzero(
+            (c.feature_set == cell.feature_set).values)
+        meta = pd.DataFrame({k: c[k].values[rows] for k in META_COLUMNS})
+        features = c.features.data
+        sound_types, lengths = sorted(set(c.sound_type.values)), sorted(set(c.clip_seconds.values.tolist()))
+        if hasattr(features, "dask"):  # a lazy xarray cube: read the cell's rows now, block by block
+            features, rows = read_rows(features, rows, cols), np.arange(rows.size)
+            cols = None
+    if cols is not None and cols.size == 0:
+        raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
+                          f"--feature-set {cell.feature_set}")
+    if rows.size == 0:
+        raise ConfigError(f"no clips for {cell}: the cube has clip lengths {lengths} and sound types {sound_types}")
+    return FeatureRows([(features, rows, cols)]), meta
+
+
 def select(cube, cell: Cell):
     """Feature matrix and clip table of one cell (numpy/pandas, loaded)."""
-    c = cube
-    sel = (c.segmentation == cell.segmentation).values
-    if cell.segmentation == "fixed":
-        sel &= np.isclose(c.clip_seconds.values, cell.clip_seconds)
-    if cell.sound_type != "all":
-        sel &= (c.sound_type == cell.sound_type).values
-    fsel = np.ones(c.sizes["feature"], bool) if cell.feature_set == "all" else (
-        c.feature_set == cell.feature_set).values
-    if not fsel.any():
-        raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
-                          f"--feature-set {cell.feature_set} (cube has {sorted(set(c.feature_set.values))})")
-    idx = np.flatnonzero(sel)
-    if idx.size == 0:
-        raise ConfigError(f"no clips for {cell}: the cube has clip lengths {sorted(set(c.clip_seconds.values))} "
-                          f"and sound types {sorted(set(c.sound_type.values))}")
-    X = read_rows(c.features, idx, np.flatnonzero(fsel))
-    meta = pd.DataFrame({k: c[k].values[idx] for k in ("mic", "label", "session", "recording", "sound_type",
-                                                      "start_s", "clip_seconds")})
-    return X, meta
+    rows, meta = select_rows(cube, cell)
+    return rows.take(), meta
 
 
 #: Rows of a lazy cube read per step by :func:`read_rows` (about one 32 MB cube chunk).
@@ -478,9 +506,14 @@ def read_rows(features, rows: np.ndarray, columns: np.ndarray, step: int = READ_
     return out
 
 
-def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500,
+def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500,
              max_train: int | None = None) -> dict:
     """Fit and score one cell over all folds of its protocol.
+
+    ``X`` is the cell's feature matrix, or its unread rows (:func:`select_rows`). Features are
+    read in two passes in row order, whatever the number of folds: first the training clips of
+    every fold (all folds are fitted), then the test clips, one prediction batch at a time.
+    With a training cap, memory is then bounded by the cap, not by the cell's clips.
 
     The headline metrics pool the folds' test predictions (block-bootstrap intervals, see
     :func:`score`); ``folds`` holds each fold's own metrics and ``fold_spread`` their mean and
@@ -490,23 +523,34 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
     the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
     folds, as ``n_train`` (each fold's own count is in ``folds``).
     """
+    from .features.rows import FeatureRows
+
+    X = X if isinstance(X, FeatureRows) else FeatureRows.of(np.asarray(X))
     labels = sorted(mics)
     pair = identical_pairs(mics)
     y = meta["label"].to_numpy()
     groups = time_groups(meta)
-    y_true, y_pred, g_test, folds = [], [], [], []
+    splits = []
     for name, tr, te in protocol_splits(meta, cell.protocol):
         if len(np.unique(y[tr])) < 2 or te.size == 0:
             raise ConfigError(f"protocol {cell.protocol} leaves a fold without training classes or test clips "
                               f"for {cell}")
-        tr = cap_training(tr, meta, max_train)
-        model = fit_model(cell.classifier, X[tr], y[tr], groups[tr], len(labels))
-        pred = predict_batched(model, X, te)
+        splits.append((name, cap_training(tr, meta, max_train), te))
+    # pass 1: the training clips of all folds at once
+    used = np.unique(np.concatenate([tr for _, tr, _ in splits]))
+    X_used = X.take(used)
+    models = [fit_model(cell.classifier, X_used[np.searchsorted(used, tr)], y[tr], groups[tr], len(labels))
+              for _, tr, _ in splits]
+    del X_used
+    # pass 2: the test clips, each predicted by the model of its fold
+    pred = predict_folds(models, X, [te for _, _, te in splits], len(meta))
+    y_true, y_pred, g_test, folds = [], [], [], []
+    for (name, tr, te), p in zip(splits, pred):
         y_true.append(y[te])
-        y_pred.append(pred)
+        y_pred.append(p)
         g_test.append(groups[te])
         folds.append({"fold": name, "n_train": int(tr.size), "n_test": int(te.size),
-                      **point_metrics(y[te], pred, labels, pair)})
+                      **point_metrics(y[te], p, labels, pair)})
     y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
     out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
     out["folds"] = folds
@@ -525,11 +569,35 @@ def run_cell(X: np.ndarray, meta: pd.DataFrame, cell: Cell, mics: dict[int, str]
 PREDICT_BATCH = 10_000
 
 
-def predict_batched(model, X: np.ndarray, index: np.ndarray, batch: int = PREDICT_BATCH) -> np.ndarray:
-    """``model.predict(X[index])`` in batches of rows, so memory does not grow with the test set."""
-    if index.size <= batch:
-        return model.predict(X[index])
-    return np.concatenate([model.predict(X[index[i : i + batch]]) for i in range(0, index.size, batch)])
+def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None = None,
+                  batch: int = PREDICT_BATCH) -> list[np.ndarray]:
+    """Predictions of each fold's model on its test rows: ``[models[k].predict(X[tests[k]])]``.
+
+    ``X`` is a matrix or :class:`~pipeline.features.rows.FeatureRows`. Rows are read once, in row
+    order, ``batch`` at a time (memory does not grow with the test set); when folds share test
+    rows, one pass per fold.
+    """
+    from .features.rows import FeatureRows
+
+    X = X if isinstance(X, FeatureRows) else FeatureRows.of(np.asarray(X))
+    n_rows = len(X) if n_rows is None else n_rows
+    fold = np.full(n_rows, -1, np.int64)
+    for k, te in enumerate(tests):
+        if (fold[te] >= 0).any():  # overlapping test sets: fold by fold
+            return [predict_folds([m], X, [t], n_rows, batch)[0] for m, t in zip(models, tests)]
+        fold[te] = k
+    rows = np.flatnonzero(fold >= 0)
+    out = None
+    for a in range(0, rows.size, batch):
+        part = rows[a : a + batch]
+        Xb, owner = X.take(part), fold[part]
+        for k in np.unique(owner):
+            mine = owner == k
+            p = models[k].predict(Xb[mine])
+            if out is None:
+                out = np.empty(n_rows, p.dtype)
+            out[part[mine]] = p
+    return [out[te] if out is not None else np.zeros(0, np.int64) for te in tests]
 
 
 #: Rough fit cost of each classifier relative to logistic regression on the same clips (the
@@ -563,8 +631,8 @@ def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = 
     with dask.config.set(scheduler="synchronous"):
         cube = cached_cube(cube_path)
         mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
-        X, meta = select(cube, cell)
-    return run_cell(X, meta, cell, mics, n_boot=n_boot, max_train=max_train)
+        X, meta = select_rows(cube, cell)
+        return run_cell(X, meta, cell, mics, n_boot=n_boot, max_train=max_train)
 
 
 def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, max_train: int | None = None,
@@ -573,31 +641,42 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
 
     ``max_train`` caps the training clips of every fit (:func:`cap_training`; default no cap).
     """
-    from .features.cube import open_cube
+    from .features.cube import open_rows
     from .runner import run_tasks
 
     check_max_train(max_train)
-    cube = open_cube(cube_path)
+    cube = open_rows(cube_path)  # for the checks: no clip coordinates loaded
     for cell in cells:  # fail before compute on a cell the cube cannot serve
         select_check(cube, cell)
     return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot, max_train) for c in cells],
                      quiet=quiet, cost=[cell_cost(c) for c in cells])
 
 
+def _cube_values(cube) -> dict[str, list]:
+    """Feature sets, clip lengths, sound types and sessions of an xarray or row-access cube."""
+    from .features.rows import CubeRows
+
+    if isinstance(cube, CubeRows):
+        return {"feature_set": [str(v) for v in pd.unique(cube.feature_set)], "clip_seconds": cube.clip_lengths,
+                "sound_type": cube.values("sound_type"), "session": cube.values("session")}
+    return {"feature_set": [str(v) for v in pd.unique(cube.feature_set.values)],
+            "clip_seconds": sorted(set(cube.clip_seconds.values.tolist())),
+            "sound_type": [str(v) for v in pd.unique(cube.sound_type.values)],
+            "session": [str(v) for v in pd.unique(cube.session.values)]}
+
+
 def select_check(cube, cell: Cell) -> None:
     """Validate a cell against the cube's coordinates without loading features."""
-    if cell.feature_set != "all" and cell.feature_set not in set(cube.feature_set.values):
+    have = _cube_values(cube)
+    if cell.feature_set != "all" and cell.feature_set not in have["feature_set"]:
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")
-    if cell.segmentation == "fixed" and not np.isclose(cube.clip_seconds.values, cell.clip_seconds).any():
-        raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube "
-                          f"(has {sorted(set(cube.clip_seconds.values.tolist()))})")
-    if cell.sound_type != "all" and cell.sound_type not in set(cube.sound_type.values):
-        raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube "
-                          f"(has {sorted(set(cube.sound_type.values))})")
-    sessions = set(cube.session.values)
-    if cell.protocol == "session" and len(sessions) < 2:
-        raise ConfigError(f"session protocol needs two sessions; the cube has {sorted(sessions)}")
+    if cell.segmentation == "fixed" and not np.isclose(have["clip_seconds"], cell.clip_seconds).any():
+        raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube (has {have['clip_seconds']})")
+    if cell.sound_type != "all" and cell.sound_type not in have["sound_type"]:
+        raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube (has {sorted(have['sound_type'])})")
+    if cell.protocol == "session" and len(have["session"]) < 2:
+        raise ConfigError(f"session protocol needs two sessions; the cube has {sorted(have['session'])}")
 
 
 def results_dataset(results: list[dict], mics: dict[int, str]):

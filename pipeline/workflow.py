@@ -717,26 +717,26 @@ class CellTask:
 
 
 def cell_data(task: CellTask):
-    """Feature matrix and clip table of a cell; with a degraded cube, its clips replace the test session's."""
+    """The cube, a cell's feature rows (unread, :class:`~pipeline.features.rows.FeatureRows`) and
+    its clip table; with a degraded cube, its clips replace the test session's."""
     import pandas as pd
 
-    from .evaluate import select
+    from .evaluate import select_rows
 
     cube = cached_cube(task.cube)
     cell = task.work.cell
-    X, meta = select(cube, cell)
+    X, meta = select_rows(cube, cell)
     if task.degraded_cube is None:
         return cube, X, meta
     train = pd.unique(meta["session"])[0]  # the session protocol's training session
     keep = (meta["session"] == train).to_numpy()
-    Xd, md = select(cached_cube(task.degraded_cube), cell)
+    Xd, md = select_rows(cached_cube(task.degraded_cube), cell)
     test = (md["session"] != train).to_numpy()
     if not test.any():
         raise InputError(f"{task.degraded_cube}: no degraded test clips for {cell}")
     # Training clips first: the session protocol trains on the first session it meets.
-    X = np.concatenate([X[keep], Xd[test]], axis=0)
     meta = pd.concat([meta[keep], md[test]], ignore_index=True)
-    return cube, X, meta
+    return cube, X.subset(keep) + Xd.subset(test), meta
 
 
 def _cell_task(task: CellTask) -> dict:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
@@ -32,6 +33,7 @@ from ..store import AudioStore
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
+from .rows import CubeRows, read_coordinate, row_runs
 
 CUBE_KIND = "micfp-feature-cube"
 FRAMES_KIND = "micfp-frames"
@@ -354,11 +356,17 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     X = da.concatenate([da.from_delayed(gather(parts_path, ch, len(names)), dtype=np.float32,
                                         shape=(sum(b - a for _, a, b in ch), len(names))) for ch in chunks])
     # fastpath: xarray would otherwise scan each object coordinate (millions of clips) for dates
-    coords = {k: xr.Variable(("clip",), np.concatenate(v), fastpath=True) for k, v in cols.items()}
+    clip_coords = {k: np.concatenate(v) for k, v in cols.items()}
+    coords = {k: xr.Variable(("clip",), v, fastpath=True) for k, v in clip_coords.items()}
     coords["feature"] = ("feature", np.array(names, dtype=object))
     coords["feature_set"] = ("feature", np.array(owners, dtype=object))
+    # Where each group's rows lie and which sessions and sound types there are: evaluation
+    # tasks read a cell's rows from these without loading millions of clip coordinates.
     meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "store": store.path, "frames": frames_path,
-            "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()}}
+            "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
+            "row_groups": [r.to_json() for r in row_runs(clip_coords["segmentation"], clip_coords["clip_seconds"])],
+            "sessions": [str(v) for v in pd.unique(clip_coords["session"])],
+            "sound_types": [str(v) for v in pd.unique(clip_coords["sound_type"])]}
     ds = xr.Dataset({"features": (("clip", "feature"), X)}, coords=coords, attrs={"micfp": meta})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
@@ -368,18 +376,11 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     g = zarr.open_group(cube_path, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
     shutil.rmtree(parts_path, ignore_errors=True)
-    return open_cube(cube_path)
+    return open_cube(cube_path, coords=clip_coords)  # the coordinates in hand, not read back
 
 
-def open_cube(path: str, *, require_complete: bool = True):
-    """Open a feature cube as an :class:`xarray.Dataset` (lazy).
-
-    ``features`` has dims ``(clip, feature)``; clip coordinates ``mic``, ``label``, ``session``,
-    ``recording``, ``sound_type``, ``clip_seconds`` (nominal length; 0 for silence-split clips),
-    ``start_s``, ``end_s``, ``segmentation``; feature coordinates ``feature`` and ``feature_set``.
-    """
-    import xarray as xr
-
+def _cube_group(path: str, require_complete: bool = True) -> zarr.Group:
+    """The cube's Zarr group, after checking that it is a (complete) micfp feature cube."""
     path = str(path)
     if not Path(path).exists() and "://" not in path:
         raise InputError(f"{path}: no feature cube here (run `micfp features`)")
@@ -392,49 +393,41 @@ def open_cube(path: str, *, require_complete: bool = True):
         raise InputError(f"{path}: not a micfp feature cube (kind={meta.get('kind')!r})")
     if require_complete and not meta.get("complete"):
         raise IncompleteError(f"{path}: feature cube is incomplete (its computation did not finish); re-run it")
-    import dask
+    return g
 
-    ds = xr.open_zarr(path, consolidated=False)
+
+def open_cube(path: str, *, require_complete: bool = True, coords: dict | None = None):
+    """Open a feature cube as an :class:`xarray.Dataset` (lazy).
+
+    ``features`` has dims ``(clip, feature)``; clip coordinates ``mic``, ``label``, ``session``,
+    ``recording``, ``sound_type``, ``clip_seconds`` (nominal length; 0 for silence-split clips),
+    ``start_s``, ``end_s``, ``segmentation``; feature coordinates ``feature`` and ``feature_set``.
+    ``coords`` (internal): clip coordinates already in memory, used instead of reading them.
+    """
+    import xarray as xr
+
+    _cube_group(path, require_complete)
+    ds = xr.open_zarr(str(path), consolidated=False)
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
-    # quadratic in the number of coordinates at millions of clips. Read here, not on the
-    # cluster that may be the default scheduler: shipping millions of strings back costs more
-    # than reading them.
-    coords = {}
-    with dask.config.set(scheduler="synchronous"):
-        for name in ds.coords:
-            var = ds.variables[name]
-            if var.dtype.kind in "TOU" and hasattr(var.data, "blocks"):
-                # chunk by chunk: millions of decoded strings never exist at once, only
-                # their shared-object form (8 bytes per clip)
-                values = np.concatenate([_as_objects(np.asarray(b.compute())) for b in var.data.blocks])
-            else:
-                values = _as_objects(np.asarray(var.values))
-            # fastpath: xarray would otherwise turn object strings into fixed-width unicode,
-            # several hundred MB per coordinate at millions of clips.
-            coords[name] = xr.Variable(var.dims, values, var.attrs, fastpath=True)
-    return ds.assign_coords(coords)
+    # quadratic in the number of coordinates at millions of clips. Read here with Zarr, not
+    # through dask, whose default scheduler may be a cluster: shipping millions of strings
+    # back costs more than reading them.
+    g = zarr.open_group(str(path), mode="r")
+    given = coords or {}
+    loaded = {}
+    for name in ds.coords:
+        var = ds.variables[name]
+        values = given[name] if name in given else read_coordinate(g[name])
+        # fastpath: xarray would otherwise turn object strings into fixed-width unicode,
+        # several hundred MB per coordinate at millions of clips.
+        loaded[name] = xr.Variable(var.dims, values, var.attrs, fastpath=True)
+    return ds.assign_coords(loaded)
 
 
-def _as_objects(values: np.ndarray) -> np.ndarray:
-    """String arrays (numpy StringDType from zarr v3) as shared-``str`` object arrays; others as is."""
-    return _runs_to_objects(values) if values.dtype.kind == "T" else values
-
-
-def _runs_to_objects(values: np.ndarray) -> np.ndarray:
-    """A string array as an object array of ``str`` sharing one object per distinct value.
-
-    Clip coordinates come in long runs (rows are grouped by clip length, then recording), so
-    only run starts are converted: a few distinct strings instead of millions of str objects.
-    """
-    n = values.size
-    if n == 0:
-        return values.astype(object)
-    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
-    interned: dict[str, str] = {}
-    firsts = np.array([interned.setdefault(v, v) for v in values[starts].astype(object).tolist()] + [None],
-                      dtype=object)[:-1]  # the None keeps a 1-D object array even for list-like strings
-    return np.repeat(firsts, np.diff(np.append(starts, n)))
+def open_rows(path: str) -> CubeRows:
+    """Open a complete feature cube for row access (:class:`~pipeline.features.rows.CubeRows`)."""
+    return CubeRows(str(path), _cube_group(path))
 
 
 #: Cubes up to this many bytes of features are held in memory by :func:`cached_cube`; larger
@@ -460,9 +453,9 @@ def cached_cube(path: str):
         return _CUBES[key]
     for k in [k for k in _CUBES if k[0] == str(path)]:
         del _CUBES[k]
-    cube = open_cube(str(path))
-    if cube["features"].nbytes <= CUBE_LOAD_LIMIT:
-        cube = cube.load()
+    cube = open_rows(str(path))
+    if cube.features.nbytes <= CUBE_LOAD_LIMIT:
+        cube = open_cube(str(path)).load()
     _CUBES[key] = cube
     _LOADS[str(path)] = _LOADS.get(str(path), 0) + 1
     while len(_CUBES) > max(1, CUBE_CACHE_SIZE):
