@@ -290,7 +290,7 @@ def test_local_workers_start_with_the_allocator_settings(client):
     # glibc reads these at process start, so they must be in the environment the worker
     # was spawned with, not set afterwards
     want = tuple(sorted(worker_environ().items()))
-    assert dict(want)["MALLOC_MMAP_THRESHOLD_"] == "4194304"
+    assert dict(want)["MALLOC_MMAP_THRESHOLD_"] == "33554432"
     assert set(_worker_env(client).values()) == {want}
 
 
