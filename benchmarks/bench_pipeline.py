@@ -66,19 +66,22 @@ def _floats(s: str) -> tuple[float, ...]:
 def run_stage(name, fn, client, rss, hours, rows):
     task_count(client, reset=True)
     rss.reset()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     out = fn()
     wall = time.perf_counter() - t
+    client_cpu = time.process_time() - c  # this process: the client and the local scheduler
     tasks = task_count(client, reset=True)
     cpu = rss.cpu_seconds()
     row = {"stage": name, "wall_s": round(wall, 1), "x_realtime": round(hours * 3600 / wall, 1),
            "worker_cpu_s": round(cpu, 1), "x_realtime_per_worker_cpu_s": round(hours * 3600 / max(cpu, 1e-9), 1),
+           "client_scheduler_cpu_s": round(client_cpu, 1),
            "load_avg_1min": round(os.getloadavg()[0], 1),
            "tasks": tasks, "tasks_per_hour": round(tasks / hours, 1), "peak_worker_rss_mb": round(rss.peak() / 2**20)}
     rows.append(row)
     print(f"  {name:9s} {row['wall_s']:8.1f} s  {row['x_realtime']:8.1f} x rt  {tasks:6d} tasks "
           f"({row['tasks_per_hour']:.0f}/h)  peak worker RSS {row['peak_worker_rss_mb']} MB  "
           f"worker CPU {row['worker_cpu_s']} s ({row['x_realtime_per_worker_cpu_s']:.0f} x rt per CPU s)  "
+          f"client+scheduler CPU {row['client_scheduler_cpu_s']} s  "
           f"load {row['load_avg_1min']}", flush=True)
     return out
 

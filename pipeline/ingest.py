@@ -34,7 +34,7 @@ from .audio_io import AudioInfo, fingerprint, probe, read_range
 from .errors import ConfigError, InputError
 from .layouts import LAYOUTS, Layout, SourceFile, read_layout
 from .locks import locked
-from .runner import run_tasks
+from .runner import BatchedRecord, run_tasks
 from .store import AudioStore, Recording, recording_id, write_shard
 
 ALIGN = ("shortest", "keep")
@@ -384,13 +384,13 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
                 keys.append((rids, i, len(ranges)))
     peaks: dict[str, list[float]] = defaultdict(list)
 
-    def record(key, result):
-        rids, i, _ = key
-        for rid, (_crc, peak) in zip(rids, result):
-            store.record_shards(rid, [i])
-            peaks[rid].append(peak)
+    with BatchedRecord(store.record_done) as ledger:
+        def record(key, result):
+            for rid, (_crc, peak) in zip(key[0], result):
+                peaks[rid].append(peak)
+            ledger(key, result)
 
-    run_tasks(client, "ingest (shards)", ingest_shard, tasks, keys=keys, on_result=record, quiet=quiet)
+        run_tasks(client, "ingest (shards)", ingest_shard, tasks, keys=keys, on_result=record, quiet=quiet)
     store.mark_complete()
 
     warnings = list(plan.warnings)

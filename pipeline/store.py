@@ -243,6 +243,18 @@ class AudioStore:
         meta["shards_done"] = sorted(set(meta.get("shards_done", [])) | {int(s) for s in shards})
         arr.attrs["micfp"] = meta
 
+    def record_done(self, items) -> None:
+        """Record finished shard tasks, ``((rids, shard index, ...), result)`` pairs, one write per recording.
+
+        The ``write`` of a :class:`~pipeline.runner.BatchedRecord` for the shard-writing stages.
+        """
+        by_rec: dict[str, set[int]] = {}
+        for key, _result in items:
+            for rid in key[0]:
+                by_rec.setdefault(rid, set()).add(int(key[1]))
+        for rid, shards in by_rec.items():
+            self.record_shards(rid, shards)
+
     def read(self, rid: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self.array(rid)[start:stop]
 

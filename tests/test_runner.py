@@ -77,3 +77,22 @@ def test_trim_memory_returns_freed_heap_memory():
     before = rss()
     trim_memory()
     assert rss() < before - 20 * 2**20
+
+
+def test_batched_record_writes_in_batches_and_everything_at_the_end():
+    from pipeline.runner import BatchedRecord
+
+    writes = []
+    with BatchedRecord(writes.append, interval=3600) as rec:
+        for i in range(5):
+            rec(i, i * i)
+        assert writes == []  # not yet: within the interval
+    assert writes == [[(i, i * i) for i in range(5)]]
+
+    writes.clear()
+    with pytest.raises(KeyboardInterrupt):
+        with BatchedRecord(writes.append, interval=0) as rec:
+            rec("a", 1)
+            rec("b", 2)
+            raise KeyboardInterrupt
+    assert writes == [[("a", 1)], [("b", 2)]]  # each at once (interval 0), none lost to the interrupt

@@ -16,6 +16,8 @@ import dataclasses
 import functools
 import json
 import os
+import threading
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import ConfigError, IncompleteError, InputError
 from ..locks import locked
-from ..runner import run_tasks
+from ..runner import BatchedRecord, run_tasks
 from ..store import AudioStore
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
@@ -155,12 +157,16 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
                 tasks.append((store.path, rec.id, f0, min(n, f0 + block), frames_path, fs))
                 keys.append((rec.id, i))
 
-    def record(key, _n):
-        rid, i = key
-        arr = g[f"frames/{rid}"]
-        arr.attrs["blocks_done"] = sorted(set(arr.attrs.get("blocks_done", [])) | {i})
+    def record(items):
+        by_rec: dict[str, set[int]] = {}
+        for (rid, i), _n in items:
+            by_rec.setdefault(rid, set()).add(i)
+        for rid, blocks in by_rec.items():
+            arr = g[f"frames/{rid}"]
+            arr.attrs["blocks_done"] = sorted(set(arr.attrs.get("blocks_done", [])) | blocks)
 
-    run_tasks(client, "features: frames", _frame_block, tasks, keys=keys, on_result=record, quiet=quiet)
+    with BatchedRecord(record) as on_result:
+        run_tasks(client, "features: frames", _frame_block, tasks, keys=keys, on_result=on_result, quiet=quiet)
     g.attrs["micfp"] = {**g.attrs["micfp"], "complete": True}
     return g
 
@@ -375,7 +381,15 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
                    encoding={"features": {"compressors": (FEATURES_CODEC,)}})
     g = zarr.open_group(cube_path, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
-    shutil.rmtree(parts_path, ignore_errors=True)
+    # The temporary parts (thousands of files at thesis scale) are deleted in the background:
+    # the cube is complete and the next stage need not wait. Renamed first, so a new run on the
+    # same path never meets them; a non-daemon thread, so the interpreter finishes it before
+    # exiting.
+    if Path(parts_path).is_dir():  # a local folder (remote stores have no cheap rename)
+        doomed = f"{parts_path}.done-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        os.rename(parts_path, doomed)
+        threading.Thread(target=shutil.rmtree, args=(doomed,), kwargs={"ignore_errors": True},
+                         name="micfp-remove-parts").start()
     return open_cube(cube_path, coords=clip_coords)  # the coordinates in hand, not read back
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..locks import locked
-from ..runner import run_tasks
+from ..runner import BatchedRecord, run_tasks
 from ..store import AudioStore, Recording, recording_id, write_shard
 
 
@@ -63,12 +63,8 @@ def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioS
                 tasks.append((plan, session, a, b, store.path, rids))
                 keys.append((rids, i))
 
-    def record(key, _crcs):
-        rids, i = key
-        for rid in rids:
-            store.record_shards(rid, [i])
-
-    run_tasks(client, "simulate (shards)", _render_shard, tasks, keys=keys, on_result=record, quiet=quiet)
+    with BatchedRecord(store.record_done) as record:
+        run_tasks(client, "simulate (shards)", _render_shard, tasks, keys=keys, on_result=record, quiet=quiet)
     store.mark_complete()
     return store
 
