@@ -444,9 +444,12 @@ def open_rows(path: str) -> CubeRows:
     return CubeRows(str(path), _cube_group(path))
 
 
-#: Cubes up to this many bytes of features are held in memory by :func:`cached_cube`; larger
-#: ones stay lazy (coordinates loaded) and each selection reads only its rows.
-CUBE_LOAD_LIMIT = int(os.environ.get("MICFP_CUBE_LOAD_LIMIT", str(512 * 2**20)))
+#: Cubes up to this many bytes of features are held in memory by :func:`cached_cube` (about two
+#: cube chunks: an hour of audio at eight clip lengths); larger ones are opened for row access
+#: (:func:`open_rows`) and each cell reads only its rows, so a worker's memory stays bounded
+#: however long the corpus. At 512 MB, a 7.5 h cube (396 MB) was held whole by every worker and
+#: the ablation's peak worker RSS reached 1.2 GB.
+CUBE_LOAD_LIMIT = int(os.environ.get("MICFP_CUBE_LOAD_LIMIT", str(64 * 2**20)))
 #: Cubes a worker keeps open at once (the clean cube plus a few degraded ones).
 CUBE_CACHE_SIZE = int(os.environ.get("MICFP_CUBE_CACHE", "4"))
 _CUBES: OrderedDict = OrderedDict()
@@ -458,8 +461,9 @@ def cached_cube(path: str):
 
     Keyed by the path and the modification stamp of the cube's root metadata (rewritten when a
     cube is recomputed), so a recomputed cube is never served stale. Small cubes are loaded into
-    memory; larger ones (over :data:`CUBE_LOAD_LIMIT` bytes of features) stay lazy, so a worker's
-    memory does not grow with the corpus: cells read the rows they select.
+    memory (an xarray Dataset); larger ones (over :data:`CUBE_LOAD_LIMIT` bytes of features) are
+    opened for row access (:class:`~pipeline.features.rows.CubeRows`), so a worker's memory does
+    not grow with the corpus: cells read the rows they select.
     """
     key = (str(path), _marker(str(path)))
     if key in _CUBES:
