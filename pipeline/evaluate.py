@@ -455,7 +455,7 @@ def select_rows(cube, cell: Cell):
             keep = (meta["sound_type"] == cell.sound_type).to_numpy()
             rows, meta = rows[keep], meta[keep].reset_index(drop=True)
         cols = cube.columns(cell.feature_set)
-        features, sound_types, lengths = cube.features, cube.values("sound_type"), cube.clip_lengths
+        features = cube.features
     else:
         c = cube
         sel = (c.segmentation == cell.segmentation).values
@@ -468,7 +468,6 @@ def select_rows(cube, cell: Cell):
             (c.feature_set == cell.feature_set).values)
         meta = pd.DataFrame({k: c[k].values[rows] for k in META_COLUMNS})
         features = c.features.data
-        sound_types, lengths = sorted(set(c.sound_type.values)), sorted(set(c.clip_seconds.values.tolist()))
         if hasattr(features, "dask"):  # a lazy xarray cube: read the cell's rows now, block by block
             features, rows = read_rows(features, rows, cols), np.arange(rows.size)
             cols = None
@@ -476,7 +475,9 @@ def select_rows(cube, cell: Cell):
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")
     if rows.size == 0:
-        raise ConfigError(f"no clips for {cell}: the cube has clip lengths {lengths} and sound types {sound_types}")
+        have = _cube_values(cube)
+        raise ConfigError(f"no clips for {cell}: the cube has clip lengths {have['clip_seconds']} and sound types "
+                          f"{sorted(have['sound_type'])}")
     return FeatureRows([(features, rows, cols)]), meta
 
 

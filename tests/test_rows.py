@@ -132,3 +132,16 @@ def test_large_cubes_are_opened_for_row_access_on_workers(tiny_cube, monkeypatch
     assert isinstance(cube_mod.cached_cube(tiny_cube), CubeRows)
     assert large == small
     cube_mod.clear_cache()
+
+
+def test_a_cell_the_cube_cannot_serve_is_a_clear_error(tmp_path):
+    from pipeline.errors import ConfigError
+    from pipeline.features.cube import open_rows
+
+    from test_workflow import _synthetic_cube
+
+    cube = open_rows(_synthetic_cube(tmp_path / "c.zarr"))
+    with pytest.raises(ConfigError, match=r"no clips for .*clip lengths \[2.0\] and sound types \['music', 'speech'\]"):
+        select_rows(cube, Cell(2.0, "sweep", "channel", "logistic_regression", "session"))
+    with pytest.raises(ConfigError, match="feature set 'spectral' is not in the cube"):
+        select_rows(cube, Cell(2.0, "all", "spectral", "logistic_regression", "session"))
