@@ -526,7 +526,7 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     """
     from .features.rows import FeatureRows
 
-    X = X if isinstance(X, FeatureRows) else FeatureRows.of(np.asarray(X))
+    X = FeatureRows.of(X)
     labels = sorted(mics)
     pair = identical_pairs(mics)
     y = meta["label"].to_numpy()
@@ -580,7 +580,7 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
     """
     from .features.rows import FeatureRows
 
-    X = X if isinstance(X, FeatureRows) else FeatureRows.of(np.asarray(X))
+    X = FeatureRows.of(X)
     n_rows = len(X) if n_rows is None else n_rows
     fold = np.full(n_rows, -1, np.int64)
     for k, te in enumerate(tests):
@@ -647,8 +647,7 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
 
     check_max_train(max_train)
     cube = open_rows(cube_path)  # for the checks: no clip coordinates loaded
-    for cell in cells:  # fail before compute on a cell the cube cannot serve
-        select_check(cube, cell)
+    check_cells(cube, cells)  # fail before compute on a cell the cube cannot serve
     return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot, max_train) for c in cells],
                      quiet=quiet, cost=[cell_cost(c) for c in cells])
 
@@ -666,9 +665,19 @@ def _cube_values(cube) -> dict[str, list]:
             "session": [str(v) for v in pd.unique(cube.session.values)]}
 
 
-def select_check(cube, cell: Cell) -> None:
-    """Validate a cell against the cube's coordinates without loading features."""
+def check_cells(cube, cells) -> None:
+    """:func:`select_check` every cell, reading the cube's coordinate values once."""
     have = _cube_values(cube)
+    for cell in cells:
+        select_check(cube, cell, have=have)
+
+
+def select_check(cube, cell: Cell, *, have: dict | None = None) -> None:
+    """Validate a cell against the cube's coordinates without loading features.
+
+    ``have``: the cube's :func:`_cube_values`, when checking many cells (:func:`check_cells`).
+    """
+    have = have or _cube_values(cube)
     if cell.feature_set != "all" and cell.feature_set not in have["feature_set"]:
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")

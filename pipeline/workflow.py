@@ -907,7 +907,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     """
     import pandas as pd
 
-    from .evaluate import select_check
+    from .evaluate import check_cells
     from .robustness import degradation_info, degrade_store, store_fingerprint
     from .store import AudioStore
 
@@ -943,8 +943,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     if len(kept) < len(cells):
         echo(f"grid: left out {len(cells) - len(kept)} more cells the cube has no clips for")
     cells = kept
-    for wc in cells:
-        select_check(cube, wc.cell)
+    check_cells(cube, [wc.cell for wc in cells])
     store = AudioStore.open(store_path)
     mics = store.mics
 

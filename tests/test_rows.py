@@ -74,6 +74,7 @@ def test_cube_rows_select_like_the_xarray_cube(tiny_cube):
 
     cube, rows_cube = open_cube(tiny_cube), open_rows(tiny_cube)
     assert rows_cube.runs and rows_cube.attrs["micfp"]["row_groups"]  # recorded by compute_cube
+    assert rows_cube.runs == row_runs(cube.segmentation.values, cube.clip_seconds.values)  # one run per group
     assert rows_cube.values("session") == [str(s) for s in dict.fromkeys(cube.session.values)]
     st_ = str(cube.sound_type.values[0])
     for cell in (Cell(1.0, "all", "channel", "logistic_regression", "session"),

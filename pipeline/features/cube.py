@@ -35,7 +35,7 @@ from ..store import AudioStore
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
-from .rows import CubeRows, read_coordinate, row_runs
+from .rows import CubeRows, RowRun, read_coordinate, row_runs
 
 CUBE_KIND = "micfp-feature-cube"
 FRAMES_KIND = "micfp-frames"
@@ -326,20 +326,19 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     # order), so selecting one clip length, as every evaluation cell does, reads only its rows.
     groups: dict[tuple[str, float], list[tuple[int, int, int]]] = {}
     for i, c in enumerate(coords_list):
-        n = c["start"].size
-        if n == 0:
-            continue
-        seg, length = c["segmentation"].astype(str), c["clip_seconds"]
-        cut = np.flatnonzero((seg[1:] != seg[:-1]) | (length[1:] != length[:-1])) + 1
-        for a, b in zip(np.r_[0, cut], np.r_[cut, n]):
-            groups.setdefault((str(seg[a]), float(length[a])), []).append((i, int(a), int(b)))
+        for run in row_runs(c["segmentation"], c["clip_seconds"]):  # each part is sorted by group
+            groups.setdefault((run.segmentation, run.clip_seconds), []).append((i, run.start, run.stop))
     if not groups:
         raise InputError(f"{store_path}: no clips: every segment is shorter than the clip lengths asked for")
     sr = store.sample_rate
     cols = {k: [] for k in CLIP_COORDS}
     rows = max(1, int(32e6 // (4 * len(names))))
     chunks, current, count = [], [], 0
+    row_groups, n_rows = [], 0
     for key in sorted(groups):
+        size = sum(b - a for _, a, b in groups[key])
+        row_groups.append(RowRun(key[0], key[1], n_rows, n_rows + size))
+        n_rows += size
         for i, a, b in groups[key]:
             c, const = coords_list[i], planned[i][1]
             for k, v in const.items():  # one shared object per value, not millions of str
@@ -370,7 +369,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     # tasks read a cell's rows from these without loading millions of clip coordinates.
     meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "store": store.path, "frames": frames_path,
             "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
-            "row_groups": [r.to_json() for r in row_runs(clip_coords["segmentation"], clip_coords["clip_seconds"])],
+            "row_groups": [r.to_json() for r in row_groups],
             "sessions": [str(v) for v in pd.unique(clip_coords["session"])],
             "sound_types": [str(v) for v in pd.unique(clip_coords["sound_type"])]}
     ds = xr.Dataset({"features": (("clip", "feature"), X)}, coords=coords, attrs={"micfp": meta})
@@ -420,14 +419,13 @@ def open_cube(path: str, *, require_complete: bool = True, coords: dict | None =
     """
     import xarray as xr
 
-    _cube_group(path, require_complete)
+    g = _cube_group(path, require_complete)
     ds = xr.open_zarr(str(path), consolidated=False)
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
     # quadratic in the number of coordinates at millions of clips. Read here with Zarr, not
     # through dask, whose default scheduler may be a cluster: shipping millions of strings
     # back costs more than reading them.
-    g = zarr.open_group(str(path), mode="r")
     given = coords or {}
     loaded = {}
     for name in ds.coords:
@@ -471,9 +469,8 @@ def cached_cube(path: str):
         return _CUBES[key]
     for k in [k for k in _CUBES if k[0] == str(path)]:
         del _CUBES[k]
-    cube = open_rows(str(path))
-    if cube.features.nbytes <= CUBE_LOAD_LIMIT:
-        cube = open_cube(str(path)).load()
+    g = _cube_group(str(path))
+    cube = open_cube(str(path)).load() if g["features"].nbytes <= CUBE_LOAD_LIMIT else CubeRows(str(path), g)
     _CUBES[key] = cube
     _LOADS[str(path)] = _LOADS.get(str(path), 0) + 1
     while len(_CUBES) > max(1, CUBE_CACHE_SIZE):

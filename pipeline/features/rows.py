@@ -108,8 +108,11 @@ class FeatureRows:
         self._last: dict[int, tuple[int, np.ndarray]] = {}
 
     @classmethod
-    def of(cls, X: np.ndarray) -> "FeatureRows":
-        """All rows of an in-memory matrix."""
+    def of(cls, X) -> "FeatureRows":
+        """All rows of an in-memory matrix (feature rows are returned as they are)."""
+        if isinstance(X, FeatureRows):
+            return X
+        X = np.asarray(X)
         return cls([(X, np.arange(X.shape[0]), None)])
 
     @staticmethod
