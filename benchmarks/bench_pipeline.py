@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import WorkerRSS, export_wav, install_counter, machine, task_count  # noqa: E402
+from common import WorkerRSS, export_wav, install_counter, machine, machine_cpu, task_count  # noqa: E402
 
 CLIP_LENGTHS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 #: The ablation stage's grid and training cap: the thesis-scale workflow's, so the two never drift apart.
@@ -66,10 +66,11 @@ def _floats(s: str) -> tuple[float, ...]:
 def run_stage(name, fn, client, rss, hours, rows):
     task_count(client, reset=True)
     rss.reset()
-    t, c = time.perf_counter(), time.process_time()
+    t, c, m = time.perf_counter(), time.process_time(), machine_cpu()
     out = fn()
     wall = time.perf_counter() - t
     client_cpu = time.process_time() - c  # this process: the client and the local scheduler
+    m1 = machine_cpu()
     tasks = task_count(client, reset=True)
     cpu = rss.cpu_seconds()
     row = {"stage": name, "wall_s": round(wall, 1), "x_realtime": round(hours * 3600 / wall, 1),
@@ -77,12 +78,17 @@ def run_stage(name, fn, client, rss, hours, rows):
            "client_scheduler_cpu_s": round(client_cpu, 1),
            "load_avg_1min": round(os.getloadavg()[0], 1),
            "tasks": tasks, "tasks_per_hour": round(tasks / hours, 1), "peak_worker_rss_mb": round(rss.peak() / 2**20)}
+    if m and m1:  # the machine's core-seconds in this stage, by state (all processes and the kernel)
+        row["machine_cpu_s"] = {k: round(m1[k] - m[k], 1) for k in m}
     rows.append(row)
     print(f"  {name:9s} {row['wall_s']:8.1f} s  {row['x_realtime']:8.1f} x rt  {tasks:6d} tasks "
           f"({row['tasks_per_hour']:.0f}/h)  peak worker RSS {row['peak_worker_rss_mb']} MB  "
           f"worker CPU {row['worker_cpu_s']} s ({row['x_realtime_per_worker_cpu_s']:.0f} x rt per CPU s)  "
           f"client+scheduler CPU {row['client_scheduler_cpu_s']} s  "
           f"load {row['load_avg_1min']}", flush=True)
+    if "machine_cpu_s" in row:
+        print("            machine core-s: " + "  ".join(f"{k} {v}" for k, v in row["machine_cpu_s"].items()),
+              flush=True)
     return out
 
 

@@ -68,6 +68,26 @@ class WorkerRSS:
         self._thread.join()
 
 
+def machine_cpu() -> dict[str, float] | None:
+    """The machine's CPU seconds so far by state, all cores (Linux ``/proc/stat``), or ``None``.
+
+    The difference of two readings tells where a stage's core-seconds went: worker and client
+    work (``user``, ``system``), waiting on the disk (``iowait``), nothing (``idle``) and time the
+    hypervisor gave to other guests (``steal``), which a shared virtual machine can lose when
+    both its cores are busy.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    v = dict(zip(names, (int(x) / tick for x in fields[1:9])))
+    return {"user": v["user"] + v["nice"], "system": v["system"] + v["irq"] + v["softirq"],
+            "iowait": v["iowait"], "idle": v["idle"], "steal": v["steal"]}
+
+
 class TaskCounter:
     """Counts the tasks the scheduler executes (transitions processing -> memory/erred).
 

@@ -200,6 +200,19 @@ def test_cap_training_is_seeded_and_a_no_op_under_the_cap():
         np.testing.assert_array_equal(cap_training(tr, meta, cap), tr)
 
 
+def test_cap_training_folds_share_their_draws():
+    # Each fold's subsample is uniform within its training clips, but the draw is coordinated:
+    # five capped folds use little more than one fold's worth of distinct clips.
+    meta = clip_table(n_per=400)
+    splits = list(protocol_splits(meta, "grouped-kfold"))
+    kept = [cap_training(tr, meta, 400) for _, tr, _ in splits]
+    assert len(kept) == 5 and all(k.size == 400 for k in kept)
+    union = np.unique(np.concatenate(kept))
+    assert union.size < 1.5 * 400  # independent draws: about 5 x 400 x (1 - overlap) ~ 1,500
+    for (_, tr, _), k in zip(splits, kept):
+        assert set(k) <= set(tr)
+
+
 def test_cap_training_rejects_bad_caps():
     meta = clip_table(n_per=10)
     tr = np.arange(len(meta))
