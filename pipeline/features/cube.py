@@ -266,6 +266,15 @@ def _clip_part(task: ClipTask, config: FeatureConfig, parts_path: str, part: int
     return coords
 
 
+#: Bytes of float32 features per cube chunk (all features of a run of clips). An evaluation
+#: cell reads its rows a chunk at a time, and each read holds the chunk's compressed bytes and
+#: its decoded copy: at 32 MB chunks, reading a 0.5 s cell's 20,000 training clips at 37.5 h
+#: added 133 MB to the worker; 8 MB chunks keep that small (``benchmarks/README.md``, session 5).
+CUBE_CHUNK_BYTES = 8 * 2**20
+#: Cube chunks each assembly task writes: with one task per 8 MB chunk the clip stage took
+#: 2.3 s longer on 2 workers (250 tasks at 37.5 h instead of 62).
+GATHER_CHUNKS = 4
+
 #: Rows per chunk of the temporary part arrays (what a slice of one group reads beyond its rows).
 PART_ROWS = 512
 
@@ -332,7 +341,8 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
         raise InputError(f"{store_path}: no clips: every segment is shorter than the clip lengths asked for")
     sr = store.sample_rate
     cols = {k: [] for k in CLIP_COORDS}
-    rows = max(1, int(32e6 // (4 * len(names))))
+    chunk_rows = max(1, CUBE_CHUNK_BYTES // (4 * len(names)))
+    rows = GATHER_CHUNKS * chunk_rows  # rows per gather task: whole cube chunks
     chunks, current, count = [], [], 0
     row_groups, n_rows = [], 0
     for key in sorted(groups):
@@ -348,7 +358,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
             cols["start_s"].append(c["start"][a:b] / sr)
             cols["end_s"].append(c["stop"][a:b] / sr)
             cols["segmentation"].append(c["segmentation"][a:b])
-            while a < b:  # cut into cube chunks of `rows` rows
+            while a < b:  # cut into gather blocks of `rows` rows
                 take = min(b - a, rows - count)
                 current.append((i, a, a + take))
                 count, a = count + take, a + take
@@ -377,7 +387,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False,
-                   encoding={"features": {"compressors": (FEATURES_CODEC,)}})
+                   encoding={"features": {"compressors": (FEATURES_CODEC,), "chunks": (chunk_rows, len(names))}})
     g = zarr.open_group(cube_path, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
     # The temporary parts (thousands of files at thesis scale) are deleted in the background:
@@ -442,8 +452,8 @@ def open_rows(path: str) -> CubeRows:
     return CubeRows(str(path), _cube_group(path))
 
 
-#: Cubes up to this many bytes of features are held in memory by :func:`cached_cube` (about two
-#: cube chunks: an hour of audio at eight clip lengths); larger ones are opened for row access
+#: Cubes up to this many bytes of features are held in memory by :func:`cached_cube` (an hour
+#: of audio at eight clip lengths); larger ones are opened for row access
 #: (:func:`open_rows`) and each cell reads only its rows, so a worker's memory stays bounded
 #: however long the corpus. At 512 MB, a 7.5 h cube (396 MB) was held whole by every worker and
 #: the ablation's peak worker RSS reached 1.2 GB.
