@@ -62,10 +62,13 @@ def run_tasks(client, stage: str, func: Callable, args: Sequence[tuple], *, on_r
     progress = Progress(stage, len(args), stream=open("/dev/null", "w") if quiet else None)
     if not args:
         return []
-    order = list(range(len(args))) if cost is None else sorted(range(len(args)), key=lambda i: -cost[i])
-    futures = [None] * len(args)
-    for rank, i in enumerate(order):  # dask runs earlier submissions and higher priorities first
-        futures[i] = client.submit(func, *args[i], pure=pure, priority=len(args) - rank)
+    if cost is None:  # one graph for all (a submit per task cost the client 4 ms each, map 2.5)
+        futures = client.map(func, *map(list, zip(*args)), pure=pure)
+    else:
+        futures = [None] * len(args)
+        order = sorted(range(len(args)), key=lambda i: -cost[i])
+        for rank, i in enumerate(order):  # dask runs higher priorities first
+            futures[i] = client.submit(func, *args[i], pure=pure, priority=len(args) - rank)
     index = {f.key: i for i, f in enumerate(futures)}
     results: list = [None] * len(futures)
     pending = as_completed(futures)
