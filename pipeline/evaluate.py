@@ -34,6 +34,9 @@ PARAM_GRIDS = {
     "micfp_et": {"clf__max_features": ["sqrt", 0.3]},
 }
 RANDOM_STATE = 42
+#: How :func:`cap_training` draws (recorded in a workflow ledger's basis): one seeded key per
+#: clip, shared by the folds. Session 4 and earlier drew each fold independently.
+TRAINING_DRAW = "shared-keys"
 GROUP_SECONDS = 30.0
 
 

@@ -907,7 +907,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     """
     import pandas as pd
 
-    from .evaluate import check_cells
+    from .evaluate import TRAINING_DRAW, check_cells
     from .robustness import degradation_info, degrade_store, store_fingerprint
     from .store import AudioStore
 
@@ -952,6 +952,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
              "bootstrap": wf.bootstrap, "robustness_seed": wf.degradations[0].seed if wf.degradations else None}
     if wf.max_train_clips is not None:  # only when set, so ledgers of uncapped runs stay valid
         basis["max_train_clips"] = wf.max_train_clips
+        basis["training_draw"] = TRAINING_DRAW  # capped cells of an earlier draw are not reused
     ledger = ResultsLedger(wf.results_path.with_name(wf.results_path.stem + ".cells.jsonl"), basis, echo=echo)
 
     # Robustness conditions: degraded copies of the test sessions (built or resumed; a finished
