@@ -292,7 +292,7 @@ def read_task_audio(task: ShardTask) -> np.ndarray:
     """The task's output samples, ``(stop - start, len(rids))``, resampled if the rates differ."""
     if task.src_rate == task.dst_rate:
         return read_range(task.source, task.start, task.stop, task.channels, task.dtype,
-                          expect_frames=task.src_frames)
+                          expect_frames=task.src_frames, drop_cache=True)
     import soxr
 
     src, dst = task.src_rate, task.dst_rate
@@ -302,7 +302,7 @@ def read_task_audio(task: ShardTask) -> np.ndarray:
     b_in = -(-task.stop * src // dst) + RESAMPLE_MARGIN_S * src
     work = "float64" if task.dtype == "int32" else "float32"
     x = read_range(task.source, a_in - lead, min(b_in, task.src_frames), task.channels, work,
-                   expect_frames=task.src_frames)
+                   expect_frames=task.src_frames, drop_cache=True)
     y = soxr.resample(x, src, dst, quality="HQ")
     off = lead * dst // src
     out = np.zeros((task.stop - task.start, x.shape[1]), dtype=work)

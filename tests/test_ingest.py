@@ -410,3 +410,41 @@ def test_kaggle_ignores_stray_files_and_reads_flac(tmp_path):
     plan = plan_ingest(str(root))
     assert sorted(s.recording.id for s in plan.sources) == ["day1-mic1", "day1-mic2", "day1-mic3"]
     assert plan.mics[3] == "mic 3" and plan.mics[1] == "Mic 1"
+
+
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 2), ("PCM_24", 1), ("FLOAT", 3)])
+def test_read_range_drops_only_frames_already_read(tmp_path, monkeypatch, subtype, channels):
+    import pipeline.audio_io as aio
+
+    path = str(tmp_path / "a.wav")
+    sf.write(path, noise(SR * 25, channels=channels) / 2**15, SR, subtype=subtype)
+    info = sf.info(path)
+    frame_bytes = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}[subtype] * channels
+    header = os.path.getsize(path) - info.frames * frame_bytes
+    calls = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(aio.os, "posix_fadvise", lambda fd, off, n, advice: (calls.append((off, n, advice)),
+                                                                              real(fd, off, n, advice))[1])
+    start, stop = 123_457, SR * 25 - 1_000
+    dtype = "int32" if subtype == "PCM_24" else "float32" if subtype == "FLOAT" else "int16"
+    got = aio.read_range(path, start, stop, None, dtype, drop_cache=True)
+    assert np.array_equal(got, aio.read_range(path, start, stop, None, dtype))
+    assert len(calls) == -(-(stop - start) // aio.READ_BLOCK)
+    assert all(advice == os.POSIX_FADV_DONTNEED for *_, advice in calls)
+    # consecutive calls tile the frames' bytes, and none reaches past the last frame read so far
+    assert calls[0][0] == start * frame_bytes
+    for (a, n, _), (b, _, _) in zip(calls, calls[1:]):
+        assert a + n == b
+    read_to = start
+    for a, n, _ in calls:
+        read_to = min(stop, read_to + aio.READ_BLOCK)
+        assert a + n <= header + read_to * frame_bytes
+
+
+def test_compressed_sources_are_not_dropped(tmp_path, monkeypatch):
+    import pipeline.audio_io as aio
+
+    path = str(tmp_path / "a.flac")
+    sf.write(path, noise(SR * 2) / 2**15, SR, subtype="PCM_16")
+    monkeypatch.setattr(aio.os, "posix_fadvise", lambda *a: pytest.fail("fadvise on a compressed file"))
+    assert aio.read_range(path, 0, SR * 2, None, "int16", drop_cache=True).shape == (SR * 2, 1)
