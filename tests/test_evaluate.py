@@ -3,10 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import (Cell, cap_training, cell_cost, check_max_train, identical_pairs, make_model, point_metrics,
+from pipeline.evaluate import (GROUP_SECONDS, Cell, cap_training, cell_cost, check_max_train, identical_pairs, make_model, point_metrics,
                                protocol_splits, results_dataset, run_cell, score, time_groups)
 
 MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
@@ -92,6 +94,16 @@ def test_grouped_kfold_never_straddles_a_time_block():
     for _, tr, te in protocol_splits(meta, "grouped-kfold"):
         assert not set(groups[tr]) & set(groups[te])
 
+
+
+@given(st.lists(st.tuples(st.sampled_from(["day1", "day2", "x y"]), st.floats(0, 5000, allow_nan=False)),
+                max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_time_groups_number_each_session_and_block_in_order_of_appearance(pairs):
+    meta = pd.DataFrame(pairs, columns=["session", "start_s"])
+    block = np.floor(meta["start_s"].to_numpy() / GROUP_SECONDS).astype(np.int64)
+    expected = pd.factorize(meta["session"].to_numpy(object) + ":" + block.astype(str))[0]
+    assert np.array_equal(time_groups(meta), expected)
 
 def test_leave_sound_type_out():
     meta = clip_table()
