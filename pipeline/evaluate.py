@@ -470,7 +470,7 @@ def select_rows(cube, cell: Cell):
     row access (:func:`~pipeline.features.cube.open_rows`); from the latter only the cell's own
     row group is read, and features only when a fold asks for them.
     """
-    from .features.rows import CubeRows, FeatureRows
+    from .features.rows import CubeRows, FeatureRows, compact
 
     if isinstance(cube, CubeRows):
         rows = cube.rows(cell.segmentation, cell.clip_seconds if cell.segmentation == "fixed" else None)
@@ -478,6 +478,8 @@ def select_rows(cube, cell: Cell):
         if cell.sound_type != "all":
             keep = (meta["sound_type"] == cell.sound_type).to_numpy()
             rows, meta = rows[keep], meta[keep].reset_index(drop=True)
+            meta = meta.apply(lambda col: col.cat.remove_unused_categories()
+                              if isinstance(col.dtype, pd.CategoricalDtype) else col)
         cols = cube.columns(cell.feature_set)
         features = cube.features
     else:
@@ -490,7 +492,7 @@ def select_rows(cube, cell: Cell):
         rows = np.flatnonzero(sel)
         cols = np.arange(c.sizes["feature"]) if cell.feature_set == "all" else np.flatnonzero(
             (c.feature_set == cell.feature_set).values)
-        meta = pd.DataFrame({k: c[k].values[rows] for k in META_COLUMNS})
+        meta = pd.DataFrame({k: compact(c[k].values[rows]) for k in META_COLUMNS})
         features = c.features.data
         if hasattr(features, "dask"):  # a lazy xarray cube: read the cell's rows now, block by block
             features, rows = read_rows(features, rows, cols), np.arange(rows.size)

@@ -69,6 +69,16 @@ def runs_to_objects(values: np.ndarray) -> np.ndarray:
     return np.repeat(firsts, np.diff(np.append(starts, n)))
 
 
+def compact(values: np.ndarray):
+    """A clip coordinate for a clip table: strings as :class:`pandas.Categorical`, others as they are.
+
+    A cube's string coordinates have a handful of distinct values, so one byte per clip
+    instead of a string column (a 228,050-clip cell's table: 20 -> 6 MB).
+    """
+    values = np.asarray(values)
+    return pd.Categorical(as_objects(values)) if values.dtype.kind in "OTU" else values
+
+
 def read_coordinate(array, rows: np.ndarray | slice | None = None) -> np.ndarray:
     """A stored clip coordinate (all of it, a slice, or sorted row indices), chunk by chunk.
 
@@ -220,8 +230,8 @@ class CubeRows:
         return np.concatenate([np.arange(r.start, r.stop, dtype=np.int64) for r in runs])
 
     def clips(self, rows: np.ndarray, names) -> pd.DataFrame:
-        """The clip coordinates ``names`` of ``rows`` (ascending) as a table."""
-        return pd.DataFrame({k: read_coordinate(self._g[k], rows) for k in names})
+        """The clip coordinates ``names`` of ``rows`` (ascending) as a table (see :func:`compact`)."""
+        return pd.DataFrame({k: compact(read_coordinate(self._g[k], rows)) for k in names})
 
     def columns(self, feature_set: str) -> np.ndarray:
         """Feature columns of one feature set ("all": every column)."""
