@@ -118,6 +118,21 @@ def test_run_cell_on_unread_rows_equals_the_matrix(tiny_cube):
         assert a == b
 
 
+
+def test_small_cube_loads_without_the_inherited_distributed_scheduler(tiny_cube):
+    """A worker may inherit ``scheduler: dask.distributed`` from its parent's dask config (a
+    client created earlier in that process) without having a client itself; loading a small
+    cube in a cell task must not depend on it."""
+    import subprocess
+    import sys
+
+    code = ("import dask; dask.config.set(scheduler='dask.distributed')\n"
+            "from pipeline.features.cube import cached_cube\n"
+            f"print(int(cached_cube({str(tiny_cube)!r}).sizes['clip']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip().splitlines()[-1]) > 0
+
 def test_large_cubes_are_opened_for_row_access_on_workers(tiny_cube, monkeypatch):
     from pipeline.evaluate import _cell_task
     from pipeline.features import cube as cube_mod

@@ -501,7 +501,15 @@ def cached_cube(path: str):
     for k in [k for k in _CUBES if k[0] == str(path)]:
         del _CUBES[k]
     g = _cube_group(str(path))
-    cube = open_cube(str(path)).load() if g["features"].nbytes <= CUBE_LOAD_LIMIT else CubeRows(str(path), g)
+    if g["features"].nbytes <= CUBE_LOAD_LIMIT:
+        import dask
+
+        # Read here, in this process: inside a worker's task the inherited default scheduler may
+        # name a distributed client this process does not have.
+        with dask.config.set(scheduler="synchronous"):
+            cube = open_cube(str(path)).load()
+    else:
+        cube = CubeRows(str(path), g)
     _CUBES[key] = cube
     _LOADS[str(path)] = _LOADS.get(str(path), 0) + 1
     while len(_CUBES) > max(1, CUBE_CACHE_SIZE):
