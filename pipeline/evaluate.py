@@ -3,7 +3,7 @@
 Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline`, so cleaning, scaling and PCA
 are fitted inside each training fold and never see test clips. An evaluation *cell* (clip
 length x sound type x feature set x classifier x protocol) is one task on the cluster; the
-results of all cells form an xarray Dataset (SPEC.md "Results sets").
+results of all cells form an xarray Dataset (docs/spec.md, "Results set").
 """
 
 from __future__ import annotations
@@ -713,7 +713,7 @@ def select_check(cube, cell: Cell, *, have: dict | None = None) -> None:
 
 
 def results_dataset(results: list[dict], mics: dict[int, str]):
-    """Results of many cells as the SPEC's results Dataset (NaN where a cell was not run).
+    """Results of many cells as the results Dataset of docs/spec.md (NaN where a cell was not run).
 
     ``n_train`` holds the training clips each cell fitted on (summed over folds) and
     ``attrs["micfp"]["max_train_clips"]`` the training cap (None: uncapped; a sorted list if the

@@ -1,6 +1,6 @@
 """Recording folders: detect and read the thesis (Kaggle) layout, a manifest CSV or a labelled tree.
 
-Layouts (see SPEC.md):
+Layouts (see docs/spec.md, "Recording folders"):
 
 - ``kaggle``: ``ROOT/<session>/<prefix>-<N>.wav`` (or .flac/.ogg), N the microphone label;
   optional ``ROOT/mics.csv`` (``label,name``) and ``ROOT/<session>/segments.csv``

@@ -46,7 +46,7 @@ def test_cube_schema(demo):
     assert not np.isnan(cube.clip_seconds.values).any()
     assert set(cube.mic.values) == {"Shure SM7B", "t.bone MB 7 Beta", "Neumann KM 184 #1", "Neumann KM 184 #2",
                                     "RODE NT1-A"}
-    # the queries SPEC.md promises
+    # the queries docs/spec.md promises
     nt1a = cube.features.sel(clip=cube.mic == "RODE NT1-A")
     assert nt1a.sizes["clip"] == (cube.mic == "RODE NT1-A").sum()
     assert cube.where(cube.clip_seconds == 2, drop=True).sizes["clip"] == cube.sizes["clip"]
