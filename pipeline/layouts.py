@@ -32,7 +32,7 @@ from .errors import ConfigError, InputError
 
 LAYOUTS = ("auto", "kaggle", "manifest", "tree")
 #: The thesis file names: anything, a dash, the label, an audio extension. Dots elsewhere are fine.
-KAGGLE_NAME = re.compile(r"^(?P<prefix>.*)-(?P<label>\d+)$")
+KAGGLE_NAME = re.compile(r"^(?P<prefix>.*)-(?P<label>\d+)\Z", re.DOTALL)  # DOTALL: any prefix, even a newline
 DEFAULT_TREE_PATTERN = r"^(?:(?P<session>.+)/)?(?P<mic>[^/]+)\.[^./]+$"
 
 
