@@ -13,8 +13,9 @@ Two halves:
   is one shard per task whatever the file's length.
 
 Resume: a recording whose metadata (source path, size, fingerprint, rate, length, channel,
-dtype) is unchanged keeps its written shards; a changed one is rewritten from scratch;
-recordings no longer in the source are removed. The completeness marker is set only when
+dtype) is unchanged keeps its written shards (and its array's ``written`` id, on which frame
+features are keyed); a changed one is rewritten from scratch under a new id; recordings no
+longer in the source are removed. The completeness marker is set only when
 every shard of every recording is in the ledger.
 
 A decode error found by a task (e.g. corruption inside a FLAC stream) aborts the run with
