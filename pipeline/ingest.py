@@ -361,7 +361,7 @@ def ingest_shard(task: ShardTask) -> list[tuple[int, float]]:
 
 # -- driver ----------------------------------------------------------------------------------
 def _echo(msg: str) -> None:
-    print(one_line(msg), file=sys.stderr, flush=True)
+    print(msg, file=sys.stderr, flush=True)
 
 
 @locked("store_path", "audio store")
@@ -389,7 +389,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
     t0 = time.perf_counter()
     plan = plan or plan_ingest(src, settings)
     for w in plan.warnings:
-        echo(f"micfp: warning: {w}")
+        echo(one_line(f"micfp: warning: {w}"))
     store = AudioStore.create(store_path, plan.sample_rate, mics=plan.mics,
                               segments={k: list(v) for k, v in plan.segments.items()})
     wanted = {r.id for r in plan.recordings}
@@ -433,7 +433,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
         if len(peaks.get(rid, [])) == n_shards.get(rid, -1) and max(peaks[rid]) == 0.0:
             w = f"{s.file.path}: all samples are zero (silent recording{'' if s.channel is None else f', channel {s.channel}'})"
             warnings.append(w)
-            echo(f"micfp: warning: {w}")
+            echo(one_line(f"micfp: warning: {w}"))
     frac = len(tasks) / max(total, 1)
     return IngestReport(store=store.path, recordings=len(plan.sources), seconds=plan.seconds, shards_total=total,
                         shards_written=len(tasks), bytes_read=int(sum(i.size for i in {s.info.path: s.info for s
