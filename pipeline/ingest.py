@@ -186,7 +186,8 @@ def _short_file(session: str, lengths: dict[str, int], rate: int) -> str | None:
     long, m = max(lengths.items(), key=lambda kv: kv[1])
     if n >= ALIGN_MIN_FRACTION * m:
         return None
-    return (f"{short}: {n} sample{'s' if n != 1 else ''} ({n / rate:.3f} s), the longest file of session {session!r} has {m} "
+    samples = f"{n} sample{'s' if n != 1 else ''}"
+    return (f"{short}: {samples} ({n / rate:.3f} s), the longest file of session {session!r} has {m} "
             f"({m / rate:.3f} s, {long}); aligning would cut every recording of the session to {n / rate:.3f} s: "
             "replace the file, or pass --align shortest to cut or --align keep to keep each length")
 
