@@ -143,6 +143,46 @@ def probe(path: str) -> AudioInfo:
     return info
 
 
+#: Subtypes that can hold NaN and infinity (decoders of lossy codecs return finite samples).
+NONFINITE_SUBTYPES = {"FLOAT", "DOUBLE"}
+
+
+def nonfinite_problem(info: AudioInfo, channels: list[int] | None = None) -> str | None:
+    """``"<path>: sample i ... is NaN"`` for the first NaN or infinite sample of a float file, else None.
+
+    Such a sample would make every feature of its clips NaN and never reads back equal from the
+    store (NaN != NaN), so the ingest could not finish; it is refused before anything is written.
+    Reads the whole file (in :data:`READ_BLOCK` frames), so only float files are checked.
+
+    Parameters
+    ----------
+    channels : list of int, optional
+        Channels the ingest keeps (default all).
+    """
+    import soundfile as sf
+
+    if info.subtype not in NONFINITE_SUBTYPES:
+        return None
+    dtype = "float64" if info.subtype == "DOUBLE" else "float32"  # as stored: no overflow to inf
+    cols = list(range(info.channels)) if channels is None else list(channels)
+    try:
+        with sf.SoundFile(info.path) as f:
+            pos = 0
+            for block in f.blocks(READ_BLOCK, dtype=dtype, always_2d=True):
+                bad = ~np.isfinite(block[:, cols])
+                if bad.any():
+                    i, j = np.unravel_index(np.argmax(bad), bad.shape)  # first bad frame, then channel
+                    v = block[i, cols[j]]
+                    value = "NaN" if np.isnan(v) else ("+inf" if v > 0 else "-inf")
+                    where = "" if info.channels == 1 else f" (channel {cols[j]})"
+                    return (f"{info.path}: sample {pos + i}{where} is {value}; float audio must hold finite "
+                            "samples (repair or re-export the file)")
+                pos += block.shape[0]
+    except Exception as exc:
+        return f"{info.path}: cannot decode: {_soundfile_problem(exc)}"
+    return None
+
+
 def fingerprint(info: AudioInfo) -> str:
     """A cheap identity of a file's content: BLAKE2b over size, mtime and its first and last 64 KiB.
 

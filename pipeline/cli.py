@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, MicfpError
+from .errors import ConfigError, MicfpError, one_line
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -72,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="channel of multi-channel files to keep (0-based), or 'each' for one recording per channel")
     p.add_argument("--pattern", metavar="REGEX", help="tree layout: regex on the relative path with groups "
                    "(?P<mic>...) and optionally (?P<session>...)")
-    p.add_argument("--align", choices=["shortest", "keep"], default="shortest",
-                   help="files of one session with different lengths: cut to the shortest (default) or keep")
+    p.add_argument("--align", choices=["shortest", "keep"], default=None,
+                   help="files of one session with different lengths: cut to the shortest or keep each length "
+                        "(default: cut to the shortest, but refuse a file shorter than half its session's longest)")
+    p.add_argument("--root-only", action="store_true",
+                   help="refuse files outside SRC's folder (a manifest's folder), links followed; by default a "
+                        "manifest may name files anywhere")
     _cluster_args(p)
 
     p = sub.add_parser("features", help="compute the feature cube of an audio store")
@@ -161,7 +165,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # one line, not a traceback, unless --debug
         if args.debug:
             raise
-        print(f"micfp: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"micfp: error: {type(exc).__name__}: {one_line(exc)} (run with --debug for the traceback)",
+              file=sys.stderr)
         return 1
 
 
@@ -213,7 +218,8 @@ def cmd_ingest(args) -> int:
     from .ingest import IngestSettings, ingest, plan_ingest
 
     settings = IngestSettings(layout=args.layout, manifest=args.manifest, resample=args.resample,
-                              channel=args.channel, pattern=args.pattern, align=args.align)
+                              channel=args.channel, pattern=args.pattern, align=args.align,
+                              root_only=args.root_only)
     plan = plan_ingest(args.src, settings)  # every file checked before a cluster starts or a byte is written
     with _connect(args) as client:
         report = ingest(args.src, args.store, client, settings, plan=plan)

@@ -13,8 +13,9 @@ Two halves:
   is one shard per task whatever the file's length.
 
 Resume: a recording whose metadata (source path, size, fingerprint, rate, length, channel,
-dtype) is unchanged keeps its written shards; a changed one is rewritten from scratch;
-recordings no longer in the source are removed. The completeness marker is set only when
+dtype) is unchanged keeps its written shards (and its array's ``written`` id, on which frame
+features are keyed); a changed one is rewritten from scratch under a new id; recordings no
+longer in the source are removed. The completeness marker is set only when
 every shard of every recording is in the ledger.
 
 A decode error found by a task (e.g. corruption inside a FLAC stream) aborts the run with
@@ -30,14 +31,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio_io import AudioInfo, fingerprint, probe, read_range
-from .errors import ConfigError, InputError
+from .audio_io import AudioInfo, fingerprint, nonfinite_problem, probe, read_range
+from .errors import ConfigError, InputError, one_line
 from .layouts import LAYOUTS, Layout, SourceFile, read_layout
 from .locks import locked
 from .runner import BatchedRecord, run_tasks
 from .store import AudioStore, Recording, recording_id, write_shard
 
 ALIGN = ("shortest", "keep")
+#: Without an explicit ``--align``, a session is not cut to a file shorter than this fraction
+#: of its longest file: such a file is more likely broken than a take that stopped early.
+ALIGN_MIN_FRACTION = 0.5
 #: Resampling margin on each side of a task's range, in seconds of input: far longer than
 #: soxr's filters, and a whole second keeps input and output offsets integers at any rate pair.
 RESAMPLE_MARGIN_S = 1
@@ -60,9 +64,15 @@ class IngestSettings:
         channel. Multi-channel files without it are an error.
     pattern : str, optional
         Regular expression of the ``tree`` layout (named groups ``mic``, ``session``).
-    align : str
-        Files of one session with different lengths: cut to the ``shortest`` (default) or
-        ``keep`` each length. Either way the difference is reported.
+    align : str, optional
+        Files of one session with different lengths: cut to the ``shortest`` or ``keep`` each
+        length. Either way the difference is reported. Not given (``None``): cut to the
+        shortest, but refuse a session whose shortest file is shorter than
+        :data:`ALIGN_MIN_FRACTION` of its longest (a 1-sample or cut-off file would otherwise
+        silently cut every recording of the session); ``shortest`` cuts anyway.
+    root_only : bool
+        Refuse files outside the recording folder (the manifest's folder for a manifest),
+        following symbolic links. Without it, a manifest may name files anywhere.
     """
 
     layout: str = "auto"
@@ -70,13 +80,16 @@ class IngestSettings:
     resample: int | None = None
     channel: int | str | None = None
     pattern: str | None = None
-    align: str = "shortest"
+    align: str | None = None
+    root_only: bool = False
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise ConfigError(f"--layout {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
-        if self.align not in ALIGN:
+        if self.align is not None and self.align not in ALIGN:
             raise ConfigError(f"--align {self.align!r}: choose one of {', '.join(ALIGN)}")
+        if not isinstance(self.root_only, bool):
+            raise ConfigError(f"root_only {self.root_only!r}: expected true or false")
         if self.resample is not None and not (1000 <= int(self.resample) <= 768_000):
             raise ConfigError(f"--resample {self.resample}: expected a sample rate in Hz (1000-768000)")
         ch = self.channel
@@ -149,7 +162,7 @@ class IngestReport:
 def _problem_error(problems: list[str]) -> InputError:
     if len(problems) == 1:
         return InputError(f"{problems[0]} (nothing was written)")
-    return InputError(f"{len(problems)} problems in the input (nothing was written):\n  " + "\n  ".join(problems))
+    return InputError(f"{len(problems)} problems in the input (nothing was written):", problems)
 
 
 def _channels(info: AudioInfo, channel) -> tuple[list[int | None], str | None]:
@@ -165,6 +178,18 @@ def _channels(info: AudioInfo, channel) -> tuple[list[int | None], str | None]:
     if channel >= info.channels:
         return [], f"{info.path}: --channel {channel} but the file has {info.channels} channels"
     return [channel], None
+
+
+def _short_file(session: str, lengths: dict[str, int], rate: int) -> str | None:
+    """The problem when aligning ``session`` would cut it to a file much shorter than its longest."""
+    short, n = min(lengths.items(), key=lambda kv: kv[1])
+    long, m = max(lengths.items(), key=lambda kv: kv[1])
+    if n >= ALIGN_MIN_FRACTION * m:
+        return None
+    samples = f"{n} sample{'s' if n != 1 else ''}"
+    return (f"{short}: {samples} ({n / rate:.3f} s), the longest file of session {session!r} has {m} "
+            f"({m / rate:.3f} s, {long}); aligning would cut every recording of the session to {n / rate:.3f} s: "
+            "replace the file, or pass --align shortest to cut or --align keep to keep each length")
 
 
 def plan_ingest(src: str, settings: IngestSettings | None = None) -> IngestPlan:
@@ -183,7 +208,8 @@ def plan_ingest(src: str, settings: IngestSettings | None = None) -> IngestPlan:
         differ in length, skipped files).
     """
     settings = settings or IngestSettings()
-    layout = read_layout(src, settings.kind, manifest=settings.manifest, pattern=settings.pattern)
+    layout = read_layout(src, settings.kind, manifest=settings.manifest, pattern=settings.pattern,
+                         root_only=settings.root_only)
     problems, warnings = list(layout.problems), list(layout.warnings)
     infos: dict[str, AudioInfo] = {}
     for f in layout.files:
@@ -213,16 +239,20 @@ def plan_ingest(src: str, settings: IngestSettings | None = None) -> IngestPlan:
         if f.path in infos:
             by_session[f.session].append(f)
     length: dict[str, int] = {}
+    cut = settings.align != "keep"
     for session, files in by_session.items():
         lengths = {f.path: n_out(infos[f.path]) for f in files}
         shortest = min(lengths.values())
         if target and len(set(lengths.values())) > 1:
+            problem = _short_file(session, lengths, target) if settings.align is None else None
+            if problem:
+                problems.append(problem)
             listing = ", ".join(f"{p} {n / target:.3f} s" for p, n in lengths.items())
             action = (f"aligned to the shortest ({shortest / target:.3f} s); --align keep keeps each length"
-                      if settings.align == "shortest" else "kept (--align keep)")
+                      if cut else "kept (--align keep)")
             warnings.append(f"session {session!r}: files differ in length: {listing}; {action}")
         for p, n in lengths.items():
-            length[p] = shortest if settings.align == "shortest" else n
+            length[p] = shortest if cut else n
         if target and session in layout.segments:
             where = layout.segment_files.get(session, session)
             for a, b, t in layout.segments[session]:
@@ -240,17 +270,21 @@ def plan_ingest(src: str, settings: IngestSettings | None = None) -> IngestPlan:
         if info is None:
             continue
         channels, problem = _channels(info, settings.channel)
+        problem = problem or nonfinite_problem(info, [ch or 0 for ch in channels])
         if problem:
             problems.append(problem)
+            continue
         for ch in channels:
             rid = recording_id(f.session, f.label, ch if (ch is not None and settings.channel == "each") else None)
-            if rid in rid_owner:
-                other = rid_owner[rid]
+            # Case-folded: on a case-insensitive file system (macOS, Windows) "Day" and "day" are one folder.
+            other, other_rid = rid_owner.get(rid.casefold(), (None, None))
+            if other is not None:
                 if other.session != f.session:  # same session: already reported as a duplicate label
-                    problems.append(f"{f.path}: recording id {rid!r} clashes with {other.path} (sessions "
-                                    f"{f.session!r} and {other.session!r} differ only in punctuation)")
+                    why = "differ only in letter case" if other_rid != rid else "have colliding ids"
+                    problems.append(f"{f.path}: recording id {rid!r} clashes with {other_rid!r} of {other.path} "
+                                    f"(sessions {f.session!r} and {other.session!r} {why}; rename one)")
                 continue
-            rid_owner[rid] = f
+            rid_owner[rid.casefold()] = (f, rid)
             rec = Recording(id=rid, mic=f.mic, label=f.label, session=f.session, sample_rate=target,
                             n_samples=length[f.path], dtype=info.dtype, source_path=f.path,
                             source_size=info.size, checksum=fingerprint(info), channel=ch or 0)
@@ -356,7 +390,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
     t0 = time.perf_counter()
     plan = plan or plan_ingest(src, settings)
     for w in plan.warnings:
-        echo(f"micfp: warning: {w}")
+        echo(one_line(f"micfp: warning: {w}"))
     store = AudioStore.create(store_path, plan.sample_rate, mics=plan.mics,
                               segments={k: list(v) for k, v in plan.segments.items()})
     wanted = {r.id for r in plan.recordings}
@@ -400,7 +434,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
         if len(peaks.get(rid, [])) == n_shards.get(rid, -1) and max(peaks[rid]) == 0.0:
             w = f"{s.file.path}: all samples are zero (silent recording{'' if s.channel is None else f', channel {s.channel}'})"
             warnings.append(w)
-            echo(f"micfp: warning: {w}")
+            echo(one_line(f"micfp: warning: {w}"))
     frac = len(tasks) / max(total, 1)
     return IngestReport(store=store.path, recordings=len(plan.sources), seconds=plan.seconds, shards_total=total,
                         shards_written=len(tasks), bytes_read=int(sum(i.size for i in {s.info.path: s.info for s

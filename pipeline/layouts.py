@@ -19,6 +19,8 @@ Reading a layout never opens audio; it returns what it found plus every per-file
 from __future__ import annotations
 
 import csv
+import dataclasses
+import errno
 import os
 import re
 from collections import defaultdict
@@ -30,7 +32,7 @@ from .errors import ConfigError, InputError
 
 LAYOUTS = ("auto", "kaggle", "manifest", "tree")
 #: The thesis file names: anything, a dash, the label, an audio extension. Dots elsewhere are fine.
-KAGGLE_NAME = re.compile(r"^(?P<prefix>.*)-(?P<label>\d+)$")
+KAGGLE_NAME = re.compile(r"^(?P<prefix>.*)-(?P<label>\d+)\Z", re.DOTALL)  # DOTALL: any prefix, even a newline
 DEFAULT_TREE_PATTERN = r"^(?:(?P<session>.+)/)?(?P<mic>[^/]+)\.[^./]+$"
 
 
@@ -79,8 +81,15 @@ def detect_layout(src: str, manifest: str | None = None) -> str:
                      "use --manifest CSV or --layout tree --pattern REGEX")
 
 
-def read_layout(src: str, kind: str = "auto", *, manifest: str | None = None, pattern: str | None = None) -> Layout:
-    """Read a recording folder (or manifest) of layout ``kind`` (``auto`` detects kaggle/manifest)."""
+def read_layout(src: str, kind: str = "auto", *, manifest: str | None = None, pattern: str | None = None,
+                root_only: bool = False) -> Layout:
+    """Read a recording folder (or manifest) of layout ``kind`` (``auto`` detects kaggle/manifest).
+
+    A manifest may name files anywhere on disk (absolute paths, ``..``, links). With
+    ``root_only``, every file outside the folder relative paths are read against (the
+    recording folder; for a manifest, its folder, or SRC given with ``--manifest``) is a
+    problem, symbolic links followed.
+    """
     if kind not in LAYOUTS:
         raise ConfigError(f"unknown layout {kind!r}; choose one of {', '.join(LAYOUTS)}")
     # Absolute paths: workers may run in another directory (or on another host sharing it).
@@ -89,11 +98,15 @@ def read_layout(src: str, kind: str = "auto", *, manifest: str | None = None, pa
     if kind == "auto":
         kind = detect_layout(src, manifest)
     if kind == "manifest":
-        return _read_manifest(src, manifest)
-    root = Path(src)
-    if not root.is_dir():
-        raise InputError(f"{src}: not a folder (the {kind} layout needs a folder of sessions)")
-    return _read_kaggle(root) if kind == "kaggle" else _read_tree(root, pattern)
+        layout, base = _read_manifest(src, manifest), _manifest_base(src, manifest)
+    else:
+        root = base = Path(src)
+        if not root.is_dir():
+            raise InputError(f"{src}: not a folder (the {kind} layout needs a folder of sessions)")
+        layout = _read_kaggle(root) if kind == "kaggle" else _read_tree(root, pattern)
+    if root_only:
+        layout = dataclasses.replace(layout, problems=layout.problems + tuple(outside_root(layout.files, str(base))))
+    return layout
 
 
 # -- CSV helpers -----------------------------------------------------------------------------
@@ -124,7 +137,11 @@ def read_mics(path: Path) -> dict[int, str]:
             raise InputError(f"{path}: line {line}: label {row['label']!r} is not an integer") from None
         if label in mics:
             raise InputError(f"{path}: line {line}: duplicate label {label} ({mics[label]!r} and {row['name']!r})")
-        mics[label] = row["name"] or f"mic {label}"
+        name = row["name"] or f"mic {label}"
+        other = next((lab for lab, n in mics.items() if n == name), None)
+        if other is not None:
+            raise InputError(f"{path}: line {line}: duplicate microphone name {name!r} (labels {other} and {label})")
+        mics[label] = name
     return mics
 
 
@@ -154,7 +171,11 @@ def _segments_csv(path: Path) -> tuple[list, list[str]]:
     return check_segments(rows, str(path))
 
 
-def _duplicates(files: list[SourceFile]) -> list[str]:
+def _duplicates(files: list[SourceFile], names_from: str) -> list[str]:
+    """Two files of one session with the same label, and one microphone name given to two labels.
+
+    ``names_from`` is where the names came from (a ``mics.csv`` or the layout's root), for the message.
+    """
     seen: dict[tuple[str, int], str] = {}
     problems = []
     for f in files:
@@ -164,7 +185,46 @@ def _duplicates(files: list[SourceFile]) -> list[str]:
                             f"(also {seen[key]})")
         else:
             seen[key] = f.path
+    labels: dict[str, set[int]] = defaultdict(set)
+    for f in files:
+        labels[f.mic].add(f.label)
+    for name, labs in sorted(labels.items()):
+        if len(labs) > 1:  # e.g. a mics.csv name "mic 2" for label 1 beside label 2's default name
+            problems.append(f"{names_from}: duplicate microphone name {name!r} (labels "
+                            f"{', '.join(map(str, sorted(labs)))})")
     return problems
+
+
+def broken_link(path: Path) -> str | None:
+    """The problem of an audio-named symbolic link whose target cannot be opened, else None.
+
+    Such links are not files, so the folder layouts would otherwise skip them without a word.
+    """
+    if path.name.startswith(".") or path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path}: symbolic link loop ({os.readlink(path)})"
+        return f"{path}: dangling symbolic link to {os.readlink(path)} ({exc.strerror})"
+    return None
+
+
+def outside_root(files, root: str) -> list[str]:
+    """Files that are not inside ``root`` once symbolic links are followed (``--root-only``)."""
+    top = os.path.realpath(root)
+    problems = []
+    for f in files:
+        real = os.path.realpath(f.path)
+        if os.path.commonpath([top, real]) != top:
+            via = "" if real == os.path.abspath(f.path) else f" (it leads to {real})"
+            problems.append(f"{f.path}: outside the recording folder {top}{via}; refused by --root-only")
+    return problems
+
+
+def _names_from(mics_csv: Path | None, fallback: Path) -> str:
+    return str(mics_csv) if mics_csv is not None and mics_csv.is_file() else str(fallback)
 
 
 # -- layouts ---------------------------------------------------------------------------------
@@ -172,7 +232,9 @@ def _read_kaggle(root: Path) -> Layout:
     mics = read_mics(root / "mics.csv") if (root / "mics.csv").is_file() else {}
     files, problems, segments, seg_files = [], [], {}, {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        audio = sorted(f for f in sub.iterdir() if is_audio(f))
+        entries = sorted(sub.iterdir())
+        problems += [p for p in map(broken_link, entries) if p]
+        audio = [f for f in entries if is_audio(f)]
         for f in audio:
             m = KAGGLE_NAME.match(f.stem)
             if not m:
@@ -186,7 +248,7 @@ def _read_kaggle(root: Path) -> Layout:
             problems += seg_problems
     if not files and not problems:
         raise InputError(f"{root}: no <session>/<prefix>-<N>.wav files found")
-    problems += _duplicates(files)
+    problems += _duplicates(files, _names_from(root / "mics.csv", root))
     return Layout("kaggle", str(root), tuple(files), mics or {f.label: f.mic for f in files}, segments, seg_files,
                   tuple(problems))
 
@@ -198,12 +260,17 @@ def _labels_for(values: list[str], mics: dict[int, str]) -> dict[str, tuple[int,
     return {v: (i + 1, v) for i, v in enumerate(sorted(set(values)))}
 
 
+def _manifest_base(src: str, manifest: str | None) -> Path:
+    """Where a manifest's relative paths lead from: SRC when it is a folder given with --manifest,
+    else the CSV's folder."""
+    return Path(src) if manifest and Path(src).is_dir() else Path(manifest or src).parent
+
+
 def _read_manifest(src: str, manifest: str | None) -> Layout:
     path = Path(manifest or src)
     if not path.is_file():
         raise InputError(f"{path}: manifest CSV not found")
-    # Relative paths: against SRC when it is a folder given with --manifest, else the CSV's folder.
-    base = Path(src) if manifest and Path(src).is_dir() else path.parent
+    base = _manifest_base(src, manifest)
     mics_csv = next((p for p in (base / "mics.csv", path.parent / "mics.csv") if p.is_file()), None)
     mics = read_mics(mics_csv) if mics_csv else {}
     rows = _csv_rows(path, ("path", "mic", "session"))
@@ -236,7 +303,7 @@ def _read_manifest(src: str, manifest: str | None) -> Layout:
         segments[session], seg_problems = check_segments(unique, f"{path} (session {session})")
         segments[session] = tuple(segments[session])
         problems += seg_problems
-    problems += _duplicates(files)
+    problems += _duplicates(files, _names_from(mics_csv, path))
     return Layout("manifest", str(path), tuple(files), {lab: n for lab, n in names.values()}, segments,
                   {s: str(path) for s in segments}, tuple(problems))
 
@@ -250,7 +317,9 @@ def _read_tree(root: Path, pattern: str | None) -> Layout:
         raise ConfigError(f"--pattern {rx.pattern!r} needs a named group (?P<mic>...) for the microphone")
     mics = read_mics(root / "mics.csv") if (root / "mics.csv").is_file() else {}
     found, skipped = [], []
-    for f in sorted(p for p in root.rglob("*") if is_audio(p)):
+    entries = sorted(root.rglob("*"))
+    links = [p for p in map(broken_link, entries) if p]
+    for f in (p for p in entries if is_audio(p)):
         rel = f.relative_to(root).as_posix()
         m = rx.search(rel)
         if not m or not m.group("mic"):
@@ -258,11 +327,11 @@ def _read_tree(root: Path, pattern: str | None) -> Layout:
             continue
         session = (m.groupdict().get("session") or f.parent.relative_to(root).as_posix())
         found.append((str(f), m.group("mic"), "default" if session in ("", ".") else session))
-    if not found:
+    if not found and not links:
         raise InputError(f"{root}: no audio file matches --pattern {rx.pattern!r}")
     names = _labels_for([m for _, m, _ in found], mics)
     files = [SourceFile(p, names[m][0], names[m][1], s) for p, m, s in found]
-    segments, seg_files, problems = {}, {}, []
+    segments, seg_files, problems = {}, {}, links
     for session in sorted({f.session for f in files}):
         seg = root / session / "segments.csv"
         if seg.is_file():
@@ -271,6 +340,6 @@ def _read_tree(root: Path, pattern: str | None) -> Layout:
             problems += seg_problems
     warnings = [f"{root}: {len(skipped)} audio file(s) do not match --pattern and are skipped, e.g. {skipped[0]}"
                 ] if skipped else []
-    problems += _duplicates(files)
+    problems += _duplicates(files, _names_from(root / "mics.csv", root))
     return Layout("tree", str(root), tuple(files), {lab: n for lab, n in names.values()}, segments, seg_files,
                   tuple(problems), tuple(warnings))

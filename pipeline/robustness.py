@@ -170,9 +170,10 @@ def _set_degradation(store: AudioStore, spec: str, info: dict, encoded: dict) ->
 def store_fingerprint(store: AudioStore, sessions=None) -> str:
     """A digest of a store's recordings (all, or those of ``sessions``) and segments.
 
-    Changes whenever the audio could have changed: another simulation seed, re-ingested files.
+    Changes whenever the audio could have changed: another simulation seed, re-ingested files,
+    a recording's array written again (its :meth:`~pipeline.store.AudioStore.identity`).
     """
-    recs = [dataclasses.asdict(r) for r in store.recordings() if sessions is None or r.session in set(sessions)]
+    recs = [store.identity(r.id) for r in store.recordings() if sessions is None or r.session in set(sessions)]
     segs = {s: v for s, v in store.meta.get("segments", {}).items() if sessions is None or s in set(sessions)}
     blob = json.dumps({"rate": store.sample_rate, "recordings": recs, "segments": segs}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()

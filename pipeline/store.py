@@ -8,15 +8,19 @@ Layout::
 Store metadata (``attrs["micfp"]``): ``kind``, ``version``, ``sample_rate``, ``complete``,
 ``segments`` ({session: [[start_s, end_s, sound_type], ...]}), ``mics`` ({label: name}).
 Recording metadata lives on each array (``attrs["micfp"]``): mic, label, session, sample_rate,
-n_samples, source_path, source_size, checksum, channel, and ``shards_done``, the shards written
-and verified so far (the resume ledger, kept by the client only).
+n_samples, source_path, source_size, checksum, channel, ``written`` (a random id given to the
+array when it is created: see :meth:`AudioStore.add_recording`) and ``shards_done``, the shards
+written and verified so far (the resume ledger, kept by the client only).
 
 Workers write whole shards, never parts of one, so parallel writes never race on a shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -47,10 +51,36 @@ def compressor() -> BloscCodec:
     return BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)
 
 
+#: Longest session part of a recording id, in characters: ids stay well inside the 255 bytes
+#: a file name may have (a CJK character takes 3 bytes in UTF-8).
+SESSION_ID_CHARS = 64
+
+
+def _id_char(c: str) -> bool:
+    """Characters kept in an id: Unicode letters, marks and digits, and ``_ . -``."""
+    return c in "_.-" or unicodedata.category(c)[0] in "LMN"
+
+
+def safe_session(session: str) -> str:
+    """A session name as a filesystem-safe part of an array name, distinct for distinct names.
+
+    Letters and digits of any script are kept, so ``月曜`` stays ``月曜``. When anything is lost
+    (other characters become ``_``, leading/trailing dots and underscores go, long names are cut,
+    a name not in Unicode NFC form is normalised), a short hash of the exact name is appended,
+    so ``day 1`` (``day_1~<hash>``) and ``day_1`` stay two sessions.
+    """
+    session = str(session)
+    nfc = unicodedata.normalize("NFC", session)
+    safe = "".join(c if _id_char(c) else "_" for c in nfc)
+    safe = re.sub("_{2,}", "_", safe).strip("._")[:SESSION_ID_CHARS] or "session"
+    if safe == session:
+        return safe
+    return f"{safe}~{hashlib.blake2b(session.encode('utf-8', 'surrogatepass'), digest_size=4).hexdigest()}"
+
+
 def recording_id(session: str, label: int | str, channel: int | None = None) -> str:
-    """A stable array name for a recording: ``<session>-mic<label>[-ch<k>]``, filesystem-safe."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(session)).strip("._") or "session"
-    rid = f"{safe}-mic{label}"
+    """A stable array name for a recording: ``<session>-mic<label>[-ch<k>]`` (see :func:`safe_session`)."""
+    rid = f"{safe_session(session)}-mic{label}"
     return rid if channel is None else f"{rid}-ch{channel}"
 
 
@@ -207,14 +237,23 @@ class AudioStore:
         return SHARD_CHUNKS * self.chunk_samples
 
     def add_recording(self, rec: Recording) -> zarr.Array:
-        """Create (or, when resuming with identical metadata, reuse) a recording's array."""
+        """Create (or, when resuming with identical metadata, reuse) a recording's array.
+
+        A created array gets a new random ``written`` identity; one reused keeps its own. What
+        is computed from the array (frame features) records that identity and is reused only
+        while it is unchanged, so work done on an array that was since rewritten (another
+        channel, another source, a store rebuilt from scratch) is never reused.
+        """
         audio = self.group["audio"]
         meta = asdict(rec)
         if rec.id in audio:
             arr = audio[rec.id]
             old = dict(arr.attrs.get("micfp", {}))
             done = old.pop("shards_done", [])
+            written = old.pop("written", None)
             if old == meta and arr.shape == (rec.n_samples,):
+                if not written:  # written before micfp kept the id: give it one, keep its shards
+                    arr.attrs["micfp"] = {**meta, "written": uuid.uuid4().hex, "shards_done": done}
                 return arr
             del audio[rec.id]  # changed source: nothing of the old array can be trusted
         arr = audio.create_array(
@@ -227,8 +266,19 @@ class AudioStore:
             fill_value=0,
             dimension_names=[f"sample_{rec.id}"],
         )
-        arr.attrs["micfp"] = {**meta, "shards_done": []}
+        arr.attrs["micfp"] = {**meta, "written": uuid.uuid4().hex, "shards_done": []}
         return arr
+
+    def identity(self, rid: str) -> dict:
+        """Everything a recording's samples depend on: its metadata and its array's ``written`` id.
+
+        Equal identities mean equal samples; derived work (frame features) is keyed on it.
+        An array written before micfp recorded ``written`` has ``None`` there.
+        """
+        meta = dict(self.array(rid).attrs["micfp"])
+        meta.pop("shards_done", None)
+        meta.setdefault("written", None)
+        return meta
 
     def array(self, rid: str) -> zarr.Array:
         return self.group["audio"][rid]

@@ -125,7 +125,7 @@ _SECTIONS = {
     "robustness": {"snr_db", "codecs", "seed"},
 }
 _SIMULATE_KEYS = {"minutes_per_session", "seed", "sources"}
-_RECORDINGS_KEYS = {"path", "layout", "manifest", "resample", "channel", "pattern", "align"}
+_RECORDINGS_KEYS = {"path", "layout", "manifest", "resample", "channel", "pattern", "align", "root_only"}
 
 
 class _Reader:

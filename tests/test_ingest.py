@@ -395,8 +395,9 @@ def test_cli_ingest_and_info(tmp_path):
 
 
 def test_sessions_that_clash_as_ids(tmp_path):
-    kaggle(tmp_path / "src", sessions=("day 1", "day_1"))
-    with pytest.raises(InputError, match=r"recording id 'day_1-mic1' clashes .*differ only in punctuation"):
+    # One folder on a case-insensitive file system (macOS, Windows): refused, not merged.
+    kaggle(tmp_path / "src", sessions=("Day1", "day1"))
+    with pytest.raises(InputError, match=r"recording id 'day1-mic1' clashes .*differ only in letter case"):
         plan_ingest(str(tmp_path / "src"))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import threading
@@ -123,18 +124,40 @@ def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, 
 FEATURES_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.shuffle)
 
 
+@functools.lru_cache(maxsize=1)
+def frames_code_version() -> str:
+    """micfp's version and a digest of the frame-feature code (``features/frames.py``).
+
+    Part of the frame store's key: frames computed by other code are recomputed, not reused.
+    """
+    from .. import __version__
+    from . import frames
+
+    try:
+        code = Path(frames.__file__).read_bytes()
+    except OSError:  # no source beside the module (a frozen install): the version alone
+        return __version__
+    return f"{__version__}+{hashlib.blake2b(code, digest_size=8).hexdigest()}"
+
+
 def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, client, *, quiet=False) -> zarr.Group:
-    """Frame features of every recording into ``frames_path``; finished blocks are kept."""
+    """Frame features of every recording into ``frames_path``; finished blocks are kept.
+
+    Frames are reused only when everything that determines them is unchanged: the store, the
+    frame settings, the feature code (:func:`frames_code_version`) and, per recording, its
+    :meth:`~pipeline.store.AudioStore.identity` (metadata such as source, channel, rate and
+    length, and the id of the array's last write). Anything else is recomputed.
+    """
     settings = dataclasses.asdict(fs)
     g = zarr.open_group(frames_path, mode="a", zarr_format=3)
     meta = dict(g.attrs.get("micfp", {}))
     if meta and (meta.get("kind") != FRAMES_KIND or meta.get("settings") != settings
-                 or meta.get("store") != store.path):
+                 or meta.get("store") != store.path or meta.get("code") != frames_code_version()):
         for k in list(g.keys()):
             del g[k]
         meta = {}
     g.attrs["micfp"] = {"kind": FRAMES_KIND, "settings": settings, "store": store.path,
-                        "names": list(fs.feature_names), "complete": False}
+                        "code": frames_code_version(), "names": list(fs.feature_names), "complete": False}
     block = max(1, store.shard_samples // fs.hop)
     n_feat = len(fs.feature_names)
     tasks, keys = [], []
@@ -142,14 +165,15 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
         n = fs.n_frames(rec.n_samples)
         fr = g.require_group("frames")
         rm = g.require_group("rms")
-        if rec.id in fr and fr[rec.id].shape == (n, n_feat) and fr[rec.id].attrs.get("checksum") == rec.checksum:
+        source = store.identity(rec.id)
+        if rec.id in fr and fr[rec.id].shape == (n, n_feat) and fr[rec.id].attrs.get("source") == source:
             done = set(fr[rec.id].attrs.get("blocks_done", []))
         else:
             for grp in (fr, rm):
                 if rec.id in grp:
                     del grp[rec.id]
             fr.create_array(rec.id, shape=(n, n_feat), dtype="float32", chunks=(block, n_feat),
-                            compressors=FEATURES_CODEC, attributes={"checksum": rec.checksum, "blocks_done": []})
+                            compressors=FEATURES_CODEC, attributes={"source": source, "blocks_done": []})
             rm.create_array(rec.id, shape=(n,), dtype="float32", chunks=(block,), compressors=FEATURES_CODEC)
             done = set()
         for i, f0 in enumerate(range(0, n, block)):
