@@ -54,7 +54,7 @@ def canonical(metrics: dict) -> str:
 def standalone_cluster(folder: Path, workers: int = 2, tls=None, env=None):
     """``dask scheduler`` + ``workers`` ``dask worker`` processes (via ``micfp cluster up``'s code),
     on random free ports of 127.0.0.1; always torn down, killed if need be."""
-    from pipeline import standalone
+    from pipeline.cluster import standalone
 
     sfile = folder / "cluster.json"
     state = None

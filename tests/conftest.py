@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def client():
     """A LocalCluster with two worker processes (not threads), as users run it."""
-    from pipeline.cluster import ClusterSettings, connect
+    from pipeline.cluster.connect import ClusterSettings, connect
 
     with connect(ClusterSettings(workers=2, dashboard_address="127.0.0.1:0"), echo=lambda m: None) as c:
         yield c

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from cluster_helpers import canonical, cli, micfp, run_pipeline, standalone_cluster
-from pipeline import deploy, standalone
-from pipeline.cluster import ClusterSettings, check_workers, connect, local_versions, worker_environ
+from pipeline.cluster import render, standalone
+from pipeline.cluster.connect import ClusterSettings, check_workers, connect, local_versions, worker_environ
 from pipeline.errors import ClusterError, ConfigError
-from pipeline.profiles import load_profile, parse_profile, resolve
+from pipeline.cluster.profiles import load_profile, parse_profile, resolve
 
 HPC_ENV = {"MICFP_ACCOUNT": "lab42", "MICFP_QUEUE": "short", "MICFP_ENV": "/shared/envs/micfp",
            "MICFP_SCHEDULER_INTERFACE": "ib0"}
@@ -93,7 +93,7 @@ def _directives(script: str, prefix: str) -> list[str]:
 def test_slurm_job_script(clean_env, capsys):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
-    script = deploy.job_script(load_profile("slurm"))
+    script = render.job_script(load_profile("slurm"))
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)  # valid shell
     d = _directives(script, "#SBATCH")
     for want in ("-J micfp-worker", "-p short", "-A lab42", "--cpus-per-task=4", "--mem=16G", "-t 02:00:00",
@@ -104,18 +104,18 @@ def test_slurm_job_script(clean_env, capsys):
     worker = next(i for i, line in enumerate(lines) if "distributed.cli.dask_worker" in line)
     assert activate < worker  # the worker runs in the environment that has micfp installed
     argv = shlex.split(lines[worker])
-    assert argv[0] == "python3" and argv[3] == deploy.PLACEHOLDER_SCHEDULER
+    assert argv[0] == "python3" and argv[3] == render.PLACEHOLDER_SCHEDULER
     assert argv[argv.index("--nthreads") + 1] == "1" and argv[argv.index("--nworkers") + 1] == "4"
     assert cli(capsys, "cluster", "render", "slurm")[1] == script
     # an unset account is left out, not rendered as an empty "#SBATCH -A"
     clean_env.delenv("MICFP_ACCOUNT")
-    assert not any(x.startswith("-A") for x in _directives(deploy.job_script(load_profile("slurm")), "#SBATCH"))
+    assert not any(x.startswith("-A") for x in _directives(render.job_script(load_profile("slurm")), "#SBATCH"))
 
 
 def test_pbs_job_script(clean_env):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
-    script = deploy.job_script(load_profile("pbs"))
+    script = render.job_script(load_profile("pbs"))
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     d = _directives(script, "#PBS")
     for want in ("-N micfp-worker", "-q short", "-A lab42", "-l select=1:ncpus=4:mem=16GB", "-l walltime=02:00:00"):
@@ -127,10 +127,10 @@ def test_jobqueue_profiles_refuse_to_start_without_a_batch_system(clean_env):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
     with pytest.raises(ConfigError, match="sbatch not found"):
-        deploy.jobqueue_cluster(load_profile("slurm"))
+        render.jobqueue_cluster(load_profile("slurm"))
     bad = parse_profile({"kind": "slurm", "jobqueue": {"cores": 1}}, "x", "x.yaml")
     with pytest.raises(ConfigError, match="jobqueue.memory is required"):
-        deploy.job_script(bad)
+        render.job_script(bad)
 
 
 # -- Kubernetes --------------------------------------------------------------------------------------
@@ -164,8 +164,8 @@ def test_kubernetes_manifests_validate_against_the_operator_crds(clean_env, caps
 
     clean_env.setenv("MICFP_IMAGE", "registry.lab/micfp:0.1.0")
     profile = load_profile("kubernetes")
-    cluster = deploy.cluster_manifest(profile)
-    job = deploy.job_manifest(profile, "micfp run workflows/thesis.toml --out /data/out")
+    cluster = render.cluster_manifest(profile)
+    job = render.job_manifest(profile, "micfp run workflows/thesis.toml --out /data/out")
     jsonschema.validate(cluster, _crd_schema("DaskCluster"))
     jsonschema.validate(job, _crd_schema("DaskJob"))
     for pod in (cluster["spec"]["worker"]["spec"], cluster["spec"]["scheduler"]["spec"], job["spec"]["job"]["spec"]):
@@ -245,7 +245,7 @@ def test_cluster_up_status_down_and_attach(tmp_path, clean_env, capsys):
         sim = micfp("simulate", tmp_path / "a.zarr", "--minutes-per-session", "0.2,0.2", "--cluster", "remote",
                     env={"MICFP_HOME": str(tmp_path / "home")})
         assert f"scheduler {state['address']}" in sim.stderr and "simulate (shards): 2/2" in sim.stderr
-        from pipeline.store import AudioStore
+        from pipeline.artifacts.store import AudioStore
 
         assert AudioStore.open(str(tmp_path / "a.zarr")).complete
         code, out, _ = cli(capsys, "cluster", "down")

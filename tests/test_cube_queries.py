@@ -42,7 +42,7 @@ def test_silence_split_clips_in_cube(tiny_cube):
 
 def test_clips_stay_inside_their_segment(tiny_cube, tiny_store):
     import pipeline
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     cube = pipeline.open_cube(tiny_cube)
     store = AudioStore.open(tiny_store)

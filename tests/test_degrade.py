@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.degrade import (CODECS, Degradation, add_noise, apply, calibrate_level, check_codec, kbps_of,
+from pipeline.robustness.degrade import (CODECS, Degradation, add_noise, apply, calibrate_level, check_codec, kbps_of,
                               round_trip, to_pcm)
 from pipeline.errors import ConfigError
 
@@ -109,8 +109,8 @@ def test_bad_conditions_are_config_errors():
 
 @pytest.mark.slow
 def test_degrade_store_only_test_sessions_and_resumes(client, tiny_store, tmp_path):
-    from pipeline.robustness import degrade_store
-    from pipeline.store import AudioStore
+    from pipeline.robustness.stage import degrade_store
+    from pipeline.artifacts.store import AudioStore
 
     src = AudioStore.open(tiny_store)
     dst = tmp_path / "mp3.zarr"
@@ -131,8 +131,8 @@ def test_degrade_store_only_test_sessions_and_resumes(client, tiny_store, tmp_pa
 
 
 def test_noise_store_hits_the_snr_per_recording(client, tiny_store, tmp_path):
-    from pipeline.robustness import degrade_store
-    from pipeline.store import AudioStore
+    from pipeline.robustness.stage import degrade_store
+    from pipeline.artifacts.store import AudioStore
 
     dst = tmp_path / "noise.zarr"
     degrade_store(tiny_store, str(dst), Degradation("noise", snr_db=10.0), ["day2"], client, quiet=True)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, client):
-    from pipeline.demo import run_demo
+    from pipeline.workflow.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     result = run_demo(out, "tiny", client, seed=3, echo=lambda m: None, n_boot=100)
@@ -57,8 +57,8 @@ def test_cube_schema(demo):
 
 
 def test_demo_rerun_same_out(demo, client):
-    from pipeline.demo import run_demo
-    from pipeline.store import AudioStore
+    from pipeline.workflow.demo import run_demo
+    from pipeline.artifacts.store import AudioStore
 
     out, first = demo
     again = run_demo(out, "tiny", client, seed=3, echo=lambda m: None, n_boot=100)

@@ -16,7 +16,7 @@ CASES = 300
 CHILD = textwrap.dedent("""
     import io, json, os, sys, tempfile
     import numpy as np, soundfile as sf
-    from pipeline.audio_io import probe, read_range
+    from pipeline.io.audio import probe, read_range
     from pipeline.errors import InputError
 
     rng = np.random.default_rng(int(sys.argv[1]))

@@ -18,7 +18,7 @@ PER_MIC = 40
 
 def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond: str = "clean") -> dict:
     """A cell result as ``run_cell`` returns it, scored by evaluate's own ``score``."""
-    from pipeline.evaluate import Cell, identical_pairs, score
+    from pipeline.evaluation.evaluate import Cell, identical_pairs, score
 
     labels = sorted(MICS)
     y = np.repeat(labels, PER_MIC)
@@ -35,7 +35,7 @@ def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond
 
 
 def _results(tmp_path: Path, curve: dict[float, float], name="results.zarr", cube=None) -> Path:
-    from pipeline.workflow import results_set, write_results
+    from pipeline.workflow.workflow import results_set, write_results
 
     recs = []
     for clip, acc in curve.items():
@@ -77,7 +77,7 @@ class _Page(HTMLParser):
 
 
 def _render(results: Path, html: Path | None = None, cube=None):
-    from pipeline.html_report import write_html_report
+    from pipeline.report.html import write_html_report
 
     path = write_html_report(results, html, cube=cube)
     page = _Page()
@@ -112,8 +112,8 @@ def test_report_renders_with_valid_pngs_and_numeric_answers(tmp_path):
 
 
 def _answers(path: Path) -> list[str]:
-    from pipeline.html_report import analyse, answers
-    from pipeline.workflow import open_results
+    from pipeline.report.html import analyse, answers
+    from pipeline.workflow.workflow import open_results
 
     return [a for _, a in answers(analyse(open_results(path)))]
 
@@ -132,7 +132,7 @@ def test_answers_follow_the_numbers(tmp_path):
 def test_min_clip_length_needs_the_accuracy_to_stay():
     import pandas as pd
 
-    from pipeline.html_report import min_clip_length
+    from pipeline.report.html import min_clip_length
 
     c = pd.DataFrame({"clip_seconds": [0.5, 1, 2, 5], "accuracy": [0.96, 0.9, 0.97, 0.99]})
     assert min_clip_length(c, 0.95) == 2.0  # 0.5 s was a lucky dip above the line
@@ -142,7 +142,7 @@ def test_min_clip_length_needs_the_accuracy_to_stay():
 
 def test_cli_report_and_signature_from_a_cube(tmp_path, tiny_cube, capsys):
     from pipeline.cli import main
-    from pipeline.html_report import signature
+    from pipeline.report.html import signature
 
     sig = signature(tiny_cube)
     assert sig is not None and len(sig["mics"]) == 5
@@ -170,7 +170,7 @@ def test_report_on_missing_results_is_one_line_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("suffix", [".nc"])
 def test_netcdf_results_work_too(tmp_path, suffix):
-    from pipeline.workflow import open_results
+    from pipeline.workflow.workflow import open_results
 
     res = _results(tmp_path, CURVE, name="results" + suffix)
     ds = open_results(res)
@@ -181,8 +181,8 @@ def test_netcdf_results_work_too(tmp_path, suffix):
 
 def test_report_on_a_micfp_evaluate_results_set(tmp_path):
     """``micfp report`` also reads what ``micfp evaluate`` writes (no condition dimension)."""
-    from pipeline.cli import save_results
-    from pipeline.evaluate import results_dataset
+    from pipeline.artifacts.results import save_results
+    from pipeline.evaluation.evaluate import results_dataset
 
     recs = [_record(acc, clip, "all", fs, clf, "session") for clip, acc in ((1.0, 0.7), (2.0, 0.9))
             for fs, clf in (("thesis", "svc"), ("channel", "micfp_lr"))]

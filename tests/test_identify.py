@@ -10,7 +10,7 @@ import zarr
 from pipeline.errors import InputError
 from pipeline.features.frames import FrameSettings
 from pipeline.features.signal import clip_features
-from pipeline.identify import UNKNOWN, aggregate, identify_file, identify_files
+from pipeline.identify.identify import UNKNOWN, aggregate, identify_file, identify_files
 
 
 def test_aggregate_mean_log_and_vote():
@@ -25,7 +25,7 @@ def test_aggregate_mean_log_and_vote():
 def test_clip_features_match_the_cube(tiny_store, tiny_cube):
     """A file cut into clips gets the cube's features (frames align to within one hop)."""
     from pipeline.features import open_cube
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     store = AudioStore.open(tiny_store)
     rec = store.recordings()[0]
@@ -53,7 +53,7 @@ def unknown_mic(y: np.ndarray, sr: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def four_mic_model(tiny_cube, client, tmp_path_factory):
-    from pipeline.model import TrainSettings, save_model, train_model
+    from pipeline.identify.model import TrainSettings, save_model, train_model
 
     settings = TrainSettings(clip_seconds=1.0, classifier="micfp_lr", mics=("1", "2", "3", "4"))
     model = train_model(tiny_cube, settings, client)
@@ -82,7 +82,7 @@ def wavs(tiny_store, tmp_path_factory):
 
 
 def test_known_microphone_is_named(four_mic_model, wavs):
-    from pipeline.model import load_model
+    from pipeline.identify.model import load_model
 
     model = load_model(four_mic_model)
     r = identify_file(wavs[2], model, top_k=2)
@@ -96,7 +96,7 @@ def test_known_microphone_is_named(four_mic_model, wavs):
 
 
 def test_untrained_microphone_is_unknown(four_mic_model, wavs):
-    from pipeline.model import load_model
+    from pipeline.identify.model import load_model
 
     r = identify_file(wavs["eq"], load_model(four_mic_model))
     assert not r["known"] and r["mic"] == UNKNOWN and r["label"] is None

@@ -12,8 +12,8 @@ import soundfile as sf
 import zarr
 
 from pipeline.errors import ConfigError, IncompleteError, InputError
-from pipeline.ingest import IngestSettings, ShardTask, ingest, plan_ingest, read_task_audio
-from pipeline.store import AudioStore, open_store
+from pipeline.io.ingest import IngestSettings, ShardTask, ingest, plan_ingest, read_task_audio
+from pipeline.artifacts.store import AudioStore, open_store
 
 SR = 8000  # low rate: multi-shard files (5 min shards) stay small
 
@@ -414,7 +414,7 @@ def test_kaggle_ignores_stray_files_and_reads_flac(tmp_path):
 
 @pytest.mark.parametrize("subtype, channels", [("PCM_16", 2), ("PCM_24", 1), ("FLOAT", 3)])
 def test_read_range_drops_only_frames_already_read(tmp_path, monkeypatch, subtype, channels):
-    import pipeline.audio_io as aio
+    import pipeline.io.audio as aio
 
     path = str(tmp_path / "a.wav")
     sf.write(path, noise(SR * 25, channels=channels) / 2**15, SR, subtype=subtype)
@@ -442,7 +442,7 @@ def test_read_range_drops_only_frames_already_read(tmp_path, monkeypatch, subtyp
 
 
 def test_compressed_sources_are_not_dropped(tmp_path, monkeypatch):
-    import pipeline.audio_io as aio
+    import pipeline.io.audio as aio
 
     path = str(tmp_path / "a.flac")
     sf.write(path, noise(SR * 2) / 2**15, SR, subtype="PCM_16")

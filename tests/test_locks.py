@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from pipeline.locks import LockedError, exclusive, lock_path
+from pipeline.artifacts.locks import LockedError, exclusive, lock_path
 
 
 def hold_lock(path):
     """Start a separate process that holds the write lock of ``path``; returns once it does."""
-    code = ("import time; from pipeline.locks import exclusive\n"
+    code = ("import time; from pipeline.artifacts.locks import exclusive\n"
             f"with exclusive({str(path)!r}):\n    print('held', flush=True); time.sleep(30)")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

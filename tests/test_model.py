@@ -7,8 +7,8 @@ import pytest
 import skops.io as sio
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.evaluate import CLASSIFIERS, fit_model
-from pipeline.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
+from pipeline.evaluation.evaluate import CLASSIFIERS, fit_model
+from pipeline.identify.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
                             fit_openset, load_model, openset_distance, save_model, train_model)
 
 
@@ -53,7 +53,7 @@ def trained(tiny_cube, client, tmp_path_factory):
 
 
 def test_train_save_load_roundtrip(trained, tiny_cube):
-    from pipeline.evaluate import Cell, select
+    from pipeline.evaluation.evaluate import Cell, select
     from pipeline.features import open_cube
 
     model, path = trained

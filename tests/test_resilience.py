@@ -20,7 +20,7 @@ PLAN_MINUTES = (0.8, 0.5)
 
 
 def _cluster(n):
-    from pipeline.cluster import ClusterSettings, connect
+    from pipeline.cluster.connect import ClusterSettings, connect
 
     return connect(ClusterSettings(workers=n, dashboard_address="127.0.0.1:0"), echo=lambda m: None)
 
@@ -28,7 +28,7 @@ def _cluster(n):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An undisturbed run on two workers: store, cube and metrics."""
-    from pipeline.evaluate import Cell, evaluate
+    from pipeline.evaluation.evaluate import Cell, evaluate
     from pipeline.features import FeatureConfig, compute_cube
     from pipeline.simulate import StudioPlan
     from pipeline.simulate.writer import simulate_to_store
@@ -57,7 +57,7 @@ def _features(path):
 
 def test_deterministic_with_one_worker(reference, tmp_path):
     """Same seed: the same corpus, cube and metrics with 1 worker as with 2."""
-    from pipeline.evaluate import evaluate
+    from pipeline.evaluation.evaluate import evaluate
     from pipeline.features import compute_cube
     from pipeline.simulate.writer import simulate_to_store
 
@@ -122,9 +122,9 @@ def test_worker_sigkill_during_features(reference, tmp_path):
 
 def test_worker_sigkill_during_ingest(reference, tmp_path):
     """Ingest of the simulator's WAV files survives a killed worker and equals the simulator's store."""
-    from pipeline.ingest import ingest
+    from pipeline.io.ingest import ingest
     from pipeline.simulate.writer import simulate_to_wav
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     wav, out = tmp_path / "wav", tmp_path / "ingested.zarr"
 
@@ -144,7 +144,7 @@ def test_worker_sigkill_during_ingest(reference, tmp_path):
 
 def test_worker_sigkill_during_evaluation(reference):
     """Evaluation cells rerun on the surviving worker give the undisturbed metrics."""
-    from pipeline.evaluate import evaluate
+    from pipeline.evaluation.evaluate import evaluate
 
     cells = reference["cells"] * 3  # enough tasks that some are in flight when the worker dies
     results = []
@@ -181,7 +181,7 @@ def test_killed_client_resumes_without_redoing_work(tmp_path, minutes, kill_frac
     p.wait()
     assert total and done >= 1
     from pipeline.errors import IncompleteError
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     with pytest.raises(IncompleteError):
         AudioStore.open(str(out))

@@ -6,7 +6,7 @@ import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.evaluate import Cell, run_cell, select, select_rows
+from pipeline.evaluation.evaluate import Cell, run_cell, select, select_rows
 from pipeline.features.rows import FeatureRows, RowRun, row_runs
 
 
@@ -134,7 +134,7 @@ def test_small_cube_loads_without_the_inherited_distributed_scheduler(tiny_cube)
     assert int(out.stdout.strip().splitlines()[-1]) > 0
 
 def test_large_cubes_are_opened_for_row_access_on_workers(tiny_cube, monkeypatch):
-    from pipeline.evaluate import _cell_task
+    from pipeline.evaluation.evaluate import _cell_task
     from pipeline.features import cube as cube_mod
     from pipeline.features.rows import CubeRows
 

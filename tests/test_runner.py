@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from pipeline.runner import run_tasks
+from pipeline.cluster.runner import run_tasks
 
 
 def _stamp(i, seconds):
@@ -61,7 +61,7 @@ def test_trim_memory_returns_freed_heap_memory():
 
     import numpy as np
 
-    from pipeline.runner import trim_memory
+    from pipeline.cluster.runner import trim_memory
 
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc only")
@@ -80,7 +80,7 @@ def test_trim_memory_returns_freed_heap_memory():
 
 
 def test_batched_record_writes_in_batches_and_everything_at_the_end():
-    from pipeline.runner import BatchedRecord
+    from pipeline.cluster.runner import BatchedRecord
 
     writes = []
     with BatchedRecord(writes.append, interval=3600) as rec:

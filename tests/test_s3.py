@@ -51,7 +51,7 @@ def _keys(s3, prefix: str) -> list[str]:
 def test_simulated_store_on_s3_equals_the_simulation(client, s3_here):
     from pipeline.simulate import MICS, StudioPlan, render_block
     from pipeline.simulate.writer import simulate_to_store
-    from pipeline.store import AudioStore, recording_id
+    from pipeline.artifacts.store import AudioStore, recording_id
 
     def configure(url, env):  # what a worker's environment / fsspec config says (docs/cluster.md)
         import os

@@ -5,7 +5,7 @@ import pytest
 import zarr
 
 from pipeline.errors import IncompleteError, InputError
-from pipeline.store import AudioStore, Recording, open_store, recording_id, write_shard
+from pipeline.artifacts.store import AudioStore, Recording, open_store, recording_id, write_shard
 
 
 def make_store(path, n=48000 * 25):

@@ -10,7 +10,7 @@ import pytest
 
 from cluster_helpers import cli, standalone_cluster
 from pipeline.errors import ConfigError
-from pipeline.tls import make_certs, security, tls_files
+from pipeline.cluster.tls import make_certs, security, tls_files
 
 
 def test_make_certs_writes_a_ca_and_a_certificate_it_signs(tmp_path):
@@ -49,7 +49,7 @@ def test_tls_cluster_end_to_end(tmp_path, monkeypatch, capsys):
         code, _, err = cli(capsys, "simulate", tmp_path / "a.zarr", "--minutes-per-session", "0.2,0.2",
                            "--cluster", "remote-tls")
         assert code == 0 and f"scheduler {address}" in err and "simulate (shards): 2/2" in err
-        from pipeline.store import AudioStore
+        from pipeline.artifacts.store import AudioStore
 
         assert AudioStore.open(str(tmp_path / "a.zarr")).complete
         # status and down find the certificates through the state file
@@ -71,7 +71,7 @@ def test_tls_cluster_end_to_end(tmp_path, monkeypatch, capsys):
                                               tls_client_key=stranger["key"], require_encryption=True), timeout="3s")
         # a TLS profile never falls back to a plaintext address
         with pytest.raises(ConfigError, match="not tls://"):
-            from pipeline.cluster import ClusterSettings, connect
+            from pipeline.cluster.connect import ClusterSettings, connect
 
             with connect(ClusterSettings(cluster="remote-tls", scheduler=plain)):
                 pass

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.workflow import (CLEAN, ResultsLedger, WorkCell, availability_from_segments, expand_grid,
+from pipeline.workflow.workflow import (CLEAN, ResultsLedger, WorkCell, availability_from_segments, expand_grid,
                                load_workflow, open_results)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def test_shipped_workflows_validate(name):
     wf = load_workflow(ROOT / "workflows" / f"{name}.toml")
     assert wf.name == name
     assert (ROOT / "workflows" / f"{name}.py").is_file()
-    from pipeline.workflow import check_before_compute
+    from pipeline.workflow.workflow import check_before_compute
 
     cells, _ = check_before_compute(wf)  # no compute: segments come from the simulated plan
     assert cells
@@ -55,7 +55,7 @@ def test_shipped_workflows_validate(name):
 
 def test_ablation_grid_has_the_issue_axes():
     wf = load_workflow(ROOT / "workflows" / "ablation.toml")
-    from pipeline.workflow import check_before_compute
+    from pipeline.workflow.workflow import check_before_compute
 
     cells, notes = check_before_compute(wf)
     axes = {k: {getattr(c.cell, k) for c in cells} for k in ("clip_seconds", "sound_type", "feature_set",
@@ -112,7 +112,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_clip_longer_than_the_corpus_fails_before_compute(tmp_path):
-    from pipeline.workflow import check_before_compute
+    from pipeline.workflow.workflow import check_before_compute
 
     wf = load_workflow(_write(tmp_path, BASE.replace("clip_seconds = [1, 2]", "clip_seconds = [1, 100]")))
     with pytest.raises(ConfigError, match="longer than every simulated recording"):
@@ -230,8 +230,8 @@ def _synthetic_cube(path: Path, sessions=("day1", "day2"), offset=0.0, seed=0) -
 def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
     import os
 
-    from pipeline.evaluate import Cell
-    from pipeline.workflow import CellTask, _cell_task, cache_stats, cached_cube, clear_cache
+    from pipeline.evaluation.evaluate import Cell
+    from pipeline.workflow.workflow import CellTask, _cell_task, cache_stats, cached_cube, clear_cache
 
     clear_cache()
     cube = _synthetic_cube(tmp_path / "c.zarr")
@@ -249,8 +249,8 @@ def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
 
 
 def test_degraded_cell_data_trains_clean_tests_degraded(tmp_path):
-    from pipeline.evaluate import Cell
-    from pipeline.workflow import CellTask, _cell_task, cell_data, clear_cache
+    from pipeline.evaluation.evaluate import Cell
+    from pipeline.workflow.workflow import CellTask, _cell_task, cell_data, clear_cache
 
     clean = _synthetic_cube(tmp_path / "clean.zarr")
     degraded = _synthetic_cube(tmp_path / "deg.zarr", sessions=("day2",), offset=100.0, seed=5)
@@ -296,7 +296,7 @@ WITH_NOISE = {"robustness": "\n[robustness]\nsnr_db = [10]\n", "conditions": '["
 
 def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
     from pipeline.cli import main
-    from pipeline.workflow import cache_stats, run_workflow
+    from pipeline.workflow.workflow import cache_stats, run_workflow
 
     out = tmp_path / "out"
     cfg = _write(tmp_path, RUN.format(store=tiny_store, clips="[2]", **CLEAN_ONLY))
@@ -317,7 +317,7 @@ def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
 
     # one more clip length: the cube is recomputed (frames reused), only the new cells run
     cfg.write_text(RUN.format(store=tiny_store, clips="[1, 2]", **CLEAN_ONLY))
-    from pipeline.workflow import load_workflow as lw
+    from pipeline.workflow.workflow import load_workflow as lw
 
     msgs = []
     summary = run_workflow(lw(cfg, out=str(out)), client, echo=msgs.append, quiet=True)
@@ -349,7 +349,7 @@ def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
 
 @pytest.mark.slow
 def test_robustness_run_trains_clean_tests_degraded(client, tiny_store, tmp_path):
-    from pipeline.workflow import load_workflow as lw, run_workflow
+    from pipeline.workflow.workflow import load_workflow as lw, run_workflow
 
     out = tmp_path / "out"
     cfg = _write(tmp_path, RUN.format(store=tiny_store, clips="[2]", **WITH_NOISE))
@@ -365,8 +365,8 @@ def test_robustness_run_trains_clean_tests_degraded(client, tiny_store, tmp_path
 
 def _check_degraded_cells(out: Path) -> None:
     """A degraded cell trains on the clean day-1 clips and tests on the degraded day-2 clips."""
-    from pipeline.evaluate import Cell
-    from pipeline.workflow import CellTask, cell_data
+    from pipeline.evaluation.evaluate import Cell
+    from pipeline.workflow.workflow import CellTask, cell_data
 
     cell = WorkCell(Cell(2.0, "all", "channel", "logistic_regression", "session"), "noise-10dB")
     clean = CellTask(str(out / "cube.zarr"), WorkCell(cell.cell), 10)
@@ -406,7 +406,7 @@ def test_recordings_corpus_is_planned_before_compute(tmp_path):
     """A recordings folder is checked by the ingest planner and its segments expand the grid."""
     import soundfile as sf
 
-    from pipeline.workflow import check_before_compute
+    from pipeline.workflow.workflow import check_before_compute
 
     rng = np.random.default_rng(0)
     root = tmp_path / "rec"

@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import MicfpError
+from ..errors import MicfpError
 
 
 _HELD: set[Path] = set()

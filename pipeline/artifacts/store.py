@@ -25,7 +25,7 @@ import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
-from .errors import IncompleteError, InputError
+from ..errors import IncompleteError, InputError
 
 STORE_KIND = "micfp-audio-store"
 STORE_VERSION = 1
@@ -246,7 +246,7 @@ class AudioStore:
     def record_done(self, items) -> None:
         """Record finished shard tasks, ``((rids, shard index, ...), result)`` pairs, one write per recording.
 
-        The ``write`` of a :class:`~pipeline.runner.BatchedRecord` for the shard-writing stages.
+        The ``write`` of a :class:`~pipeline.cluster.runner.BatchedRecord` for the shard-writing stages.
         """
         by_rec: dict[str, set[int]] = {}
         for key, _result in items:

@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, MicfpError
+from ..cluster.options import add_cluster_arguments as _cluster_args
+from ..cluster.options import connect_from_args as _connect
+from ..errors import ConfigError, MicfpError, exit_status
+from ..workflow.options import add_run_arguments
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -20,26 +23,8 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def _cluster_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("cluster")
-    g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="existing Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else a new local cluster)")
-    g.add_argument("--cluster", metavar="NAME",
-                   help="cluster profile: local, remote, slurm, pbs, kubernetes, a cluster/NAME.yaml or a YAML "
-                        "file (default: $MICFP_CLUSTER, else config micfp.cluster: local)")
-    g.add_argument("--workers", type=int, default=None, help="worker processes of a new local cluster (default 2)")
-    g.add_argument("--memory-limit", default=None, help="per-worker memory limit of a local cluster (default auto)")
-
-
-def _connect(args):
-    from .cluster import ClusterSettings, connect
-
-    return connect(ClusterSettings(scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit,
-                                   cluster=args.cluster))
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="micfp", description="Which microphone recorded this audio?")
     parser.add_argument("--version", action="version", version=f"micfp {__version__}")
@@ -130,11 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a workflow (a .toml config or a .py script from workflows/)")
     p.add_argument("workflow", help="e.g. workflows/ablation.toml")
-    p.add_argument("--out", default=None, help="output folder (default: the config's [workflow] out)")
-    p.add_argument("--performance-report", metavar="FILE", default=None,
-                   help="write Dask's HTML performance report of the run to FILE")
-    p.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
-    _cluster_args(p)
+    add_run_arguments(p)
 
     p = sub.add_parser("report", help="figures and an HTML report from a results set")
     p.add_argument("results", help="a results set (results.zarr or results.nc)")
@@ -148,25 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(COMMANDS[args.command](args) or 0)
-    except MicfpError as exc:
-        if args.debug:
-            raise
-        print(f"micfp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("micfp: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
-    except Exception as exc:  # one line, not a traceback, unless --debug
-        if args.debug:
-            raise
-        print(f"micfp: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
-        return 1
+    return exit_status(lambda: COMMANDS[args.command](args), debug=args.debug)
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from ..workflow.demo import run_demo
 
     with _connect(args) as client:
         run_demo(Path(args.out), args.scale, client, seed=args.seed)
@@ -174,7 +141,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .simulate import StudioPlan
+    from ..simulate import StudioPlan
 
     minutes = tuple(args.minutes_per_session)
     if args.sessions:
@@ -186,11 +153,11 @@ def cmd_simulate(args) -> int:
     plan = StudioPlan(minutes_per_session=minutes, seed=args.seed, sources=args.sources)
     with _connect(args) as client:
         if args.format == "wav":
-            from .simulate.writer import simulate_to_wav
+            from ..simulate.writer import simulate_to_wav
 
             simulate_to_wav(plan, args.out, client)
         else:
-            from .simulate.writer import simulate_to_store
+            from ..simulate.writer import simulate_to_store
 
             simulate_to_store(plan, args.out, client)
     print(f"wrote {args.out}")
@@ -210,7 +177,7 @@ def _channel(text: str) -> int | str:
 
 
 def cmd_ingest(args) -> int:
-    from .ingest import IngestSettings, ingest, plan_ingest
+    from ..io.ingest import IngestSettings, ingest, plan_ingest
 
     settings = IngestSettings(layout=args.layout, manifest=args.manifest, resample=args.resample,
                               channel=args.channel, pattern=args.pattern, align=args.align)
@@ -222,8 +189,8 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_features(args) -> int:
-    from .features import FeatureConfig, compute_cube
-    from .store import AudioStore
+    from ..features import FeatureConfig, compute_cube
+    from ..artifacts.store import AudioStore
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)
@@ -234,26 +201,12 @@ def cmd_features(args) -> int:
     return 0
 
 
-def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None):
-    """The evaluation grid of ``micfp evaluate``/``demo``: thesis features for the thesis's
-    classifiers and channel features for the ``micfp_*`` models unless feature sets are given."""
-    from .evaluate import DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS, Cell
-
-    classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
-    cells = []
-    for clip in clip_seconds:
-        for st in sound_types:
-            for prot in protocols:
-                for clf in classifiers:
-                    sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else ("channel",))
-                    cells += [Cell(float(clip), st, fs, clf, prot) for fs in sets]
-    return cells
-
-
 def cmd_evaluate(args) -> int:
-    from .evaluate import check_max_train, evaluate, results_dataset
-    from .features import open_cube
-    from .report import summary_table, write_report
+    from ..artifacts.results import save_results
+    from ..evaluation.evaluate import check_max_train, evaluate, results_dataset
+    from ..evaluation.grid import default_cells
+    from ..features import open_cube
+    from ..report.files import summary_table, write_report
 
     check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
     cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
@@ -270,12 +223,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .model import DEFAULT_CLASSIFIER, TrainSettings, save_model, train_model
+    from ..identify.model import DEFAULT_CLASSIFIER, TrainSettings, save_model, train_model
 
     settings = TrainSettings(feature_set=args.feature_set, clip_seconds=args.clip_seconds,
                              classifier=args.classifier or DEFAULT_CLASSIFIER, sessions=tuple(args.sessions),
                              mics=tuple(args.mics), sound_type=args.sound_type, accept_rate=args.accept_rate)
-    from .features import open_cube
+    from ..features import open_cube
 
     open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
     with _connect(args) as client:
@@ -312,12 +265,12 @@ def describe_model(meta: dict) -> str:
 def cmd_identify(args) -> int:
     import json
 
-    from .identify import format_results, identify_files
+    from ..identify.identify import format_results, identify_files
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     if args.scheduler:
-        from .cluster import ClusterSettings, connect
+        from ..cluster.connect import ClusterSettings, connect
 
         with connect(ClusterSettings(scheduler=args.scheduler)) as client:
             results = identify_files(args.files, args.model, client=client, channel=args.channel,
@@ -326,14 +279,6 @@ def cmd_identify(args) -> int:
         results = identify_files(args.files, args.model, channel=args.channel, top_k=args.top_k, how=args.aggregate)
     print(json.dumps(results, indent=1) if args.json else format_results(results))
     return 2 if any("error" in r for r in results) else 0
-
-
-def save_results(ds, path: Path) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
-        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
 
 
 def cmd_info(args) -> int:
@@ -346,7 +291,7 @@ def cmd_info(args) -> int:
         raise MicfpError(f"{path}: not a Zarr store micfp can read: {exc}") from exc
     kind = g.attrs.get("micfp", {}).get("kind")
     if kind == "micfp-audio-store":
-        from .store import AudioStore
+        from ..artifacts.store import AudioStore
 
         store = AudioStore.open(path, require_complete=False)
         meta = store.meta
@@ -357,7 +302,7 @@ def cmd_info(args) -> int:
             types = sorted({r[2] for r in rows})
             print(f"session {session}: {len(rows)} segments, sound types: {', '.join(types)}")
     elif kind == "micfp-feature-cube":
-        from .features import open_cube
+        from ..features import open_cube
 
         cube = open_cube(path, require_complete=False)
         meta = cube.attrs["micfp"]
@@ -406,10 +351,10 @@ def _cluster_parser(sub) -> None:
 
 
 def cmd_cluster(args) -> int:
-    from . import standalone
+    from ..cluster import standalone
 
     if args.action == "up":
-        from .tls import tls_files
+        from ..cluster.tls import tls_files
 
         tls = tls_files(args.tls_dir) if args.tls_dir else None
         state = standalone.up(args.workers, scheduler_file=args.scheduler_file, host=args.host, port=args.port,
@@ -437,32 +382,32 @@ def cmd_cluster(args) -> int:
             print(f"  {w['name']}: {w['address']}, {w['nthreads']} threads, memory limit {w['memory_limit']}")
         return 0
     if args.action == "certs":
-        from .tls import make_certs
+        from ..cluster.tls import make_certs
 
         files = make_certs(args.dir, hosts=args.hosts)
         print("\n".join(f"{k}: {v}" for k, v in files.items()))
         return 0
     if args.action == "profiles":
-        from .profiles import available_profiles
+        from ..cluster.profiles import available_profiles
 
         for name, where in sorted(available_profiles().items()):
             print(f"{name:12s} {where}")
         return 0
-    from .deploy import render
-    from .profiles import load_profile
+    from ..cluster.render import render
+    from ..cluster.profiles import load_profile
 
     print(render(load_profile(args.profile), command=args.job), end="")
     return 0
 
 
 def cmd_run(args) -> int:
-    from .workflow import run_from_args
+    from ..workflow.workflow import run_from_args
 
     return run_from_args(args, _connect)
 
 
 def cmd_report(args) -> int:
-    from .html_report import write_html_report
+    from ..report.html import write_html_report
 
     print(f"report: {write_html_report(args.results, args.html, cube=args.cube)}")
     return 0

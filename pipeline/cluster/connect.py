@@ -1,6 +1,6 @@
 """The one place that turns settings into a connected :class:`distributed.Client`.
 
-Where work runs is a *profile* (see :mod:`pipeline.profiles`): a local cluster of worker
+Where work runs is a *profile* (see :mod:`pipeline.cluster.profiles`): a local cluster of worker
 processes, an existing scheduler (address or scheduler file, TLS optional), SLURM or PBS jobs
 through dask-jobqueue, or a Kubernetes ``DaskCluster`` through the dask-kubernetes operator.
 Workflows never change to move between them. On connect the workers are checked to run the
@@ -16,8 +16,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ClusterError, ConfigError
-from .profiles import Profile, config, default_scheduler_file, resolve
+from ..errors import ClusterError, ConfigError
+from .profiles import Profile, config, default_scheduler_file, resolve, worker_environ
 
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
 # Libraries whose versions must agree between client and workers for results to be identical.
@@ -26,7 +26,7 @@ CHECKED_PACKAGES = ("dask", "distributed", "numpy", "scipy", "zarr", "xarray", "
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """Where work runs. ``None`` means: from the profile / dask config (``pipeline/micfp.yaml``).
+    """Where work runs. ``None`` means: from the profile / dask config (``pipeline/cluster/micfp.yaml``).
 
     Parameters
     ----------
@@ -85,14 +85,6 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
         check_workers(client, config("check-versions", "strict"))
         echo(f"Dask {where}; dashboard: {client.dashboard_link}")
         yield client
-
-
-def worker_environ() -> dict[str, str]:
-    """Environment variables for worker processes micfp starts (config ``micfp.worker-environ``).
-
-    See ``pipeline/micfp.yaml`` for why the allocator settings matter.
-    """
-    return {str(k): str(v) for k, v in (config("worker-environ", {}) or {}).items()}
 
 
 @contextlib.contextmanager
@@ -197,7 +189,7 @@ def _start_remote(profile: Profile, settings: ClusterSettings, stack):
 def _start_jobqueue(profile: Profile, settings: ClusterSettings, stack):
     from distributed import Client
 
-    from .deploy import jobqueue_cluster
+    from .render import jobqueue_cluster
 
     cluster = jobqueue_cluster(profile)
     stack.callback(cluster.close)
@@ -219,7 +211,7 @@ def _start_kubernetes(profile: Profile, settings: ClusterSettings, stack):
     except ImportError as exc:
         raise ConfigError(f"{profile.source}: the kubernetes profile needs dask-kubernetes "
                           "(pip install dask-kubernetes)") from exc
-    from .deploy import cluster_manifest
+    from .render import cluster_manifest
 
     cluster = KubeCluster(custom_cluster_spec=cluster_manifest(profile),
                           namespace=profile.options.get("namespace"), shutdown_on_close=True)

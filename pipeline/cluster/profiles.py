@@ -10,7 +10,7 @@ The profile in force is chosen, first match wins, by
 4. the environment variable ``DASK_SCHEDULER_ADDRESS`` (``remote``),
 5. the dask config key ``micfp.cluster`` (default ``local``; ``DASK_MICFP__CLUSTER`` sets it).
 
-Project defaults live in ``pipeline/micfp.yaml``, merged into dask's configuration on import
+Project defaults live in ``pipeline/cluster/micfp.yaml``, merged into dask's configuration on import
 (dask's convention for downstream libraries), so users override them in their own dask config.
 """
 
@@ -24,10 +24,10 @@ from pathlib import Path
 import dask.config
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 KINDS = ("local", "remote", "slurm", "pbs", "kubernetes")
-REPO_PROFILES = Path(__file__).resolve().parents[1] / "cluster"
+REPO_PROFILES = Path(__file__).resolve().parents[2] / "cluster"
 
 # Options each kind accepts: a typo in a profile is an error, not a silently ignored key.
 OPTIONS = {
@@ -52,8 +52,16 @@ _load_defaults()
 
 
 def config(key: str, default=None):
-    """A ``micfp.*`` dask config value (``pipeline/micfp.yaml`` holds the defaults)."""
+    """A ``micfp.*`` dask config value (``pipeline/cluster/micfp.yaml`` holds the defaults)."""
     return dask.config.get(f"micfp.{key}", default=default)
+
+
+def worker_environ() -> dict[str, str]:
+    """Environment variables for worker processes micfp starts (config ``micfp.worker-environ``).
+
+    See ``pipeline/cluster/micfp.yaml`` for why the allocator settings matter.
+    """
+    return {str(k): str(v) for k, v in (config("worker-environ", {}) or {}).items()}
 
 
 def micfp_home() -> Path:

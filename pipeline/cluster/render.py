@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import shlex
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .profiles import Profile
 
 PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"

@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import worker_environ
-from .errors import ClusterError
-from .profiles import default_scheduler_file
+from ..errors import ClusterError
+from .profiles import default_scheduler_file, worker_environ
 
 
 def state_path(scheduler_file: str | os.PathLike) -> Path:
@@ -86,7 +85,7 @@ def up(n_workers: int = 2, *, scheduler_file=None, host: str = "127.0.0.1", port
     host, port, dashboard_address
         Where the scheduler listens; 127.0.0.1 by default (port 0: any free port).
     tls : dict, optional
-        ``{"ca-file", "cert", "key"}`` (see :func:`pipeline.tls.make_certs`): TLS comms only.
+        ``{"ca-file", "cert", "key"}`` (see :func:`pipeline.cluster.tls.make_certs`): TLS comms only.
     timeout : float
         Seconds to wait for the scheduler and every worker.
     env : dict, optional

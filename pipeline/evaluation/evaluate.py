@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 THESIS_CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression",
@@ -470,7 +470,7 @@ def select_rows(cube, cell: Cell):
     row access (:func:`~pipeline.features.cube.open_rows`); from the latter only the cell's own
     row group is read, and features only when a fold asks for them.
     """
-    from .features.rows import CubeRows, FeatureRows, compact
+    from ..features.rows import CubeRows, FeatureRows, compact
 
     if isinstance(cube, CubeRows):
         rows = cube.rows(cell.segmentation, cell.clip_seconds if cell.segmentation == "fixed" else None)
@@ -550,7 +550,7 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
     folds, as ``n_train`` (each fold's own count is in ``folds``).
     """
-    from .features.rows import FeatureRows
+    from ..features.rows import FeatureRows
 
     X = FeatureRows.of(X)
     labels = sorted(mics)
@@ -606,7 +606,7 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
     order, ``batch`` at a time (memory does not grow with the test set); when folds share test
     rows, one pass per fold.
     """
-    from .features.rows import FeatureRows
+    from ..features.rows import FeatureRows
 
     X = FeatureRows.of(X)
     n_rows = len(X) if n_rows is None else n_rows
@@ -640,7 +640,7 @@ PROTOCOL_FOLDS = {"random": 1, "session": 1, "grouped-kfold": 5, "leave-sound-ty
 def cell_cost(cell: Cell) -> float:
     """Relative cost of a cell: classifier x folds x clip count (more, shorter clips cost more).
 
-    Only the order matters (:func:`pipeline.runner.run_tasks` starts the costliest first);
+    Only the order matters (:func:`pipeline.cluster.runner.run_tasks` starts the costliest first);
     measured on the thesis-scale ablation, where one SVC cell took 11 s and logistic
     regression cells 0.3-4.6 s.
     """
@@ -649,8 +649,8 @@ def cell_cost(cell: Cell) -> float:
 
 
 def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = None) -> dict:
-    from .features.cube import cached_cube
-    from .runner import trim_memory
+    from ..features.cube import cached_cube
+    from ..cluster.runner import trim_memory
 
     trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
     cube = cached_cube(cube_path)  # opened once per worker process, read without a client
@@ -665,8 +665,8 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
 
     ``max_train`` caps the training clips of every fit (:func:`cap_training`; default no cap).
     """
-    from .features.cube import open_rows
-    from .runner import run_tasks
+    from ..features.cube import open_rows
+    from ..cluster.runner import run_tasks
 
     check_max_train(max_train)
     cube = open_rows(cube_path)  # for the checks: no clip coordinates loaded
@@ -677,7 +677,7 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
 
 def _cube_values(cube) -> dict[str, list]:
     """Feature sets, clip lengths, sound types and sessions of an xarray or row-access cube."""
-    from .features.rows import CubeRows
+    from ..features.rows import CubeRows
 
     if isinstance(cube, CubeRows):
         return {"feature_set": [str(v) for v in pd.unique(cube.feature_set)], "clip_seconds": cube.clip_lengths,

@@ -29,9 +29,9 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import ConfigError, IncompleteError, InputError
-from ..locks import locked
-from ..runner import BatchedRecord, run_tasks
-from ..store import AudioStore
+from ..artifacts.locks import locked
+from ..cluster.runner import BatchedRecord, run_tasks
+from ..artifacts.store import AudioStore
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features

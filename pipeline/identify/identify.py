@@ -5,7 +5,7 @@ model's length, compute the model's features with the cube's kernels
 (:func:`features.signal.clip_features`), predict per-clip probabilities and aggregate them over
 the file (mean log-probability, or clip votes). The file is a known microphone when the open-set
 distance of its clips' mean to the winning microphone is within the threshold calibrated on
-held-out data (see :mod:`pipeline.model`); otherwise it is reported as unknown.
+held-out data (see :mod:`pipeline.identify.model`); otherwise it is reported as unknown.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, MicfpError
+from ..errors import InputError, MicfpError
 from .model import TrainedModel, file_distance, load_model
 
 UNKNOWN = "unknown microphone"
@@ -67,7 +67,7 @@ def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: 
         (``threshold / distance``: 1 or more is a known microphone), ``top_k`` (list of ``{mic, probability}``),
         ``probabilities`` ({mic: p}), ``votes`` ({mic: clips}), ``n_clips``.
     """
-    from .features.signal import clip_features
+    from ..features.signal import clip_features
 
     meta = model.meta
     clip_s = float(meta["clip_seconds"])
@@ -143,7 +143,7 @@ def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: i
         raise InputError(f"{missing[0]}: no such file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if client is None:
         return [_safe(p, model, channel, top_k, how) for p in paths]
-    from .runner import run_tasks
+    from ..cluster.runner import run_tasks
 
     model_path = str(Path(model_path).resolve())
     return run_tasks(client, "identify: files", _file_task,

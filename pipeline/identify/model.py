@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, InputError
-from .report import json_default
+from ..errors import ConfigError, InputError
+from ..report.files import json_default
 
 MODEL_KIND = "micfp-model"
 MODEL_VERSION = 1
@@ -38,7 +38,8 @@ DEFAULT_CLASSIFIER = "micfp_et"
 #: Every type a micfp model file may contain; anything else is refused before loading. Kept in step
 #: with :func:`evaluate.make_model` by ``tests/test_model.py``.
 TRUSTED_TYPES = (
-    "pipeline.evaluate._finite",
+    "pipeline.evaluation.evaluate._finite",
+    "pipeline.evaluate._finite",  # models saved before the package was grouped by stage
     "numpy.random.mtrand.RandomState",
     "sklearn._loss._loss.CyHalfBinomialLoss",
     "sklearn._loss._loss.CyHalfMultinomialLoss",
@@ -103,7 +104,7 @@ class TrainSettings:
     accept_rate: float = 0.99
 
     def __post_init__(self):
-        from .evaluate import CLASSIFIERS
+        from ..evaluation.evaluate import CLASSIFIERS
 
         if self.classifier not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
@@ -128,7 +129,7 @@ class TrainedModel:
         return np.asarray(self.estimator.classes_)
 
     def frame_settings(self):
-        from .features.frames import FrameSettings
+        from ..features.frames import FrameSettings
 
         return FrameSettings(**self.meta["frame"])
 
@@ -166,7 +167,7 @@ def openset_distance(estimator, openset: dict, X, labels) -> np.ndarray:
 
 # -- training ------------------------------------------------------------------------------
 def _selection(cube, settings: TrainSettings):
-    from .evaluate import Cell, select, select_check
+    from ..evaluation.evaluate import Cell, select, select_check
 
     cell = Cell(float(settings.clip_seconds), settings.sound_type, settings.feature_set, settings.classifier,
                 "session", "fixed")
@@ -184,7 +185,7 @@ def _calibration_cv(meta: pd.DataFrame):
     """Held-out folds for calibration: by session when there are several, else time blocks."""
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-    from .evaluate import time_groups
+    from ..evaluation.evaluate import time_groups
 
     sessions = meta["session"].to_numpy()
     if len(set(sessions)) > 1:
@@ -207,7 +208,7 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
     from sklearn.base import clone
     from sklearn.model_selection import cross_validate
 
-    from .evaluate import identical_pairs, score, time_groups
+    from ..evaluation.evaluate import identical_pairs, score, time_groups
 
     cv, groups, how = _calibration_cv(meta)
     kw = dict(groups=groups, cv=cv, scoring=("accuracy", "f1_macro"), return_estimator=True, return_indices=True)
@@ -259,7 +260,7 @@ def score_heldout(model: TrainedModel, cube, clip_index: np.ndarray, feature_ind
     import dask
     from dask_ml.wrappers import ParallelPostFit
 
-    from .evaluate import identical_pairs, score, time_groups
+    from ..evaluation.evaluate import identical_pairs, score, time_groups
 
     Xd = cube.features.isel(clip=clip_index, feature=feature_index).data
     ppf = ParallelPostFit(estimator=model.estimator)
@@ -333,10 +334,10 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     """
     import dask
 
-    from . import __version__
-    from .evaluate import fit_model, time_groups
-    from .features.cube import open_cube
-    from .features.frames import FrameSettings
+    from .. import __version__
+    from ..evaluation.evaluate import fit_model, time_groups
+    from ..features.cube import open_cube
+    from ..features.frames import FrameSettings
 
     echo = echo or (lambda m: None)
     t0 = time.perf_counter()
@@ -420,7 +421,7 @@ def package_versions() -> dict:
     import sklearn
     import skops
 
-    from . import __version__
+    from .. import __version__
 
     return {"micfp": __version__, "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
             "skops": skops.__version__}
@@ -466,6 +467,7 @@ def load_model(path) -> TrainedModel:
     if refused:
         raise InputError(f"{path}: untrusted type(s) {', '.join(refused)} refused; only micfp's own models load")
     try:
+        _import_legacy_modules(untrusted)
         payload = sio.load(path, trusted=list(untrusted))
     except Exception as exc:
         raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
@@ -482,6 +484,20 @@ def load_model(path) -> TrainedModel:
     model = TrainedModel(payload["estimator"], dict(payload["openset"]), meta)
     _check_consistent(model, path)
     return model
+
+
+#: Old module paths (before the package was grouped by stage) that saved models may name.
+LEGACY_MODULES = {"pipeline.evaluate": "pipeline.evaluation.evaluate"}
+
+
+def _import_legacy_modules(types) -> None:
+    """Make the old module paths a model file names importable: skops imports functions by path."""
+    import importlib
+    import sys
+
+    for old, new in LEGACY_MODULES.items():
+        if any(t.startswith(old + ".") for t in types):
+            sys.modules.setdefault(old, importlib.import_module(new))
 
 
 def file_types(path) -> set[tuple[str, str]]:
@@ -531,7 +547,7 @@ def check_versions(saved: dict, path) -> None:
 
 def _check_consistent(model: TrainedModel, path) -> None:
     """The metadata must describe the estimator and match this micfp's feature code."""
-    from .features import sets as fsets
+    from ..features import sets as fsets
 
     meta = model.meta
     try:

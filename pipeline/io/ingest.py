@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio_io import AudioInfo, fingerprint, probe, read_range
-from .errors import ConfigError, InputError
+from .audio import AudioInfo, fingerprint, probe, read_range
+from ..errors import ConfigError, InputError
 from .layouts import LAYOUTS, Layout, SourceFile, read_layout
-from .locks import locked
-from .runner import BatchedRecord, run_tasks
-from .store import AudioStore, Recording, recording_id, write_shard
+from ..artifacts.locks import locked
+from ..cluster.runner import BatchedRecord, run_tasks
+from ..artifacts.store import AudioStore, Recording, recording_id, write_shard
 
 ALIGN = ("shortest", "keep")
 #: Resampling margin on each side of a task's range, in seconds of input: far longer than

@@ -25,8 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio_io import AUDIO_EXTENSIONS
-from .errors import ConfigError, InputError
+from .audio import AUDIO_EXTENSIONS
+from ..errors import ConfigError, InputError
 
 LAYOUTS = ("auto", "kaggle", "manifest", "tree")
 #: The thesis file names: anything, a dash, the label, an audio extension. Dots elsewhere are fine.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 THRESHOLDS = (0.95, 0.99)
 #: The improved method, when the grid has it: micfp's tuned linear model on channel features.
@@ -46,7 +46,7 @@ def cells_frame(ds) -> pd.DataFrame:
 
 
 def _method_name(fs: str, clf: str) -> str:
-    from .report import CLASSIFIER_TITLES
+    from .files import CLASSIFIER_TITLES
 
     return f"{CLASSIFIER_TITLES.get(clf, clf)} on {fs} features"
 
@@ -58,7 +58,7 @@ def choose_methods(df: pd.DataFrame, protocol: str) -> dict:
     types) under ``protocol``. Baseline: thesis features with the best of the thesis's
     classifiers (generous to the baseline), if run.
     """
-    from .evaluate import THESIS_CLASSIFIERS
+    from ..evaluation.evaluate import THESIS_CLASSIFIERS
 
     clean = df[(df["condition"] == "clean") & (df["sound_type"] == "all") & (df["protocol"] == protocol)
                & (df["clip_seconds"] > 0)]
@@ -112,8 +112,8 @@ def signature(cube_path: str | None) -> dict | None:
     """
     if not cube_path or not Path(cube_path).exists():
         return None
-    from .features import open_cube
-    from .features.frames import FrameSettings
+    from ..features import open_cube
+    from ..features.frames import FrameSettings
 
     try:
         cube = open_cube(cube_path)
@@ -148,7 +148,7 @@ def signature(cube_path: str | None) -> dict | None:
 
 def analyse(ds, cube_path: str | None = None) -> dict:
     """Every number the report states, from the results set (and the cube for signatures)."""
-    from .evaluate import identical_pairs
+    from ..evaluation.evaluate import identical_pairs
 
     meta = ds.attrs.get("micfp", {})
     mics = {int(k): v for k, v in meta.get("mics", {}).items()}
@@ -593,7 +593,7 @@ def fig_signature(a: dict, path: Path) -> Path | None:
 
 def fig_baseline(a: dict, path: Path) -> Path | None:
     """The thesis baseline beside the improved method, per protocol (all sound types, clean)."""
-    from .evaluate import THESIS_CLASSIFIERS
+    from ..evaluation.evaluate import THESIS_CLASSIFIERS
 
     df = _pick(a["df"], sound_type="all", clip=a["longest"])
     base = df[(df["feature_set"] == "thesis") & df["classifier"].isin(THESIS_CLASSIFIERS)]
@@ -622,7 +622,7 @@ def fig_baseline(a: dict, path: Path) -> Path | None:
 
 def fig_confusions(ds, a: dict, folder: Path) -> list[tuple[str, Path]]:
     """Confusion matrices of the improved method and the baseline (headline cell settings)."""
-    from .report import plot_confusion
+    from .files import plot_confusion
 
     names = [str(x) for x in ds.true_mic.values]
     out = []
@@ -670,7 +670,7 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
     cube : str, optional
         The feature cube for spectral signatures; default the cube named in the results set.
     """
-    from .workflow import open_results
+    from ..artifacts.results import open_results
 
     results = Path(results)
     ds = open_results(results)

@@ -1,7 +1,7 @@
 """Degradation kernels for the robustness study: added noise at an SNR, lossy codec round trips.
 
 Pure numpy + soundfile, no Dask and no I/O beyond in-memory buffers. The Dask stage that
-applies them to whole recordings is :mod:`pipeline.robustness`.
+applies them to whole recordings is :mod:`pipeline.robustness.stage`.
 
 Signals are float32 in [-1, 1) here; :func:`to_pcm` converts back to the store's sample type.
 Codecs are what libsndfile (inside the ``soundfile`` wheel) encodes: MP3 (LAME, constant bit
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: codec name -> (soundfile format, subtype)
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
@@ -185,7 +185,7 @@ def calibrate_level(x: np.ndarray, sample_rate: int, codec: str, kbps: float, *,
 # -- sample types ----------------------------------------------------------------------------
 def to_float(x: np.ndarray) -> np.ndarray:
     """PCM integers to float32 in [-1, 1); float input unchanged (as the frame kernel does)."""
-    from .features.frames import to_float as _to_float
+    from ..features.frames import to_float as _to_float
 
     return _to_float(np.asarray(x))
 

@@ -1,6 +1,6 @@
 """Degraded copies of test recordings on Dask: one task per shard, resumable like the simulator.
 
-A condition (:class:`~pipeline.degrade.Degradation`) is applied to the recordings of the test
+A condition (:class:`~pipeline.robustness.degrade.Degradation`) is applied to the recordings of the test
 sessions only and written to its own audio store (``<out>/degraded/<condition>.zarr``) with the
 same recording ids, lengths and segments as the source, so its feature cube has exactly the
 clean cube's clips for those recordings. Cells then train on clean clips and test on degraded
@@ -24,9 +24,9 @@ import zlib
 import numpy as np
 
 from .degrade import CALIBRATION_SECONDS, Degradation, apply, calibrate_level, to_float
-from .errors import InputError
-from .runner import run_tasks
-from .store import AudioStore, Recording, write_shard
+from ..errors import InputError
+from ..cluster.runner import run_tasks
+from ..artifacts.store import AudioStore, Recording, write_shard
 
 
 def _shard_power(path: str, rid: str, start: int, stop: int) -> tuple[float, int]:

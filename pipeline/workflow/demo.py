@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -18,12 +17,13 @@ def run_demo(out: Path, scale: str, client, *, seed: int = 0, echo=None, n_boot:
     Re-running into the same ``out`` resumes: finished shards and frame blocks are reused.
     Returns a dict with the results and the paths written.
     """
-    from .cli import default_cells, save_results
-    from .evaluate import evaluate, results_dataset
-    from .features import FeatureConfig, compute_cube
-    from .report import summary_table, write_report
-    from .simulate import StudioPlan
-    from .simulate.writer import simulate_to_store
+    from ..artifacts.results import save_results
+    from ..evaluation.grid import default_cells
+    from ..evaluation.evaluate import evaluate, results_dataset
+    from ..features import FeatureConfig, compute_cube
+    from ..report.files import summary_table, write_report
+    from ..simulate import StudioPlan
+    from ..simulate.writer import simulate_to_store
 
     echo = echo or (lambda m: print(m, flush=True))
     if scale not in SCALES:
@@ -65,6 +65,3 @@ def run_demo(out: Path, scale: str, client, *, seed: int = 0, echo=None, n_boot:
          + json.dumps({k: round(v, 1) for k, v in timings.items()}))
     return {"results": results, "paths": paths, "timings": timings}
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(__import__("pipeline.cli", fromlist=["main"]).main(["demo", *sys.argv[1:]]))

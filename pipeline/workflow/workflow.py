@@ -9,7 +9,7 @@ does only the stages that are not done yet:
    audio with the same :class:`~pipeline.features.FeatureConfig`, recomputed otherwise (frame
    features are kept, so adding a clip length only redoes the cheap clip stage);
 3. robustness conditions: degraded copies of the test session's recordings and their cubes in
-   ``<out>/degraded/`` (:mod:`pipeline.robustness`);
+   ``<out>/degraded/`` (:mod:`pipeline.robustness.stage`);
 4. cells: every grid point not yet in the results ledger, one task each; a worker loads a cube
    once and keeps it in memory for all the cells it runs;
 5. the results set ``<out>/results.zarr`` (or ``.nc``) and the HTML report.
@@ -32,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .degrade import Degradation
-from .errors import ConfigError, InputError, MicfpError
-from .report import json_default
+from ..robustness.degrade import Degradation
+from ..errors import ConfigError, InputError, MicfpError
+from ..report.files import json_default
+from ..artifacts.results import CLEAN, RESULTS_KIND, _plain_str, open_results, write_results  # noqa: F401
 
-CLEAN = "clean"
-RESULTS_KIND = "micfp-results"
 
 
 # -- config ----------------------------------------------------------------------------------
@@ -206,13 +205,13 @@ def load_workflow(path, *, out: str | None = None) -> WorkflowConfig:
 
 
 def _load(path, out) -> WorkflowConfig:
-    from .evaluate import CLASSIFIERS, PROTOCOLS, check_max_train
-    from .features import FeatureConfig
-    from .features.clips import SilenceSettings
-    from .features.cube import SEGMENTATIONS
-    from .features.frames import FrameSettings
-    from .features.sets import FEATURE_SETS
-    from .features.sets import expand as expand_sets
+    from ..evaluation.evaluate import CLASSIFIERS, PROTOCOLS, check_max_train
+    from ..features import FeatureConfig
+    from ..features.clips import SilenceSettings
+    from ..features.cube import SEGMENTATIONS
+    from ..features.frames import FrameSettings
+    from ..features.sets import FEATURE_SETS
+    from ..features.sets import expand as expand_sets
 
     src = str(path)
     p = Path(path)
@@ -372,7 +371,7 @@ def availability_from_segments(segments: dict, sample_rate: int, features) -> "p
     """
     import pandas as pd
 
-    from .evaluate import GROUP_SECONDS
+    from ..evaluation.evaluate import GROUP_SECONDS
 
     rows = []
     for session, segs in segments.items():
@@ -393,7 +392,7 @@ def availability_from_cube(cube) -> "pd.DataFrame":
     """Clips the cube holds, counted per session, sound type, length and 30 s block."""
     import pandas as pd
 
-    from .evaluate import GROUP_SECONDS
+    from ..evaluation.evaluate import GROUP_SECONDS
 
     df = pd.DataFrame({"session": cube.session.values.astype(str), "sound_type": cube.sound_type.values.astype(str),
                        "clip_seconds": cube.clip_seconds.values.astype(float),
@@ -435,7 +434,7 @@ def expand_grid(wf: WorkflowConfig, avail, sessions: list[str]) -> tuple[list[Wo
     so that products stay easy to write: see :func:`infeasible`; and degraded conditions run
     only under the ``session`` protocol (only the held-out sessions are degraded).
     """
-    from .evaluate import Cell
+    from ..evaluation.evaluate import Cell
 
     sound_types = sorted(set(avail["sound_type"]))
     cells: dict[str, WorkCell] = {}
@@ -492,7 +491,7 @@ def expand_grid(wf: WorkflowConfig, avail, sessions: list[str]) -> tuple[list[Wo
 def corpus_segments(wf: WorkflowConfig, store_path: str | None = None) -> tuple[dict, int] | None:
     """``({session: segments}, sample rate)`` of the corpus if known without compute, else None."""
     if store_path is not None or wf.corpus.kind == "store":
-        from .store import AudioStore
+        from ..artifacts.store import AudioStore
 
         store = AudioStore.open(store_path or wf.corpus.path, require_complete=False)
         lengths = {}
@@ -516,7 +515,7 @@ def corpus_segments(wf: WorkflowConfig, store_path: str | None = None) -> tuple[
 
 
 def _plan(corpus: CorpusConfig):
-    from .simulate import StudioPlan
+    from ..simulate import StudioPlan
 
     try:
         return StudioPlan(minutes_per_session=corpus.minutes_per_session, seed=corpus.seed, sources=corpus.sources)
@@ -585,7 +584,7 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
     import pandas as pd
     import xarray as xr
 
-    from .evaluate import results_dataset
+    from ..evaluation.evaluate import results_dataset
 
     order = [c for c in conditions if any(r["condition"] == c for r in records)]
     order += sorted({r["condition"] for r in records} - set(order))
@@ -623,12 +622,6 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
     return ds
 
 
-def _plain_str(values) -> np.ndarray:
-    """Object array of Python str (numpy's StringDType from zarr v3 does not cast to '<U')."""
-    values = np.asarray(values)
-    return np.array([str(v) for v in values.ravel()], dtype=object).reshape(values.shape)
-
-
 def _condition_spec(info: dict) -> dict | None:
     """What a degraded cell's result depends on: the condition and the audio it was made from."""
     keys = ("kind", "snr_db", "codec", "kbps", "seed", "level", "source_fingerprint", "sessions")
@@ -639,69 +632,9 @@ def _num(v) -> float:
     return float(v) if v is not None else float("nan")
 
 
-def write_results(ds, path: Path) -> Path:
-    """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it atomically."""
-    import warnings
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        if path.suffix == ".nc":
-            out = ds.copy()
-            out.attrs = {"micfp": json.dumps(ds.attrs["micfp"])}  # netCDF attributes cannot nest
-            for k in list(out.variables):
-                if out[k].dtype == object:
-                    out[k] = out[k].astype(str)
-            out.to_netcdf(tmp, engine="scipy")
-        else:
-            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    tmp.rename(path)
-    return path
-
-
-def open_results(path):
-    """Open a results set (Zarr or NetCDF) as an in-memory :class:`xarray.Dataset`."""
-    import xarray as xr
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no results set here (run `micfp run` or `micfp evaluate`)")
-    try:
-        if path.suffix == ".nc":
-            ds = xr.open_dataset(path, engine="scipy").load()
-        else:
-            ds = xr.open_zarr(path, consolidated=False).load()
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable results set: {exc}") from exc
-    meta = ds.attrs.get("micfp", {})
-    if isinstance(meta, str):
-        meta = json.loads(meta)
-    if meta.get("kind") != RESULTS_KIND:
-        raise InputError(f"{path}: not a micfp results set (kind={meta.get('kind')!r})")
-    ds.attrs["micfp"] = meta
-    for name in list(ds.variables):
-        if ds[name].dtype.kind in "TUS":
-            values = ds[name].values
-            if ds[name].dtype.kind == "S":
-                values = np.char.decode(values, "utf-8")
-            if name in ds.coords:
-                ds = ds.assign_coords({name: (ds[name].dims, _plain_str(values))})
-            else:
-                ds[name] = (ds[name].dims, _plain_str(values))
-    if "condition" not in ds.dims:  # a results set from `micfp evaluate`: all clean
-        ds = ds.expand_dims(condition=[CLEAN])
-    return ds
-
-
 # -- worker side: the cube cache and the cell task -------------------------------------------
 # The per-process cube cache lives with the cube (shared with ``evaluate``).
-from .features.cube import cache_stats, cached_cube, clear_cache  # noqa: E402,F401
+from ..features.cube import cache_stats, cached_cube, clear_cache  # noqa: E402,F401
 
 
 
@@ -721,7 +654,7 @@ def cell_data(task: CellTask):
     its clip table; with a degraded cube, its clips replace the test session's."""
     import pandas as pd
 
-    from .evaluate import select_rows
+    from ..evaluation.evaluate import select_rows
 
     cube = cached_cube(task.cube)
     cell = task.work.cell
@@ -740,8 +673,8 @@ def cell_data(task: CellTask):
 
 
 def _cell_task(task: CellTask) -> dict:
-    from .evaluate import run_cell
-    from .runner import trim_memory
+    from ..evaluation.evaluate import run_cell
+    from ..cluster.runner import trim_memory
 
     trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
     t0 = time.perf_counter()
@@ -763,11 +696,11 @@ def ensure_corpus(wf: WorkflowConfig, client, *, echo=_echo, quiet=False) -> str
     out = Path(wf.out)
     c = wf.corpus
     if c.kind == "store":
-        from .store import AudioStore
+        from ..artifacts.store import AudioStore
 
         return AudioStore.open(c.path).path
     if c.kind == "simulate":
-        from .simulate.writer import simulate_to_store
+        from ..simulate.writer import simulate_to_store
 
         plan = _plan(c)
         echo(f"corpus: simulated studio, sessions {', '.join(plan.sessions)} "
@@ -777,7 +710,7 @@ def ensure_corpus(wf: WorkflowConfig, client, *, echo=_echo, quiet=False) -> str
 
 
 def _ingest_settings(c: CorpusConfig):
-    from .ingest import IngestSettings
+    from ..io.ingest import IngestSettings
 
     try:
         return IngestSettings(**dict(c.ingest))
@@ -794,7 +727,7 @@ def _ingest_plan(c: CorpusConfig):
     Planned once per run (the check, the grid and the ingest all need it); keyed by the
     folder's modification time so a changed folder is planned again.
     """
-    from .ingest import plan_ingest
+    from ..io.ingest import plan_ingest
 
     key = (c.path, c.ingest, os.stat(c.path).st_mtime_ns)
     if key not in _PLANS:
@@ -804,7 +737,7 @@ def _ingest_plan(c: CorpusConfig):
 
 
 def _ingest(c: CorpusConfig, store_path: str, client, *, echo=_echo, quiet=False) -> str:
-    from .ingest import ingest
+    from ..io.ingest import ingest
 
     echo(f"corpus: ingesting {c.path} into {store_path}")
     report = ingest(c.path, store_path, client, _ingest_settings(c), plan=_ingest_plan(c), quiet=quiet, echo=echo)
@@ -823,10 +756,10 @@ def _save_state(out: Path, state: dict) -> None:
 def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet=False, label="cube"):
     """The feature cube of ``store_path``: reused if complete and made from the same audio and
     config, else recomputed (frame features reused unless the audio changed)."""
-    from .features import compute_cube, open_cube
-    from .features.cube import frames_path_for
-    from .robustness import store_fingerprint
-    from .store import AudioStore
+    from ..features import compute_cube, open_cube
+    from ..features.cube import frames_path_for
+    from ..robustness.stage import store_fingerprint
+    from ..artifacts.store import AudioStore
 
     cube_path = Path(cube_path)
     out = cube_path.parent
@@ -871,7 +804,7 @@ def plan_cells(wf: WorkflowConfig, store_path: str | None = None) -> tuple[list[
 def check_before_compute(wf: WorkflowConfig) -> tuple[list[WorkCell], list[str]]:
     """Every check that needs no compute: config (at load), corpus, grid against the corpus."""
     if wf.corpus.kind == "store":
-        from .store import AudioStore
+        from ..artifacts.store import AudioStore
 
         store = AudioStore.open(wf.corpus.path)
         wf.features.check_store(store)
@@ -907,9 +840,9 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     """
     import pandas as pd
 
-    from .evaluate import TRAINING_DRAW, check_cells
-    from .robustness import degradation_info, degrade_store, store_fingerprint
-    from .store import AudioStore
+    from ..evaluation.evaluate import TRAINING_DRAW, check_cells
+    from ..robustness.stage import degradation_info, degrade_store, store_fingerprint
+    from ..artifacts.store import AudioStore
 
     t_start = time.perf_counter()
     out = Path(wf.out)
@@ -1017,7 +950,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     summary = {"results": str(wf.results_path), "cells": len(cells), "computed": len(todo),
                "skipped": len(cells) - len(todo), "timings": timings}
     if report if report is not None else wf.report:
-        from .html_report import write_html_report
+        from ..report.html import write_html_report
 
         t = time.perf_counter()
         html = write_html_report(wf.results_path, out / "report" / "index.html")
@@ -1029,9 +962,9 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
 
 
 def run_tasks_cells(client, tasks, keys, record, *, quiet=False):
-    from .runner import run_tasks
+    from ..cluster.runner import run_tasks
 
-    from .evaluate import cell_cost
+    from ..evaluation.evaluate import cell_cost
 
     # Costliest cells first, so no long cell starts last. Each worker keeps up to
     # CUBE_CACHE_SIZE cubes open, so cells of different conditions can interleave.
@@ -1107,11 +1040,18 @@ def script_main(config: str | Path, argv: list[str] | None = None) -> int:
     """What ``workflows/<name>.py`` runs: ``micfp run <name>.toml`` with the script's arguments.
 
     Accepts ``--debug`` anywhere and the options of ``micfp run`` (``--out``, ``--scheduler``,
-    ``--workers``, ``--memory-limit``, ``--performance-report``, ``--no-report``).
+    ``--cluster``, ``--workers``, ``--memory-limit``, ``--performance-report``, ``--no-report``).
     """
-    from .cli import main
+    import argparse
+
+    from ..cluster.options import connect_from_args
+    from ..errors import exit_status
+    from .options import add_run_arguments
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = ["--debug"] if "--debug" in argv else []
-    argv = [a for a in argv if a != "--debug"]
-    return main([*debug, "run", str(config), *argv])
+    debug = "--debug" in argv
+    parser = argparse.ArgumentParser(prog=Path(sys.argv[0]).name, description=f"micfp run {config}")
+    add_run_arguments(parser)
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.workflow, args.debug = str(config), debug
+    return exit_status(lambda: run_from_args(args, connect_from_args), debug=debug)
