@@ -44,3 +44,11 @@ def tiny_cube(tmp_path_factory, client, tiny_store):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No cluster settings from the environment of the test run."""
+    for var in ("MICFP_CLUSTER", "DASK_SCHEDULER_ADDRESS", "MICFP_SCHEDULER", "MICFP_CLUSTER_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch

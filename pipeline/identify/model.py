@@ -36,7 +36,7 @@ MODEL_VERSION = 1
 DEFAULT_CLASSIFIER = "micfp_et"
 
 #: Every type a micfp model file may contain; anything else is refused before loading. Kept in step
-#: with :func:`evaluate.make_model` by ``tests/test_model.py``.
+#: with :func:`evaluate.make_model` by ``tests/identify/test_model.py``.
 TRUSTED_TYPES = (
     "pipeline.evaluation.evaluate._finite",
     "pipeline.evaluate._finite",  # models saved before the package was grouped by stage

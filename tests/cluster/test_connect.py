@@ -1,5 +1,6 @@
-"""Cluster profiles, rendered HPC/Kubernetes specs, version checks, `micfp cluster up|status|down`,
-and the same workflow on a standalone scheduler + workers as on the default local cluster."""
+"""Cluster profiles, rendered HPC/Kubernetes specs, version checks, the workers' environment.
+
+``micfp cluster up|status|down`` and standalone clusters: ``tests/integration/test_standalone.py``."""
 
 from __future__ import annotations
 
@@ -12,21 +13,14 @@ import dask.config
 import pytest
 import yaml
 
-from cluster_helpers import canonical, cli, micfp, run_pipeline, standalone_cluster
-from pipeline.cluster import render, standalone
+from cluster_helpers import cli, worker_env
+from pipeline.cluster import render
 from pipeline.cluster.connect import ClusterSettings, check_workers, connect, local_versions, worker_environ
 from pipeline.errors import ClusterError, ConfigError
 from pipeline.cluster.profiles import load_profile, parse_profile, resolve
 
 HPC_ENV = {"MICFP_ACCOUNT": "lab42", "MICFP_QUEUE": "short", "MICFP_ENV": "/shared/envs/micfp",
            "MICFP_SCHEDULER_INTERFACE": "ib0"}
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for var in ("MICFP_CLUSTER", "DASK_SCHEDULER_ADDRESS", "MICFP_SCHEDULER", "MICFP_CLUSTER_PATH"):
-        monkeypatch.delenv(var, raising=False)
-    return monkeypatch
 
 
 # -- profiles -----------------------------------------------------------------------------------
@@ -224,74 +218,13 @@ def test_workers_that_cannot_import_pipeline_are_refused(tmp_path, clean_env):
                 pass
 
 
-# -- micfp cluster up | status | down ---------------------------------------------------------------
-@pytest.mark.cluster
-def test_cluster_up_status_down_and_attach(tmp_path, clean_env, capsys):
-    clean_env.setenv("MICFP_HOME", str(tmp_path / "home"))
-    state_file = tmp_path / "home" / "cluster.state.json"
-    try:
-        code, up, err = cli(capsys, "cluster", "up", "--workers", "2", "--port", "0", "--dashboard-address",
-                            "127.0.0.1:0", "--timeout", "180")
-        assert code == 0, err
-        state = json.loads(state_file.read_text())
-        assert f"scheduler: {state['address']}" in up and state["address"].startswith("tcp://127.0.0.1:")
-        assert state["dashboard"].startswith("http://127.0.0.1:") and f"dashboard: {state['dashboard']}" in up
-        code, status, _ = cli(capsys, "cluster", "status")
-        assert code == 0 and "workers: 2 connected, 2/2 processes alive" in status
-        assert set(_worker_env(state["address"]).values()) == {tuple(sorted(worker_environ().items()))}
-        code, _, err = cli(capsys, "cluster", "up", "--port", "0")
-        assert code == 2 and "already up" in err
-        # a workflow in another process attaches through the scheduler file (--cluster remote)
-        sim = micfp("simulate", tmp_path / "a.zarr", "--minutes-per-session", "0.2,0.2", "--cluster", "remote",
-                    env={"MICFP_HOME": str(tmp_path / "home")})
-        assert f"scheduler {state['address']}" in sim.stderr and "simulate (shards): 2/2" in sim.stderr
-        from pipeline.artifacts.store import AudioStore
-
-        assert AudioStore.open(str(tmp_path / "a.zarr")).complete
-        code, out, _ = cli(capsys, "cluster", "down")
-        assert code == 0 and "stopped the cluster" in out
-        assert not any(standalone._ours(p) for p in [state["scheduler_pid"], *state["worker_pids"]])
-        code, out, _ = cli(capsys, "cluster", "status")
-        assert code == 1 and "no micfp cluster is up" in out
-        code, _, err = cli(capsys, "simulate", tmp_path / "b.zarr", "--cluster", "remote")
-        assert code == 2 and "micfp cluster up" in err
-    finally:
-        standalone.down(tmp_path / "home" / "cluster.json")
-
-
-def _worker_env(address_or_client) -> dict:
-    """Each worker's start environment for the ``micfp.worker-environ`` variables, as sorted items.
-
-    Read from ``/proc/<pid>/environ``: the environment the process was started with, as glibc
-    saw it (variables set later, e.g. by the nanny's ``env``, do not show there).
-    """
-    from distributed import Client
-
-    keys = sorted(worker_environ())
-
-    def start_environ():  # nested: pickled by value, workers need not import this module
-        import os
-
-        raw = open(f"/proc/{os.getpid()}/environ", "rb").read().split(b"\0")
-        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
-        return tuple((k, env.get(k)) for k in keys)
-
-    def read(client):
-        return client.run(start_environ)
-
-    if isinstance(address_or_client, str):
-        with Client(address_or_client, timeout="30s") as c:
-            return read(c)
-    return read(address_or_client)
-
-
 def test_local_workers_start_with_the_allocator_settings(client):
     # distributed's own default (MALLOC_TRIM_THRESHOLD_=65536) is overridden, see micfp.yaml;
     # glibc reads these at process start, so they must be in the environment the worker
     # was spawned with, not set afterwards
     want = tuple(sorted(worker_environ().items()))
     assert dict(want)["MALLOC_MMAP_THRESHOLD_"] == "33554432"
-    assert set(_worker_env(client).values()) == {want}
+    assert set(worker_env(client).values()) == {want}
 
 
 def test_allocator_settings_win_over_values_an_earlier_nanny_left(monkeypatch):
@@ -299,17 +232,7 @@ def test_allocator_settings_win_over_values_an_earlier_nanny_left(monkeypatch):
     # then prefers os.environ to its config: a stale value must not reach new workers
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     with connect(ClusterSettings(workers=1, dashboard_address="127.0.0.1:0"), echo=lambda m: None) as c:
-        assert set(_worker_env(c).values()) == {tuple(sorted(worker_environ().items()))}
+        assert set(worker_env(c).values()) == {tuple(sorted(worker_environ().items()))}
     import os
 
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own value is restored
-
-
-# -- the same workflow on a standalone cluster and on the default local cluster --------------------
-@pytest.mark.slow
-@pytest.mark.cluster
-def test_standalone_cluster_gives_the_same_results_as_the_local_cluster(tmp_path, clean_env):
-    with standalone_cluster(tmp_path / "sched", workers=2) as state:
-        remote = run_pipeline(tmp_path / "remote", ["--scheduler", state["address"]])
-    local = run_pipeline(tmp_path / "local", [])
-    assert remote["results"] and canonical(remote) == canonical(local)

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
 from pipeline.errors import ConfigError
-from pipeline.evaluation.evaluate import (GROUP_SECONDS, Cell, cap_training, cell_cost, check_max_train, identical_pairs, make_model, point_metrics,
-                               protocol_splits, results_dataset, run_cell, score, time_groups)
+from pipeline.evaluation.evaluate import (GROUP_SECONDS, Cell, cap_training, cell_cost, check_max_train, identical_pairs,
+                                          make_model, point_metrics,
+                                          protocol_splits, results_dataset, run_cell, score, time_groups)
 
 MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
 

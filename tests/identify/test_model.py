@@ -9,7 +9,7 @@ import skops.io as sio
 from pipeline.errors import ConfigError, InputError
 from pipeline.evaluation.evaluate import CLASSIFIERS, fit_model
 from pipeline.identify.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
-                            fit_openset, load_model, openset_distance, save_model, train_model)
+                                     fit_openset, load_model, openset_distance, save_model, train_model)
 
 
 def blobs(n_per=30, k=4, d=8, seed=0, shift=0.0):
@@ -68,6 +68,27 @@ def test_train_save_load_roundtrip(trained, tiny_cube):
     X, _ = select(open_cube(tiny_cube), Cell(1.0, "all", "channel", "micfp_lr", "session"))
     np.testing.assert_allclose(loaded.estimator.predict_proba(X), model.estimator.predict_proba(X))
     assert loaded.openset["tau"] == pytest.approx(model.openset["tau"])
+
+
+def test_a_model_saved_before_the_package_was_grouped_by_stage_loads(tmp_path, trained, monkeypatch):
+    """Models name micfp's functions by module path: one saved as ``pipeline.evaluate._finite`` still loads."""
+    import sys
+    import zipfile
+
+    model, path = trained
+    old = tmp_path / "old-layout.skops"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "schema.json":
+                assert b"pipeline.evaluation.evaluate" in data
+                data = data.replace(b"pipeline.evaluation.evaluate", b"pipeline.evaluate")
+            dst.writestr(item, data)
+    assert "pipeline.evaluate._finite" in sio.get_untrusted_types(file=old)
+    monkeypatch.delitem(sys.modules, "pipeline.evaluate", raising=False)
+    loaded = load_model(old)
+    X = np.zeros((3, len(model.meta["features"])))
+    np.testing.assert_allclose(loaded.estimator.predict_proba(X), model.estimator.predict_proba(X))
 
 
 def test_untrusted_type_is_refused(tmp_path, trained):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.robustness.degrade import (CODECS, Degradation, add_noise, apply, calibrate_level, check_codec, kbps_of,
-                              round_trip, to_pcm)
+                                         round_trip, to_pcm)
 from pipeline.errors import ConfigError
 
 SR = 48000

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.workflow.workflow import (CLEAN, ResultsLedger, WorkCell, availability_from_segments, expand_grid,
-                               load_workflow, open_results)
+                                        load_workflow, open_results)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path, text, name="wf.toml") -> Path:
