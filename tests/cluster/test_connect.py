@@ -28,7 +28,7 @@ def test_default_profile_is_a_local_cluster_bound_to_loopback(clean_env):
     p = resolve()
     assert (p.kind, p.options["host"], p.options["dashboard-address"]) == ("local", "127.0.0.1", "127.0.0.1:8787")
     assert p.options["n-workers"] == 2 and p.options["threads-per-worker"] == 1
-    assert dask.config.get("micfp.check-versions") == "strict"  # the shipped pipeline/micfp.yaml
+    assert dask.config.get("micfp.check-versions") == "strict"  # the shipped pipeline/cluster/micfp.yaml
 
 
 def test_profile_resolution_order(clean_env, tmp_path):
