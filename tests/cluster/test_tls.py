@@ -1,4 +1,4 @@
-"""TLS: test certificates and their configuration (end to end: ``tests/integration/test_standalone.py``)."""
+"""TLS: test certificates and their configuration (end to end: ``tests/integration/test_tls_cluster.py``)."""
 
 from __future__ import annotations
 
