@@ -402,6 +402,22 @@ def test_cli_run_script_forwards_arguments(tmp_path, monkeypatch):
     assert argv[argv.index("--out") + 1] == "X" and argv[argv.index("--scheduler") + 1] == "tcp://127.0.0.1:1"
 
 
+@pytest.mark.faults
+def test_workflow_script_runs_without_the_cli_and_reports_errors_in_one_line(tmp_path):
+    """``workflows/<name>.py`` (``script_main``) is a library call: the CLI is never imported."""
+    import subprocess
+    import sys
+
+    p = _write(tmp_path, BASE.replace("logistic_regression", "nope"))
+    code = ("import sys\nfrom pipeline.workflow.workflow import script_main\n"
+            f"rc = script_main({str(p)!r}, ['--out', {str(tmp_path / 'o')!r}, '--workers', '1'])\n"
+            "print(rc, 'pipeline.cli' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["2", "False"], proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "unknown classifier 'nope'" in err[0] and str(p) in err[0]
+
+
 def test_recordings_corpus_is_planned_before_compute(tmp_path):
     """A recordings folder is checked by the ingest planner and its segments expand the grid."""
     import soundfile as sf
