@@ -47,7 +47,7 @@ CODECS = [  # (label, numcodecs.Blosc kwargs)
 def simulate(workdir: Path, client):
     from pipeline.simulate import StudioPlan
     from pipeline.simulate.writer import simulate_to_store
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     path = workdir / "sim.zarr"
     plan = StudioPlan(minutes_per_session=(3.0,), seed=0)
@@ -138,11 +138,11 @@ def _sampler(op: str):
 
 def warm_up(client) -> None:
     """Import what the ingest tasks import, so timing starts with ready workers."""
-    client.run(lambda: [__import__(m) for m in ("pipeline.ingest", "soundfile", "soxr", "zarr")])
+    client.run(lambda: [__import__(m) for m in ("pipeline.io.ingest", "soundfile", "soxr", "zarr")])
 
 
 def run_length(client, store, workdir: Path, files: int, minutes: float) -> dict:
-    from pipeline.ingest import ingest
+    from pipeline.io.ingest import ingest
 
     corpus = make_corpus(store, workdir / f"corpus-{minutes:g}min", files, minutes)
     nbytes = sum(p.stat().st_size for p in corpus)
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    from pipeline.cluster import ClusterSettings, connect
+    from pipeline.cluster.connect import ClusterSettings, connect
 
     out: dict = {"workers": args.workers}
     with connect(ClusterSettings(workers=args.workers, dashboard_address="127.0.0.1:0")) as client:

@@ -47,8 +47,8 @@ def uncache(folder: str) -> int:
 
 
 def run(wav: str, out: str, workers: int) -> dict:
-    from pipeline.cluster import ClusterSettings, connect
-    from pipeline.ingest import ingest
+    from pipeline.cluster.connect import ClusterSettings, connect
+    from pipeline.io.ingest import ingest
 
     shutil.rmtree(out, ignore_errors=True)
     size = uncache(wav)

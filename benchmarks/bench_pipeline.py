@@ -14,7 +14,7 @@ Stages, each on a fresh local cluster per worker count (``--workers 1,2``):
 - ``ablation``: the grid of ``workflows/thesis-scale.toml``, read with the workflow loader
   (clip lengths 0.5-5 s x spectral/channel x session/grouped-kfold/leave-sound-type-out with
   logistic regression, plus SVC on 2 s channel features under the session protocol; pooled
-  sound types), run with :func:`pipeline.evaluate.evaluate` with the same training cap
+  sound types), run with :func:`pipeline.evaluation.evaluate.evaluate` with the same training cap
   (``--max-train-clips``, default the TOML's ``max_train_clips`` = 20000, 0 for none). Cells
   whose clip length the cube lacks (``--clip-seconds``) are left out.
 
@@ -52,7 +52,7 @@ def ablation_cells(cube) -> list:
     """The clean cells of :data:`ABLATION` that ``cube`` has clips for (the workflow's own grid expansion)."""
     import pandas as pd
 
-    from pipeline.workflow import CLEAN, availability_from_cube, expand_grid, load_workflow
+    from pipeline.workflow.workflow import CLEAN, availability_from_cube, expand_grid, load_workflow
 
     sessions = [str(s) for s in pd.unique(cube.session.values)]
     cells, _ = expand_grid(load_workflow(ABLATION), availability_from_cube(cube), sessions)
@@ -93,10 +93,10 @@ def run_stage(name, fn, client, rss, hours, rows):
 
 
 def bench(workers: int, args, store_path: str, out: Path) -> dict:
-    from pipeline.cluster import ClusterSettings, connect
-    from pipeline.evaluate import evaluate
+    from pipeline.cluster.connect import ClusterSettings, connect
+    from pipeline.evaluation.evaluate import evaluate
     from pipeline.features.cube import FeatureConfig, compute_cube, compute_frames
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     rows = []
     run_dir = out / f"w{workers}"
@@ -110,7 +110,7 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
             hours = (_wav_hours(args.wav) if args.wav else
                      sum(r.duration_s for r in AudioStore.open(store_path).recordings()) / 3600)
             if args.wav:
-                from pipeline.ingest import ingest
+                from pipeline.io.ingest import ingest
 
                 store_used = str(run_dir / "audio.zarr")
                 run_stage("ingest", lambda: ingest(args.wav, store_used, client, quiet=True), client, rss, hours, rows)
@@ -150,14 +150,14 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
 
 def _wav_hours(wav_dir: str) -> float:
     """Hours of audio in a thesis-layout WAV folder (from the headers)."""
-    from pipeline.audio_io import probe
+    from pipeline.io.audio import probe
 
     return sum(probe(str(f)).duration_s for f in sorted(Path(wav_dir).glob("*/*.wav"))) / 3600
 
 
 def _thesis_subset(store_path: str, run_dir: Path, minutes: float) -> str:
     """A store holding the first ``minutes`` of each recording (for the slow thesis set)."""
-    from pipeline.store import AudioStore, Recording
+    from pipeline.artifacts.store import AudioStore, Recording
 
     src = AudioStore.open(store_path)
     path = str(run_dir / "thesis-audio.zarr")
@@ -199,7 +199,7 @@ def main(argv=None):
     if not args.store and not args.wav:
         ap.error("give a STORE, or --wav DIR to ingest")
     if args.max_train_clips is None:
-        from pipeline.workflow import load_workflow
+        from pipeline.workflow.workflow import load_workflow
 
         args.max_train_clips = load_workflow(ABLATION).max_train_clips or 0
     if args.max_train_clips < 0:
@@ -209,7 +209,7 @@ def main(argv=None):
     result = {"machine": machine(), "argv": sys.argv[1:], "runs": []}
 
     if args.simulate and args.store and not Path(args.store).exists():
-        from pipeline.cluster import ClusterSettings, connect
+        from pipeline.cluster.connect import ClusterSettings, connect
         from pipeline.simulate import StudioPlan
         from pipeline.simulate.writer import simulate_to_store
 

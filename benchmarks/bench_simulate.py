@@ -29,7 +29,7 @@ from common import WorkerRSS, machine  # noqa: E402
 
 
 def bench(minutes: float, workers: int, out: Path) -> dict:
-    from pipeline.cluster import ClusterSettings, connect
+    from pipeline.cluster.connect import ClusterSettings, connect
     from pipeline.simulate import StudioPlan
     from pipeline.simulate.writer import simulate_to_store
 

@@ -133,7 +133,7 @@ def export_wav(store_path: str, out_dir: str, sessions: list[str] | None = None,
     """
     import soundfile as sf
 
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     store = AudioStore.open(store_path)
     out = Path(out_dir)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 MICFP = [sys.executable, "-m", "pipeline.cli"]
-# The tiny corpus of the end-to-end runs (see tests/test_cluster.py).
+# The tiny corpus of the end-to-end runs (see tests/integration/test_standalone.py).
 TINY_SIM = ["--minutes-per-session", "0.5,0.3"]
 TINY_FEATURES = ["--clip-seconds", "2", "--feature-set", "thesis,channel"]
 TINY_EVAL = ["--clip-seconds", "2", "--classifiers", "logistic_regression,micfp_lr", "--bootstrap", "50"]
@@ -54,7 +54,7 @@ def canonical(metrics: dict) -> str:
 def standalone_cluster(folder: Path, workers: int = 2, tls=None, env=None):
     """``dask scheduler`` + ``workers`` ``dask worker`` processes (via ``micfp cluster up``'s code),
     on random free ports of 127.0.0.1; always torn down, killed if need be."""
-    from pipeline import standalone
+    from pipeline.cluster import standalone
 
     sfile = folder / "cluster.json"
     state = None
@@ -76,3 +76,31 @@ def cli(capsys, *args) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def worker_env(address_or_client) -> dict:
+    """Each worker's start environment for the ``micfp.worker-environ`` variables, as sorted items.
+
+    Read from ``/proc/<pid>/environ``: the environment the process was started with, as glibc
+    saw it (variables set later, e.g. by the nanny's ``env``, do not show there).
+    """
+    from distributed import Client
+
+    from pipeline.cluster.profiles import worker_environ
+
+    keys = sorted(worker_environ())
+
+    def start_environ():  # nested: pickled by value, workers need not import this module
+        import os
+
+        raw = open(f"/proc/{os.getpid()}/environ", "rb").read().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        return tuple((k, env.get(k)) for k in keys)
+
+    def read(client):
+        return client.run(start_environ)
+
+    if isinstance(address_or_client, str):
+        with Client(address_or_client, timeout="30s") as c:
+            return read(c)
+    return read(address_or_client)

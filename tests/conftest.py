@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def client():
     """A LocalCluster with two worker processes (not threads), as users run it."""
-    from pipeline.cluster import ClusterSettings, connect
+    from pipeline.cluster.connect import ClusterSettings, connect
 
     with connect(ClusterSettings(workers=2, dashboard_address="127.0.0.1:0"), echo=lambda m: None) as c:
         yield c
@@ -44,3 +44,11 @@ def tiny_cube(tmp_path_factory, client, tiny_store):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No cluster settings from the environment of the test run."""
+    for var in ("MICFP_CLUSTER", "DASK_SCHEDULER_ADDRESS", "MICFP_SCHEDULER", "MICFP_CLUSTER_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch

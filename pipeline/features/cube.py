@@ -30,9 +30,9 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import ConfigError, IncompleteError, InputError
-from ..locks import locked
-from ..runner import BatchedRecord, run_tasks
-from ..store import AudioStore
+from ..artifacts.locks import locked
+from ..cluster.runner import BatchedRecord, run_tasks
+from ..artifacts.store import AudioStore
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
@@ -145,7 +145,7 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
 
     Frames are reused only when everything that determines them is unchanged: the store, the
     frame settings, the feature code (:func:`frames_code_version`) and, per recording, its
-    :meth:`~pipeline.store.AudioStore.identity` (metadata such as source, channel, rate and
+    :meth:`~pipeline.artifacts.store.AudioStore.identity` (metadata such as source, channel, rate and
     length, and the id of the array's last write). Anything else is recomputed.
     """
     settings = dataclasses.asdict(fs)

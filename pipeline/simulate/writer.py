@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..locks import locked
-from ..runner import BatchedRecord, run_tasks
-from ..store import AudioStore, Recording, recording_id, write_shard
+from ..artifacts.locks import locked
+from ..cluster.runner import BatchedRecord, run_tasks
+from ..artifacts.store import AudioStore, Recording, recording_id, write_shard
 
 
 def plan_checksum(plan) -> str:

@@ -1,0 +1,89 @@
+"""The results set: writing it (Zarr or NetCDF) and opening it for reports and analysis."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+CLEAN = "clean"
+RESULTS_KIND = "micfp-results"
+
+
+def save_results(ds, path: Path) -> None:
+    """Write the results Dataset of ``micfp evaluate``/``demo`` to the Zarr store ``path`` (replaced)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
+        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+
+
+def _plain_str(values) -> np.ndarray:
+    """Object array of Python str (numpy's StringDType from zarr v3 does not cast to '<U')."""
+    values = np.asarray(values)
+    return np.array([str(v) for v in values.ravel()], dtype=object).reshape(values.shape)
+
+
+def write_results(ds, path: Path) -> Path:
+    """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it atomically."""
+    import warnings
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        if path.suffix == ".nc":
+            out = ds.copy()
+            out.attrs = {"micfp": json.dumps(ds.attrs["micfp"])}  # netCDF attributes cannot nest
+            for k in list(out.variables):
+                if out[k].dtype == object:
+                    out[k] = out[k].astype(str)
+            out.to_netcdf(tmp, engine="scipy")
+        else:
+            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    tmp.rename(path)
+    return path
+
+
+def open_results(path):
+    """Open a results set (Zarr or NetCDF) as an in-memory :class:`xarray.Dataset`."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no results set here (run `micfp run` or `micfp evaluate`)")
+    try:
+        if path.suffix == ".nc":
+            ds = xr.open_dataset(path, engine="scipy").load()
+        else:
+            ds = xr.open_zarr(path, consolidated=False).load()
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable results set: {exc}") from exc
+    meta = ds.attrs.get("micfp", {})
+    if isinstance(meta, str):
+        meta = json.loads(meta)
+    if meta.get("kind") != RESULTS_KIND:
+        raise InputError(f"{path}: not a micfp results set (kind={meta.get('kind')!r})")
+    ds.attrs["micfp"] = meta
+    for name in list(ds.variables):
+        if ds[name].dtype.kind in "TUS":
+            values = ds[name].values
+            if ds[name].dtype.kind == "S":
+                values = np.char.decode(values, "utf-8")
+            if name in ds.coords:
+                ds = ds.assign_coords({name: (ds[name].dims, _plain_str(values))})
+            else:
+                ds[name] = (ds[name].dims, _plain_str(values))
+    if "condition" not in ds.dims:  # a results set from `micfp evaluate`: all clean
+        ds = ds.expand_dims(condition=[CLEAN])
+    return ds

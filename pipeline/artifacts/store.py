@@ -1,0 +1,371 @@
+"""The Zarr v3 audio store: one int16 (or PCM-width) array per recording, plus metadata.
+
+Layout::
+
+    STORE/                       zarr group, attrs["micfp"] = store metadata (see below)
+      audio/<recording id>       1-D PCM array, 10 s chunks in shards of minutes
+
+Store metadata (``attrs["micfp"]``): ``kind``, ``version``, ``sample_rate``, ``complete``,
+``segments`` ({session: [[start_s, end_s, sound_type], ...]}), ``mics`` ({label: name}).
+Recording metadata lives on each array (``attrs["micfp"]``): mic, label, session, sample_rate,
+n_samples, source_path, source_size, checksum, channel, ``written`` (a random id given to the
+array when it is created: see :meth:`AudioStore.add_recording`) and ``shards_done``, the shards
+written and verified so far (the resume ledger, kept by the client only).
+
+Workers write whole shards, never parts of one, so parallel writes never race on a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from ..errors import IncompleteError, InputError
+
+STORE_KIND = "micfp-audio-store"
+STORE_VERSION = 1
+CHUNK_SECONDS = 10
+SHARD_CHUNKS = 30  # 5-minute shards: few files, whole-shard writes of ~30 MB at 48 kHz int16
+
+
+def compressor() -> BloscCodec:
+    """Blosc lz4 level 5 with bit shuffle: lossless, ~1.55x on 16-bit audio, cheap both ways.
+
+    Every stage pays for this codec: ingest encodes (and decodes to verify) each shard, the
+    frame stage decodes it again. On 5-minute shards of 48 kHz 16-bit simulated studio audio
+    (``benchmarks/README.md``, session 3) it costs 0.050 CPU s to write and 0.047 to read,
+    against 0.119 and 0.106 for zstd-1 with byte shuffle (ratio 1.57, the session-1 choice);
+    zstd-1 with bit shuffle compresses best (1.66) at 0.093 / 0.071 CPU s. Bit shuffle groups
+    the high-order bits, which quiet audio leaves constant. Stores written with another codec
+    stay readable: the codec is in each array's metadata.
+    """
+    return BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)
+
+
+#: Longest session part of a recording id, in characters: ids stay well inside the 255 bytes
+#: a file name may have (a CJK character takes 3 bytes in UTF-8).
+SESSION_ID_CHARS = 64
+
+
+def _id_char(c: str) -> bool:
+    """Characters kept in an id: Unicode letters, marks and digits, and ``_ . -``."""
+    return c in "_.-" or unicodedata.category(c)[0] in "LMN"
+
+
+def safe_session(session: str) -> str:
+    """A session name as a filesystem-safe part of an array name, distinct for distinct names.
+
+    Letters and digits of any script are kept, so ``月曜`` stays ``月曜``. When anything is lost
+    (other characters become ``_``, leading/trailing dots and underscores go, long names are cut,
+    a name not in Unicode NFC form is normalised), a short hash of the exact name is appended,
+    so ``day 1`` (``day_1~<hash>``) and ``day_1`` stay two sessions.
+    """
+    session = str(session)
+    nfc = unicodedata.normalize("NFC", session)
+    safe = "".join(c if _id_char(c) else "_" for c in nfc)
+    safe = re.sub("_{2,}", "_", safe).strip("._")[:SESSION_ID_CHARS] or "session"
+    if safe == session:
+        return safe
+    return f"{safe}~{hashlib.blake2b(session.encode('utf-8', 'surrogatepass'), digest_size=4).hexdigest()}"
+
+
+def recording_id(session: str, label: int | str, channel: int | None = None) -> str:
+    """A stable array name for a recording: ``<session>-mic<label>[-ch<k>]`` (see :func:`safe_session`)."""
+    rid = f"{safe_session(session)}-mic{label}"
+    return rid if channel is None else f"{rid}-ch{channel}"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Metadata of one recording in the store."""
+
+    id: str
+    mic: str
+    label: int
+    session: str
+    sample_rate: int
+    n_samples: int
+    dtype: str = "int16"
+    source_path: str = ""
+    source_size: int = 0
+    checksum: str = ""
+    channel: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    def shard_ranges(self, shard_samples: int) -> list[tuple[int, int]]:
+        """(start, stop) sample ranges of the recording's shards."""
+        return [(a, min(a + shard_samples, self.n_samples)) for a in range(0, self.n_samples, shard_samples)]
+
+
+@dataclass
+class AudioStore:
+    """Handle on an audio store (local path or fsspec URL).
+
+    Use :meth:`create` to start a store and :meth:`open` to read one.
+    """
+
+    path: str
+    group: zarr.Group = field(repr=False)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str, sample_rate: int, *, mics: dict[int, str] | None = None,
+               segments: dict[str, list] | None = None, resume: bool = True,
+               storage_options: dict | None = None) -> "AudioStore":
+        """Create a store, or reopen a compatible partial one to resume writing it.
+
+        An existing store with another sample rate is an error, not silently replaced.
+        """
+        path = str(path)
+        try:
+            group = zarr.open_group(path, mode="a", zarr_format=3, storage_options=storage_options)
+        except Exception as exc:  # read-only FS, bad URL, not a zarr dir...
+            raise InputError(f"{path}: cannot create audio store: {exc}") from exc
+        meta = dict(group.attrs.get("micfp", {}))
+        if meta and (meta.get("kind") != STORE_KIND or not resume):
+            if meta.get("kind") != STORE_KIND:
+                raise InputError(f"{path}: exists and is not a micfp audio store; choose another path")
+            _clear(group)
+            meta = {}
+        if meta and meta.get("sample_rate") != sample_rate:
+            raise InputError(
+                f"{path}: existing store has sample rate {meta.get('sample_rate')}, not {sample_rate}; "
+                "use another path or delete it"
+            )
+        meta.update(kind=STORE_KIND, version=STORE_VERSION, sample_rate=int(sample_rate), complete=False)
+        if mics is not None:
+            meta["mics"] = {str(k): v for k, v in mics.items()}
+        if segments is not None:
+            meta["segments"] = {k: [[float(a), float(b), str(t)] for a, b, t in v] for k, v in segments.items()}
+        meta.setdefault("mics", {})
+        meta.setdefault("segments", {})
+        group.attrs["micfp"] = meta
+        group.require_group("audio")
+        return cls(path, group)
+
+    @classmethod
+    def open(cls, path: str, *, require_complete: bool = True, storage_options: dict | None = None,
+             mode: str = "r") -> "AudioStore":
+        """Open an existing store; a partial one is refused unless ``require_complete=False``."""
+        path = str(path)
+        try:
+            group = zarr.open_group(path, mode=mode, storage_options=storage_options)
+        except FileNotFoundError as exc:
+            raise InputError(f"{path}: no audio store here (run `micfp ingest` or `micfp simulate`)") from exc
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable Zarr store: {exc}") from exc
+        meta = group.attrs.get("micfp", {})
+        if meta.get("kind") != STORE_KIND:
+            raise InputError(f"{path}: not a micfp audio store (kind={meta.get('kind')!r})")
+        if require_complete and not meta.get("complete"):
+            raise IncompleteError(
+                f"{path}: audio store is incomplete (an ingest or simulation did not finish); "
+                "re-run the same command to resume it"
+            )
+        return cls(path, group)
+
+    # -- metadata ------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        return dict(self.group.attrs["micfp"])
+
+    def _set_meta(self, **kw) -> None:
+        meta = self.meta
+        meta.update(kw)
+        self.group.attrs["micfp"] = meta
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.meta["sample_rate"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.meta.get("complete"))
+
+    @property
+    def mics(self) -> dict[int, str]:
+        return {int(k): v for k, v in self.meta.get("mics", {}).items()}
+
+    def recordings(self) -> list[Recording]:
+        out = []
+        audio = self.group["audio"]
+        for name in sorted(audio.array_keys()):
+            m = dict(audio[name].attrs["micfp"])
+            m.pop("shards_done", None)
+            out.append(Recording(**{k: v for k, v in m.items() if k in Recording.__dataclass_fields__}))
+        return out
+
+    def recording(self, rid: str) -> Recording:
+        for r in self.recordings():
+            if r.id == rid:
+                return r
+        raise KeyError(f"{self.path}: no recording {rid!r}")
+
+    def segments(self, session: str, n_samples: int | None = None) -> pd.DataFrame:
+        """The sound-type segments of a session; without a table, one ``unlabelled`` segment."""
+        rows = self.meta.get("segments", {}).get(session)
+        if not rows:
+            end = (n_samples or max((r.n_samples for r in self.recordings() if r.session == session),
+                                    default=0)) / self.sample_rate
+            rows = [[0.0, end, "unlabelled"]]
+        return pd.DataFrame(rows, columns=["start_s", "end_s", "sound_type"])
+
+    def set_segments(self, session: str, rows: Iterable) -> None:
+        seg = dict(self.meta.get("segments", {}))
+        seg[session] = [[float(a), float(b), str(t)] for a, b, t in rows]
+        self._set_meta(segments=seg)
+
+    # -- arrays --------------------------------------------------------------------------
+    @property
+    def chunk_samples(self) -> int:
+        return CHUNK_SECONDS * self.sample_rate
+
+    @property
+    def shard_samples(self) -> int:
+        return SHARD_CHUNKS * self.chunk_samples
+
+    def add_recording(self, rec: Recording) -> zarr.Array:
+        """Create (or, when resuming with identical metadata, reuse) a recording's array.
+
+        A created array gets a new random ``written`` identity; one reused keeps its own. What
+        is computed from the array (frame features) records that identity and is reused only
+        while it is unchanged, so work done on an array that was since rewritten (another
+        channel, another source, a store rebuilt from scratch) is never reused.
+        """
+        audio = self.group["audio"]
+        meta = asdict(rec)
+        if rec.id in audio:
+            arr = audio[rec.id]
+            old = dict(arr.attrs.get("micfp", {}))
+            done = old.pop("shards_done", [])
+            written = old.pop("written", None)
+            if old == meta and arr.shape == (rec.n_samples,):
+                if not written:  # written before micfp kept the id: give it one, keep its shards
+                    arr.attrs["micfp"] = {**meta, "written": uuid.uuid4().hex, "shards_done": done}
+                return arr
+            del audio[rec.id]  # changed source: nothing of the old array can be trusted
+        arr = audio.create_array(
+            rec.id,
+            shape=(rec.n_samples,),
+            dtype=rec.dtype,
+            chunks=(self.chunk_samples,),
+            shards=(self.shard_samples,),
+            compressors=compressor(),
+            fill_value=0,
+            dimension_names=[f"sample_{rec.id}"],
+        )
+        arr.attrs["micfp"] = {**meta, "written": uuid.uuid4().hex, "shards_done": []}
+        return arr
+
+    def identity(self, rid: str) -> dict:
+        """Everything a recording's samples depend on: its metadata and its array's ``written`` id.
+
+        Equal identities mean equal samples; derived work (frame features) is keyed on it.
+        An array written before micfp recorded ``written`` has ``None`` there.
+        """
+        meta = dict(self.array(rid).attrs["micfp"])
+        meta.pop("shards_done", None)
+        meta.setdefault("written", None)
+        return meta
+
+    def array(self, rid: str) -> zarr.Array:
+        return self.group["audio"][rid]
+
+    def shards_done(self, rid: str) -> set[int]:
+        return set(self.array(rid).attrs["micfp"].get("shards_done", []))
+
+    def record_shards(self, rid: str, shards: Iterable[int]) -> None:
+        """Add shard indices to a recording's resume ledger (client side only)."""
+        arr = self.array(rid)
+        meta = dict(arr.attrs["micfp"])
+        meta["shards_done"] = sorted(set(meta.get("shards_done", [])) | {int(s) for s in shards})
+        arr.attrs["micfp"] = meta
+
+    def record_done(self, items) -> None:
+        """Record finished shard tasks, ``((rids, shard index, ...), result)`` pairs, one write per recording.
+
+        The ``write`` of a :class:`~pipeline.cluster.runner.BatchedRecord` for the shard-writing stages.
+        """
+        by_rec: dict[str, set[int]] = {}
+        for key, _result in items:
+            for rid in key[0]:
+                by_rec.setdefault(rid, set()).add(int(key[1]))
+        for rid, shards in by_rec.items():
+            self.record_shards(rid, shards)
+
+    def read(self, rid: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.array(rid)[start:stop]
+
+    def mark_complete(self) -> None:
+        """Mark the store complete once every shard of every recording is in the ledger."""
+        missing = []
+        for r in self.recordings():
+            n = len(r.shard_ranges(self.shard_samples))
+            if len(self.shards_done(r.id)) != n:
+                missing.append(r.id)
+        if missing:
+            raise IncompleteError(f"{self.path}: recordings not fully written: {', '.join(missing)}")
+        self._set_meta(complete=True)
+
+    def mark_incomplete(self) -> None:
+        self._set_meta(complete=False)
+
+    def describe(self) -> pd.DataFrame:
+        """One row per recording: id, mic, label, session, duration, shards done."""
+        rows = []
+        for r in self.recordings():
+            n = len(r.shard_ranges(self.shard_samples))
+            rows.append(dict(id=r.id, mic=r.mic, label=r.label, session=r.session,
+                             duration_s=round(r.duration_s, 3), sample_rate=r.sample_rate, dtype=r.dtype,
+                             shards=f"{len(self.shards_done(r.id))}/{n}", source=r.source_path))
+        return pd.DataFrame(rows)
+
+
+def _clear(group: zarr.Group) -> None:
+    for name in list(group.keys()):
+        del group[name]
+    group.attrs.clear()
+
+
+def write_shard(path: str, rid: str, start: int, data: np.ndarray, storage_options: dict | None = None) -> int:
+    """Worker side: write one whole shard and read it back; returns its CRC32.
+
+    Reading back catches a short write (full disk, flaky mount) before the shard is
+    entered in the ledger.
+    """
+    import zlib
+
+    arr = zarr.open_array(f"{path.rstrip('/')}/audio/{rid}", mode="r+", storage_options=storage_options)
+    arr[start : start + data.shape[0]] = data
+    back = arr[start : start + data.shape[0]]
+    if not np.array_equal(back, data):
+        raise OSError(f"{path}: shard at sample {start} of {rid} did not read back identically")
+    return zlib.crc32(np.ascontiguousarray(data))  # the buffer itself: no copy
+
+
+def open_store(path: str, *, require_complete: bool = True, storage_options: dict | None = None):
+    """Open an audio store as an :class:`xarray.Dataset` (lazy, dask-backed).
+
+    One data variable per recording (dimension ``sample_<id>``), with the recording's
+    metadata as attributes; the store metadata (sample rate, segments, mics) in ``attrs``.
+    """
+    import xarray as xr
+
+    store = AudioStore.open(path, require_complete=require_complete, storage_options=storage_options)
+    ds = xr.open_zarr(path, group="audio", consolidated=False, storage_options=storage_options)
+    for name in ds.data_vars:
+        ds[name].attrs = {k: v for k, v in ds[name].attrs.get("micfp", {}).items() if k != "shards_done"}
+    ds.attrs = store.meta
+    return ds

@@ -1,0 +1,426 @@
+"""The ``micfp`` command line. Each command parses, validates, connects, then runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cluster.options import add_cluster_arguments as _cluster_args
+from ..cluster.options import connect_from_args as _connect
+from ..errors import ConfigError, MicfpError, exit_status
+from ..workflow.options import add_run_arguments
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="micfp", description="Which microphone recorded this audio?")
+    parser.add_argument("--version", action="version", version=f"micfp {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="simulate a studio into a Zarr store, features, evaluation, report")
+    p.add_argument("--out", default="micfp-out", help="output folder (default ./micfp-out)")
+    p.add_argument("--scale", choices=["tiny", "small", "thesis"], default="small")
+    p.add_argument("--seed", type=int, default=0)
+    _cluster_args(p)
+
+    p = sub.add_parser("simulate", help="the simulated recording studio")
+    p.add_argument("out", help="Zarr audio store (or folder, with --format wav)")
+    p.add_argument("--format", choices=["zarr", "wav"], default="zarr")
+    p.add_argument("--minutes-per-session", type=_floats, default=(3.0, 1.5),
+                   help="one number for all sessions or one per session (default 3,1.5)")
+    p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: from the minutes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sources", default=None, help="folder of real recordings (sub-folder name = sound type)")
+    _cluster_args(p)
+
+    p = sub.add_parser("ingest", help="recordings (WAV/FLAC/OGG folders or a manifest) into a Zarr audio store")
+    p.add_argument("src", help="recording folder (thesis layout or a tree) or a manifest CSV")
+    p.add_argument("store", help="Zarr audio store to create or resume")
+    p.add_argument("--layout", choices=["auto", "kaggle", "manifest", "tree"], default="auto")
+    p.add_argument("--manifest", metavar="CSV", help="manifest CSV with path,mic,session[,sound_type,start_s,end_s]")
+    p.add_argument("--resample", type=int, metavar="HZ", help="resample every file to HZ (needed for mixed rates)")
+    p.add_argument("--channel", type=_channel, metavar="K|each",
+                   help="channel of multi-channel files to keep (0-based), or 'each' for one recording per channel")
+    p.add_argument("--pattern", metavar="REGEX", help="tree layout: regex on the relative path with groups "
+                   "(?P<mic>...) and optionally (?P<session>...)")
+    p.add_argument("--align", choices=["shortest", "keep"], default=None,
+                   help="files of one session with different lengths: cut to the shortest or keep each length "
+                        "(default: cut to the shortest, but refuse a file shorter than half its session's longest)")
+    p.add_argument("--root-only", action="store_true",
+                   help="refuse files outside SRC's folder (a manifest's folder), links followed; by default a "
+                        "manifest may name files anywhere")
+    _cluster_args(p)
+
+    p = sub.add_parser("features", help="compute the feature cube of an audio store")
+    p.add_argument("store")
+    p.add_argument("cube")
+    p.add_argument("--feature-set", type=_names, default=("all",), help="thesis, spectral, channel or all")
+    p.add_argument("--clip-seconds", type=_floats, default=(0.5, 1.0, 2.0))
+    p.add_argument("--segmentation", type=_names, default=("fixed",), help="fixed and/or silence")
+    _cluster_args(p)
+
+    p = sub.add_parser("evaluate", help="train and score classifiers on a cube")
+    p.add_argument("cube")
+    p.add_argument("out", help="report folder")
+    p.add_argument("--protocol", type=_names, default=("session",))
+    p.add_argument("--classifiers", type=_names, default=None, help="default: the thesis's eight and micfp_lr "
+                   "(also: micfp_svc, micfp_et)")
+    p.add_argument("--feature-set", type=_names, default=None, help="default: thesis for the thesis's "
+                   "classifiers, channel for the micfp_* models")
+    p.add_argument("--clip-seconds", type=_floats, default=(2.0,))
+    p.add_argument("--sound-type", type=_names, default=("all",))
+    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the CIs")
+    p.add_argument("--max-train-clips", type=int, default=None, metavar="N",
+                   help="fit on at most N training clips per fold, a seeded subsample stratified by microphone x "
+                        "sound type (default: all; test clips are never subsampled)")
+    _cluster_args(p)
+
+    p = sub.add_parser("info", help="describe an audio store, a feature cube or a results set")
+    p.add_argument("path")
+
+    p = sub.add_parser("train", help="fit, calibrate and save one model (skops file)")
+    p.add_argument("cube")
+    p.add_argument("model", help="output model file (.skops)")
+    p.add_argument("--feature-set", default="channel", help="thesis, spectral, channel or all (default channel)")
+    p.add_argument("--clip-seconds", type=float, default=2.0, help="clip length (default 2)")
+    p.add_argument("--classifier", default=None, help="default: micfp_et; any of micfp evaluate's classifiers")
+    p.add_argument("--sessions", type=_names, default=(), help="training sessions (default all); the others "
+                   "are predicted with ParallelPostFit and scored as held-out data")
+    p.add_argument("--mics", type=_names, default=(), help="microphones to train on, names or labels (default all)")
+    p.add_argument("--sound-type", default="all")
+    p.add_argument("--accept-rate", type=float, default=0.99,
+                   help="share of held-out known-microphone files the unknown threshold keeps (default 0.99)")
+    _cluster_args(p)
+
+    p = sub.add_parser("identify", help="which microphone recorded each file")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model", required=True, help="model file from `micfp train`")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--channel", type=int, default=0, help="channel of multi-channel files (default 0)")
+    p.add_argument("--aggregate", choices=["mean-log", "vote"], default="mean-log",
+                   help="how clip probabilities make the file's (default mean-log)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run one task per file on this Dask scheduler (default: here, no cluster)")
+
+    p = sub.add_parser("run", help="run a workflow (a .toml config or a .py script from workflows/)")
+    p.add_argument("workflow", help="e.g. workflows/ablation.toml")
+    add_run_arguments(p)
+
+    p = sub.add_parser("report", help="figures and an HTML report from a results set")
+    p.add_argument("results", help="a results set (results.zarr or results.nc)")
+    p.add_argument("--html", default=None, help="the HTML file (default: report/index.html beside RESULTS)")
+    p.add_argument("--cube", default=None, help="feature cube for the spectral signatures "
+                   "(default: the one the results were computed from)")
+    _cluster_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return exit_status(lambda: COMMANDS[args.command](args), debug=args.debug)
+
+
+def cmd_demo(args) -> int:
+    from ..workflow.demo import run_demo
+
+    with _connect(args) as client:
+        run_demo(Path(args.out), args.scale, client, seed=args.seed)
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from ..simulate import StudioPlan
+
+    minutes = tuple(args.minutes_per_session)
+    if args.sessions:
+        minutes = (minutes * args.sessions)[: args.sessions] if len(minutes) == 1 else minutes
+        if len(minutes) != args.sessions:
+            raise ConfigError(f"--sessions {args.sessions} does not match --minutes-per-session {minutes}")
+    if any(m <= 0 for m in minutes):
+        raise ConfigError(f"--minutes-per-session must be positive, got {minutes}")
+    plan = StudioPlan(minutes_per_session=minutes, seed=args.seed, sources=args.sources)
+    with _connect(args) as client:
+        if args.format == "wav":
+            from ..simulate.writer import simulate_to_wav
+
+            simulate_to_wav(plan, args.out, client)
+        else:
+            from ..simulate.writer import simulate_to_store
+
+            simulate_to_store(plan, args.out, client)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _channel(text: str) -> int | str:
+    if text == "each":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a channel index (0, 1, ...) or 'each', got {text!r}") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"channel index must be 0 or more, got {k}")
+    return k
+
+
+def cmd_ingest(args) -> int:
+    from ..io.ingest import IngestSettings, ingest, plan_ingest
+
+    settings = IngestSettings(layout=args.layout, manifest=args.manifest, resample=args.resample,
+                              channel=args.channel, pattern=args.pattern, align=args.align,
+                              root_only=args.root_only)
+    plan = plan_ingest(args.src, settings)  # every file checked before a cluster starts or a byte is written
+    with _connect(args) as client:
+        report = ingest(args.src, args.store, client, settings, plan=plan)
+    print(report.summary())
+    return 0
+
+
+def cmd_features(args) -> int:
+    from ..features import FeatureConfig, compute_cube
+    from ..artifacts.store import AudioStore
+
+    config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
+                           segmentations=args.segmentation)
+    config.check_store(AudioStore.open(args.store))
+    with _connect(args) as client:
+        cube = compute_cube(args.store, args.cube, config, client)
+    print(f"wrote {args.cube}: {cube.sizes['clip']} clips x {cube.sizes['feature']} features")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..artifacts.results import save_results
+    from ..evaluation.evaluate import check_max_train, evaluate, results_dataset
+    from ..evaluation.grid import default_cells
+    from ..features import open_cube
+    from ..report.files import summary_table, write_report
+
+    check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
+    cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
+    cube = open_cube(args.cube)
+    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+    with _connect(args) as client:
+        results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
+    out = Path(args.out)
+    write_report(results, mics, out)
+    save_results(results_dataset(results, mics), out / "results.zarr")
+    print(summary_table(results))
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from ..identify.model import DEFAULT_CLASSIFIER, TrainSettings, save_model, train_model
+
+    settings = TrainSettings(feature_set=args.feature_set, clip_seconds=args.clip_seconds,
+                             classifier=args.classifier or DEFAULT_CLASSIFIER, sessions=tuple(args.sessions),
+                             mics=tuple(args.mics), sound_type=args.sound_type, accept_rate=args.accept_rate)
+    from ..features import open_cube
+
+    open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
+    with _connect(args) as client:
+        model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
+    save_model(model, args.model)
+    print(describe_model(model.meta))
+    print(f"wrote {args.model}")
+    return 0
+
+
+def describe_model(meta: dict) -> str:
+    """A few lines on a trained model: what it knows, its held-out scores and its threshold."""
+    def ci(d, k):
+        return f"{d[k]:.3f} [{d[k + '_lo']:.2f}-{d[k + '_hi']:.2f}]" if k in d and d[k] == d[k] else "n/a"
+
+    cal = meta["calibration"]
+    lines = [f"model: {meta['settings']['classifier']} on {meta['feature_set']} features, "
+             f"{meta['clip_seconds']:g} s clips, {meta['n_train_clips']} clips of sessions "
+             f"{', '.join(meta['settings']['sessions'])}; microphones: {', '.join(meta['mics'].values())}",
+             f"held-out ({cal['method']}): accuracy {ci(cal, 'accuracy')}, macro F1 {ci(cal, 'macro_f1')}, "
+             f"identical pair {ci(cal, 'pair_accuracy')}",
+             f"unknown threshold {cal['tau']:.2f}: keeps {cal['file_accept_rate']:.1%} of {cal['n_files']} "
+             f"held-out 30 s pseudo-files"]
+    h = meta.get("heldout")
+    if h:
+        lines.append(f"held-out sessions {', '.join(h['sessions'])} (ParallelPostFit, {h['n_clips']} clips): "
+                     f"accuracy {ci(h, 'accuracy')}, macro F1 {ci(h, 'macro_f1')}, identical pair "
+                     f"{ci(h, 'pair_accuracy')}; 30 s pseudo-files accepted {h['file_accept_rate']:.1%}"
+                     + (f", of unknown microphones rejected {h['unknown_file_reject_rate']:.1%}"
+                        if h["unknown_file_reject_rate"] == h["unknown_file_reject_rate"] else ""))
+    return "\n".join(lines)
+
+
+def cmd_identify(args) -> int:
+    import json
+
+    from ..identify.identify import format_results, identify_files
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.scheduler:
+        from ..cluster.connect import ClusterSettings, connect
+
+        with connect(ClusterSettings(scheduler=args.scheduler)) as client:
+            results = identify_files(args.files, args.model, client=client, channel=args.channel,
+                                     top_k=args.top_k, how=args.aggregate)
+    else:
+        results = identify_files(args.files, args.model, channel=args.channel, top_k=args.top_k, how=args.aggregate)
+    print(json.dumps(results, indent=1) if args.json else format_results(results))
+    return 2 if any("error" in r for r in results) else 0
+
+
+def cmd_info(args) -> int:
+    import zarr
+
+    path = args.path
+    try:
+        g = zarr.open_group(path, mode="r")
+    except Exception as exc:
+        raise MicfpError(f"{path}: not a Zarr store micfp can read: {exc}") from exc
+    kind = g.attrs.get("micfp", {}).get("kind")
+    if kind == "micfp-audio-store":
+        from ..artifacts.store import AudioStore
+
+        store = AudioStore.open(path, require_complete=False)
+        meta = store.meta
+        print(f"audio store {path}: {'complete' if meta.get('complete') else 'INCOMPLETE'}, "
+              f"{store.sample_rate} Hz")
+        print(store.describe().to_string(index=False))
+        for session, rows in sorted(meta.get("segments", {}).items()):
+            types = sorted({r[2] for r in rows})
+            print(f"session {session}: {len(rows)} segments, sound types: {', '.join(types)}")
+    elif kind == "micfp-feature-cube":
+        from ..features import open_cube
+
+        cube = open_cube(path, require_complete=False)
+        meta = cube.attrs["micfp"]
+        print(f"feature cube {path}: {'complete' if meta.get('complete') else 'INCOMPLETE'}, "
+              f"{cube.sizes['clip']} clips x {cube.sizes['feature']} features")
+        df = cube.drop_vars("features").reset_coords()[["mic", "session", "sound_type", "clip_seconds",
+                                                         "segmentation"]].to_dataframe()
+        print(df.groupby(["session", "sound_type", "clip_seconds"]).size().unstack(fill_value=0).to_string())
+        print("feature sets: " + ", ".join(f"{k} ({v})" for k, v in
+                                           cube.feature_set.to_series().value_counts().sort_index().items()))
+    elif kind == "micfp-results":
+        import xarray as xr
+
+        ds = xr.open_zarr(path, consolidated=False)
+        print(f"results set {path}: " + ", ".join(f"{d}={ds.sizes[d]}" for d in ds.dims))
+        print(ds["accuracy"].to_dataframe().dropna().to_string())
+    else:
+        raise MicfpError(f"{path}: not a micfp store, cube or results set (kind={kind!r})")
+    return 0
+
+
+def _cluster_parser(sub) -> None:
+    p = sub.add_parser("cluster", help="a local multi-process cluster that outlives one command; profiles; TLS certs")
+    csub = p.add_subparsers(dest="action", required=True)
+    sfile = dict(metavar="PATH", default=None, help="scheduler file (default $MICFP_HOME/cluster.json, ~/.micfp)")
+    q = csub.add_parser("up", help="start a scheduler and N workers as detached processes")
+    q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--threads-per-worker", type=int, default=1)
+    q.add_argument("--memory-limit", default="auto")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    q.add_argument("--port", type=int, default=8786, help="scheduler port (0: any free port)")
+    q.add_argument("--dashboard-address", default="127.0.0.1:8787")
+    q.add_argument("--tls-dir", default=None, help="TLS only, with the certificates of `micfp cluster certs DIR`")
+    q.add_argument("--scheduler-file", **sfile)
+    q.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the processes")
+    for action, text in (("status", "show the cluster started by `up`"), ("down", "stop it cleanly")):
+        q = csub.add_parser(action, help=text)
+        q.add_argument("--scheduler-file", **sfile)
+    q = csub.add_parser("certs", help="write a test CA and certificate (ca.pem, cert.pem, key.pem) for TLS")
+    q.add_argument("dir")
+    q.add_argument("--hosts", type=_names, default=("127.0.0.1", "localhost"))
+    csub.add_parser("profiles", help="list the cluster profiles and where they are defined")
+    q = csub.add_parser("render", help="print a profile's SLURM/PBS job script or Kubernetes manifests")
+    q.add_argument("profile")
+    q.add_argument("--job", default=None, help="command of a Kubernetes DaskJob (e.g. 'micfp run workflows/x.toml')")
+
+
+def cmd_cluster(args) -> int:
+    from ..cluster import standalone
+
+    if args.action == "up":
+        from ..cluster.tls import tls_files
+
+        tls = tls_files(args.tls_dir) if args.tls_dir else None
+        state = standalone.up(args.workers, scheduler_file=args.scheduler_file, host=args.host, port=args.port,
+                              dashboard_address=args.dashboard_address, threads_per_worker=args.threads_per_worker,
+                              memory_limit=args.memory_limit, tls=tls, timeout=args.timeout)
+        print(f"scheduler: {state['address']}")
+        print(f"dashboard: {state['dashboard']}")
+        print(f"workers: {len(state['worker_pids'])} processes; logs: {state['logs']}")
+        print(f"scheduler file: {state['scheduler_file']}")
+        print(f"attach with: --scheduler {state['address']}  (or --cluster remote)")
+        return 0
+    if args.action in ("status", "down"):
+        state = getattr(standalone, args.action)(args.scheduler_file)
+        if state is None:
+            print("no micfp cluster is up" + (f" ({args.scheduler_file})" if args.scheduler_file else ""))
+            return 1 if args.action == "status" else 0
+        if args.action == "down":
+            print(f"stopped the cluster at {state['address']}")
+            return 0
+        print(f"scheduler: {state['address']} (pid {state['scheduler_pid']})")
+        print(f"dashboard: {state['dashboard']}")
+        print(f"workers: {len(state['workers'])} connected, {state['processes_alive']}/{len(state['worker_pids'])} "
+              "processes alive")
+        for w in state["workers"]:
+            print(f"  {w['name']}: {w['address']}, {w['nthreads']} threads, memory limit {w['memory_limit']}")
+        return 0
+    if args.action == "certs":
+        from ..cluster.tls import make_certs
+
+        files = make_certs(args.dir, hosts=args.hosts)
+        print("\n".join(f"{k}: {v}" for k, v in files.items()))
+        return 0
+    if args.action == "profiles":
+        from ..cluster.profiles import available_profiles
+
+        for name, where in sorted(available_profiles().items()):
+            print(f"{name:12s} {where}")
+        return 0
+    from ..cluster.render import render
+    from ..cluster.profiles import load_profile
+
+    print(render(load_profile(args.profile), command=args.job), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from ..workflow.workflow import run_from_args
+
+    return run_from_args(args, _connect)
+
+
+def cmd_report(args) -> int:
+    from ..report.html import write_html_report
+
+    print(f"report: {write_html_report(args.results, args.html, cube=args.cube)}")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "simulate": cmd_simulate, "features": cmd_features, "evaluate": cmd_evaluate,
+            "info": cmd_info, "ingest": cmd_ingest, "cluster": cmd_cluster,
+            "run": cmd_run, "report": cmd_report, "train": cmd_train, "identify": cmd_identify}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Scoring classifiers on the feature cube: the evaluation grid, protocols, metrics, results."""

@@ -1,0 +1,1 @@
+"""Reports of a results set: figures, tables and JSON files, and the HTML report."""

@@ -1,0 +1,138 @@
+"""Report files from evaluation results: confusion-matrix figures, metrics JSON/CSV, summary table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CLASSIFIER_TITLES = {
+    "svc": "SVC", "mlp": "MLP", "knn": "k-nearest neighbours", "random_forest": "Random forest",
+    "gradient_boosting": "Gradient boosting", "logistic_regression": "Logistic regression",
+    "naive_bayes": "Gaussian naive Bayes", "decision_tree": "Decision tree",
+    "micfp_lr": "micfp (channel LR, tuned)",
+    "micfp_svc": "micfp (RBF SVC, tuned)",
+    "micfp_et": "micfp (extra trees, tuned)",
+}
+
+
+def metrics_frame(results: list[dict]) -> pd.DataFrame:
+    """One row per cell: the cell's axes and its metrics with confidence bounds."""
+    rows = []
+    for r in results:
+        row = dict(r["cell"])
+        for k in ("accuracy", "macro_f1", "weighted_f1", "pair_accuracy"):
+            for s in ("", "_lo", "_hi"):
+                row[k + s] = r[k + s]
+        row["n_test"] = r["n_test"]
+        # spread over folds: the second kind of interval, for protocols with several folds
+        for k, v in r.get("fold_spread", {}).items():
+            row[f"{k}_fold_mean"], row[f"{k}_fold_std"] = v["mean"], v["std"]
+        row["n_folds"] = len(r.get("folds", [])) or None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_mic_frame(results: list[dict], mics: dict[int, str]) -> pd.DataFrame:
+    """The classification-report table: precision, recall, F1 and support per microphone and cell."""
+    rows = []
+    for r in results:
+        for lab, m in r["per_mic"].items():
+            rows.append({**r["cell"], "mic": mics[int(lab)], "label": int(lab), **m})
+    return pd.DataFrame(rows)
+
+
+def plot_confusion(conf, names, title: str, path: Path) -> Path:
+    """A confusion matrix in the thesis's style (scikit-learn display, blue map, counts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    disp = ConfusionMatrixDisplay(np.asarray(conf), display_labels=names)
+    disp.plot(ax=ax, cmap="Blues", colorbar=True, values_format="d", xticks_rotation=35)
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _slug(*parts) -> str:
+    return "-".join(str(p).replace(" ", "_").replace("/", "_") for p in parts)
+
+
+def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: dict | None = None) -> dict:
+    """Write ``metrics.json``, ``metrics.csv``, ``classification_report.csv`` and confusion PNGs.
+
+    Returns the paths written. Figures: one per cell, plus per (feature set, protocol, clip
+    length) a consolidated matrix summed over the thesis's classifiers, as in the thesis.
+    """
+    from ..evaluation.evaluate import THESIS_CLASSIFIERS
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [mics[k] for k in sorted(mics)]
+    paths = {}
+    payload = {"mics": {str(k): v for k, v in mics.items()}, "results": results, **(extra or {})}
+    (out / "metrics.json").write_text(json.dumps(payload, indent=1, default=json_default))
+    paths["json"] = out / "metrics.json"
+    metrics_frame(results).to_csv(out / "metrics.csv", index=False)
+    paths["csv"] = out / "metrics.csv"
+    per_mic_frame(results, mics).to_csv(out / "classification_report.csv", index=False)
+    paths["classification_report"] = out / "classification_report.csv"
+    figs = []
+    groups: dict[tuple, np.ndarray] = {}
+    for r in results:
+        c = r["cell"]
+        title = (f"{CLASSIFIER_TITLES.get(c['classifier'], c['classifier'])}\n"
+                 f"{c['feature_set']} features, {c['protocol']} protocol, {c['clip_seconds']:g} s clips\n"
+                 f"accuracy {r['accuracy']:.2f} [{r['accuracy_lo']:.2f}-{r['accuracy_hi']:.2f}]")
+        figs.append(plot_confusion(r["confusion"], names, title, out / "confusion" / (
+            _slug(c["feature_set"], c["protocol"], c["sound_type"], f"{c['clip_seconds']:g}s", c["classifier"]) + ".png")))
+        if c["classifier"] in THESIS_CLASSIFIERS:
+            key = (c["feature_set"], c["protocol"], c["sound_type"], c["clip_seconds"])
+            groups[key] = groups.get(key, 0) + np.asarray(r["confusion"])
+    for (fset, prot, st, clip), conf in groups.items():
+        acc = np.trace(conf) / conf.sum()
+        figs.append(plot_confusion(conf, names, f"Consolidated: all thesis classifiers\n{fset} features, {prot} "
+                                   f"protocol, {clip:g} s clips\naccuracy {acc:.2f}",
+                                   out / (_slug("consolidated", fset, prot, st, f"{clip:g}s") + ".png")))
+    paths["figures"] = figs
+    return paths
+
+
+def json_default(o):
+    """``json.dumps(default=...)`` for numpy scalars and arrays, tuples and sets."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def summary_table(results: list[dict]) -> str:
+    """Plain-text table: accuracy, macro F1 and identical-pair accuracy per classifier (95 % CIs)."""
+    def ci(r, k):
+        v, lo, hi = r[k], r[k + "_lo"], r[k + "_hi"]
+        if not np.isfinite(v):
+            return "n/a"
+        return f"{v:.3f} [{lo:.2f}-{hi:.2f}]" if np.isfinite(lo) else f"{v:.3f}"
+
+    header = ["classifier", "features", "protocol", "clip s", "n test", "accuracy [95% CI]", "macro F1 [95% CI]",
+              "identical pair [95% CI]"]
+    rows = [[CLASSIFIER_TITLES.get(r["cell"]["classifier"], r["cell"]["classifier"]), r["cell"]["feature_set"],
+             r["cell"]["protocol"], f"{r['cell']['clip_seconds']:g}", str(r["n_test"]), ci(r, "accuracy"),
+             ci(r, "macro_f1"), ci(r, "pair_accuracy")] for r in results]
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -1,0 +1,1 @@
+"""Workflows (TOML configs, resumable end to end) and ``micfp demo``."""

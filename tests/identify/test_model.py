@@ -1,0 +1,135 @@
+"""Training, calibration, saving and (refused) loading of models."""
+
+import json
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.evaluation.evaluate import CLASSIFIERS, fit_model
+from pipeline.identify.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
+                                     fit_openset, load_model, openset_distance, save_model, train_model)
+
+
+def blobs(n_per=30, k=4, d=8, seed=0, shift=0.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) * 3
+    y = np.repeat(np.arange(1, k + 1), n_per)
+    return centers[y - 1] + shift + rng.normal(size=(y.size, d)), y
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_classifier_saves_with_trusted_types_only(tmp_path, name):
+    X, y = blobs()
+    est = fit_model(name, X, y, np.arange(y.size) // 10, 4)
+    path = tmp_path / "m.skops"
+    sio.dump({"kind": MODEL_KIND, "estimator": est}, path)
+    refused = {t for t, loader in file_types(path) if not _allowed(t, loader)}
+    assert not refused and set(sio.get_untrusted_types(file=path)) <= set(TRUSTED_TYPES)
+
+
+def test_openset_distance_separates_a_new_class():
+    X, y = blobs(k=5)
+    known = y < 5
+    est = fit_model("micfp_lr", X[known], y[known], np.arange(known.sum()) // 10, 4)
+    os_ = fit_openset(est, X[known], y[known])
+    d_known = openset_distance(est, os_, X[known], y[known])
+    d_new = openset_distance(est, os_, X[~known], est.predict(X[~known]))
+    assert np.median(d_known) < 2 < np.median(d_new)
+
+
+def write_payload(path, estimator, openset, meta):
+    sio.dump({"kind": MODEL_KIND, "version": MODEL_VERSION, "estimator": estimator, "openset": openset,
+              "meta_json": json.dumps(meta)}, path)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_cube, client, tmp_path_factory):
+    settings = TrainSettings(feature_set="channel", clip_seconds=1.0, classifier="micfp_lr", sessions=("day1",))
+    model = train_model(tiny_cube, settings, client)
+    path = save_model(model, tmp_path_factory.mktemp("model") / "model.skops")
+    return model, path
+
+
+def test_train_save_load_roundtrip(trained, tiny_cube):
+    from pipeline.evaluation.evaluate import Cell, select
+    from pipeline.features import open_cube
+
+    model, path = trained
+    meta = model.meta
+    assert meta["feature_set"] == "channel" and meta["clip_seconds"] == 1.0
+    assert meta["mics"]["3"] == "Neumann KM 184 #1" and meta["versions"]["scikit-learn"]
+    assert meta["calibration"]["method"].startswith("5-fold grouped") or "fold" in meta["calibration"]["method"]
+    assert meta["calibration"]["file_accept_rate"] >= 0.9
+    # day2 was held out and predicted lazily through ParallelPostFit
+    assert meta["heldout"]["sessions"] == ["day2"] and meta["heldout"]["n_clips"] > 0
+    loaded = load_model(path)
+    X, _ = select(open_cube(tiny_cube), Cell(1.0, "all", "channel", "micfp_lr", "session"))
+    np.testing.assert_allclose(loaded.estimator.predict_proba(X), model.estimator.predict_proba(X))
+    assert loaded.openset["tau"] == pytest.approx(model.openset["tau"])
+
+
+def test_a_model_saved_before_the_package_was_grouped_by_stage_loads(tmp_path, trained, monkeypatch):
+    """Models name micfp's functions by module path: one saved as ``pipeline.evaluate._finite`` still loads."""
+    import sys
+    import zipfile
+
+    model, path = trained
+    old = tmp_path / "old-layout.skops"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "schema.json":
+                assert b"pipeline.evaluation.evaluate" in data
+                data = data.replace(b"pipeline.evaluation.evaluate", b"pipeline.evaluate")
+            dst.writestr(item, data)
+    assert "pipeline.evaluate._finite" in sio.get_untrusted_types(file=old)
+    monkeypatch.delitem(sys.modules, "pipeline.evaluate", raising=False)
+    loaded = load_model(old)
+    X = np.zeros((3, len(model.meta["features"])))
+    np.testing.assert_allclose(loaded.estimator.predict_proba(X), model.estimator.predict_proba(X))
+
+
+def test_untrusted_type_is_refused(tmp_path, trained):
+    from sklearn.ensemble import AdaBoostClassifier
+
+    model, _ = trained
+    path = tmp_path / "evil.skops"
+    write_payload(path, AdaBoostClassifier(), model.openset, model.meta)
+    with pytest.raises(InputError, match=r"evil.skops: untrusted type\(s\) .*AdaBoostClassifier.* refused"):
+        load_model(path)
+
+
+def test_mismatched_versions_and_features_are_refused(tmp_path, trained):
+    model, _ = trained
+    old = dict(model.meta, versions={**model.meta["versions"], "scikit-learn": "0.24.2"})
+    write_payload(tmp_path / "old.skops", model.estimator, model.openset, old)
+    with pytest.raises(InputError, match="old.skops: trained with scikit-learn 0.24.2"):
+        load_model(tmp_path / "old.skops")
+    other = dict(model.meta, features=model.meta["features"][:-1] + ["bogus"])
+    write_payload(tmp_path / "feat.skops", model.estimator, model.openset, other)
+    with pytest.raises(InputError, match="feat.skops: the model's .* features differ"):
+        load_model(tmp_path / "feat.skops")
+
+
+def test_not_a_model_is_refused(tmp_path):
+    (tmp_path / "junk.skops").write_bytes(b"not a zip file")
+    with pytest.raises(InputError, match="junk.skops: not a skops model file"):
+        load_model(tmp_path / "junk.skops")
+    sio.dump({"kind": "something else"}, tmp_path / "other.skops")
+    with pytest.raises(InputError, match="other.skops: not a micfp model file"):
+        load_model(tmp_path / "other.skops")
+    with pytest.raises(InputError, match="no model file here"):
+        load_model(tmp_path / "missing.skops")
+
+
+def test_train_settings_errors(tiny_cube):
+    with pytest.raises(ConfigError, match="unknown classifier"):
+        TrainSettings(classifier="xgboost")
+    with pytest.raises(ConfigError, match="accept-rate"):
+        TrainSettings(accept_rate=1.5)
+    with pytest.raises(ConfigError, match="no microphone 'AKG'"):
+        train_model(tiny_cube, TrainSettings(clip_seconds=1.0, mics=("AKG",)))
+    with pytest.raises(ConfigError, match="clip length 3"):
+        train_model(tiny_cube, TrainSettings(clip_seconds=3.0))

@@ -1,0 +1,191 @@
+"""``micfp report``: the page renders, every image it references is a real PNG, and the five
+answers are built from the numbers (change the numbers, the sentences change)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
+PNG = b"\x89PNG\r\n\x1a\n"
+PER_MIC = 40
+
+
+def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond: str = "clean") -> dict:
+    """A cell result as ``run_cell`` returns it, scored by evaluate's own ``score``."""
+    from pipeline.evaluation.evaluate import Cell, identical_pairs, score
+
+    labels = sorted(MICS)
+    y = np.repeat(labels, PER_MIC)
+    pred = y.copy()
+    wrong = len(y) - int(round(acc * len(y)))
+    # mistakes go first to the identical pair (3 <-> 4), then to the next microphone
+    order = np.concatenate([np.flatnonzero(np.isin(y, [3, 4])), np.flatnonzero(~np.isin(y, [3, 4]))])
+    for i in order[:wrong]:
+        pred[i] = {3: 4, 4: 3}.get(int(y[i]), labels[(labels.index(int(y[i])) + 1) % len(labels)])
+    groups = np.tile(np.arange(PER_MIC) // 4, len(labels))
+    r = score(y, pred, labels, identical_pairs(MICS), groups, n_boot=60)
+    cell = Cell(clip, st, fs, clf, prot)
+    return {**r, "cell": asdict(cell), "condition": cond, "seconds": 0.1, "fold_accuracy": [r["accuracy"]]}
+
+
+def _results(tmp_path: Path, curve: dict[float, float], name="results.zarr", cube=None) -> Path:
+    from pipeline.workflow.workflow import results_set, write_results
+
+    recs = []
+    for clip, acc in curve.items():
+        recs.append(_record(acc, clip, "all", "channel", "micfp_lr", "session"))
+        recs.append(_record(min(1, acc + 0.02), clip, "music", "channel", "micfp_lr", "session"))
+        recs.append(_record(acc - 0.15, clip, "speech1", "channel", "micfp_lr", "session"))
+        recs.append(_record(acc - 0.25, clip, "all", "thesis", "logistic_regression", "session"))
+        recs.append(_record(min(1, acc + 0.01), clip, "all", "thesis", "logistic_regression", "random"))
+        recs.append(_record(acc - 0.3, clip, "all", "channel", "micfp_lr", "leave-sound-type-out"))
+    longest = max(curve)
+    recs.append(_record(curve[longest] - 0.3, longest, "all", "channel", "micfp_lr", "session", "noise-10dB"))
+    recs.append(_record(curve[longest] - 0.1, longest, "all", "channel", "micfp_lr", "session", "mp3-64k"))
+    conds = {"clean": {"kind": "clean"}, "noise-10dB": {"kind": "noise", "snr_db": 10.0},
+             "mp3-64k": {"kind": "codec", "codec": "mp3", "kbps": 64.0, "kbps_measured": 63.2, "level": 0.86}}
+    ds = results_set(recs, MICS, conds, {"workflow": "synthetic", "cube": cube})
+    return write_results(ds, tmp_path / name)
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.answers, self._in_dd, self.text = [], [], False, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag == "dd":
+            self._in_dd = True
+            self.answers.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "dd":
+            self._in_dd = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_dd:
+            self.answers[-1] += data
+
+
+def _render(results: Path, html: Path | None = None, cube=None):
+    from pipeline.report.html import write_html_report
+
+    path = write_html_report(results, html, cube=cube)
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return path, page
+
+
+CURVE = {0.5: 0.80, 1.0: 0.93, 2.0: 0.96, 5.0: 0.995}
+
+
+def test_report_renders_with_valid_pngs_and_numeric_answers(tmp_path):
+    res = _results(tmp_path, CURVE)
+    path, page = _render(res)
+    assert path == tmp_path / "report" / "index.html"
+    assert len(page.images) >= 7
+    for src in page.images:
+        f = path.parent / src
+        assert f.is_file(), src
+        assert f.read_bytes()[:8] == PNG, src
+    assert len(page.answers) == 5
+    for a in page.answers:
+        assert re.search(r"\d", a), a
+    q1, q2, q3, q4, q5 = page.answers
+    assert "99.5 %" in q1 and "200 test clips of 5 s" in q1 and "chance: 20.0 %" in q1
+    assert "Neumann KM 184 #1 taken for Neumann KM 184 #2" in q3  # mistakes were put on the pair
+    assert "random split of clips scores" in q3
+    assert "noise-10dB" in q3 and "69.5 %" in q3  # 0.995 - 0.3
+    assert "music gives the highest" in q4 and "speech1" in q4
+    assert "all sound types pooled: 2 s for 95 %, 5 s for 99 %" in q5
+    text = " ".join(page.text)
+    assert "63.2" in text  # the measured bit rate is shown
+
+
+def _answers(path: Path) -> list[str]:
+    from pipeline.report.html import analyse, answers
+    from pipeline.workflow.workflow import open_results
+
+    return [a for _, a in answers(analyse(open_results(path)))]
+
+
+def test_answers_follow_the_numbers(tmp_path):
+    better = {0.5: 0.955, 1.0: 0.97, 2.0: 0.992, 5.0: 1.0}
+    q = _answers(_results(tmp_path, better, "b.zarr"))
+    assert q[0].startswith("Yes") and "100.0 %" in q[0]
+    assert "all sound types pooled: 0.5 s for 95 %, 2 s for 99 %" in q[4]
+    worse = {0.5: 0.3, 1.0: 0.35, 2.0: 0.4, 5.0: 0.45}
+    q = _answers(_results(tmp_path, worse, "w.zarr"))
+    assert "95 % not reached (best 45.0 % at 5 s)" in q[4]
+    assert not q[0].startswith("Yes") and "45.0 %" in q[0]
+
+
+def test_min_clip_length_needs_the_accuracy_to_stay():
+    import pandas as pd
+
+    from pipeline.report.html import min_clip_length
+
+    c = pd.DataFrame({"clip_seconds": [0.5, 1, 2, 5], "accuracy": [0.96, 0.9, 0.97, 0.99]})
+    assert min_clip_length(c, 0.95) == 2.0  # 0.5 s was a lucky dip above the line
+    assert min_clip_length(c, 0.99) == 5.0
+    assert np.isnan(min_clip_length(c, 0.995))
+
+
+def test_cli_report_and_signature_from_a_cube(tmp_path, tiny_cube, capsys):
+    from pipeline.cli import main
+    from pipeline.report.html import signature
+
+    sig = signature(tiny_cube)
+    assert sig is not None and len(sig["mics"]) == 5
+    np.testing.assert_allclose(sig["relative_db"].mean(axis=0), 0, atol=1e-9)  # relative to the mean
+    assert sig["freqs"].size == sig["relative_db"].shape[1] and np.all(np.diff(sig["freqs"]) > 0)
+
+    res = _results(tmp_path, CURVE, cube=tiny_cube)
+    assert main(["report", str(res), "--html", str(tmp_path / "r" / "page.html")]) == 0
+    assert "page.html" in capsys.readouterr().out
+    page = _Page()
+    page.feed((tmp_path / "r" / "page.html").read_text())
+    assert "figures/spectral-signature.png" in page.images
+    assert (tmp_path / "r" / "figures" / "spectral-signature.png").read_bytes()[:8] == PNG
+    q2 = page.answers[1]
+    assert "dB" in q2 and "Neumann KM 184 #1 and Neumann KM 184 #2" in q2
+
+
+def test_report_on_missing_results_is_one_line_error(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["report", str(tmp_path / "nope.zarr")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no results set" in err[0]
+
+
+@pytest.mark.parametrize("suffix", [".nc"])
+def test_netcdf_results_work_too(tmp_path, suffix):
+    from pipeline.workflow.workflow import open_results
+
+    res = _results(tmp_path, CURVE, name="results" + suffix)
+    ds = open_results(res)
+    assert ds.attrs["micfp"]["kind"] == "micfp-results" and ds.confusion.dtype.kind == "i"
+    q = _answers(res)
+    assert len(q) == 5 and "99.5 %" in q[0]
+
+
+def test_report_on_a_micfp_evaluate_results_set(tmp_path):
+    """``micfp report`` also reads what ``micfp evaluate`` writes (no condition dimension)."""
+    from pipeline.artifacts.results import save_results
+    from pipeline.evaluation.evaluate import results_dataset
+
+    recs = [_record(acc, clip, "all", fs, clf, "session") for clip, acc in ((1.0, 0.7), (2.0, 0.9))
+            for fs, clf in (("thesis", "svc"), ("channel", "micfp_lr"))]
+    save_results(results_dataset(recs, MICS), tmp_path / "results.zarr")
+    q = _answers(tmp_path / "results.zarr")
+    assert "90.0 %" in q[0] and "1 s, 2 s" in q[4]
