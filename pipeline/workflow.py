@@ -34,6 +34,7 @@ import numpy as np
 
 from .degrade import Degradation
 from .errors import ConfigError, InputError, MicfpError
+from .outputs import RUN_KIND, check_output, check_output_file, mark_folder, remove_artifact, resolve
 from .report import json_default
 
 CLEAN = "clean"
@@ -519,7 +520,9 @@ def _plan(corpus: CorpusConfig):
     from .simulate import StudioPlan
 
     try:
-        return StudioPlan(minutes_per_session=corpus.minutes_per_session, seed=corpus.seed, sources=corpus.sources)
+        # Sources resolved here: the workers read them, maybe from another folder.
+        return StudioPlan(minutes_per_session=corpus.minutes_per_session, seed=corpus.seed,
+                          sources=resolve(corpus.sources) if corpus.sources else None)
     except ValueError as exc:
         raise ConfigError(f"[corpus.simulate] {exc}") from None
 
@@ -639,11 +642,26 @@ def _num(v) -> float:
     return float(v) if v is not None else float("nan")
 
 
+def check_results_output(path, *, inputs=()) -> Path:
+    """Check that micfp may write the results set ``path`` (a new path or a micfp results set)."""
+    if Path(path).suffix == ".nc":
+        return Path(check_output_file(path, inputs=inputs, what="results set", ours=_is_results))
+    return Path(check_output(path, RESULTS_KIND, inputs=inputs, what="results set"))
+
+
+def _is_results(path) -> bool:
+    try:
+        open_results(path)
+    except MicfpError:
+        return False
+    return True
+
+
 def write_results(ds, path: Path) -> Path:
     """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it atomically."""
     import warnings
 
-    path = Path(path)
+    path = check_results_output(path)  # only a results set micfp wrote is replaced
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
@@ -714,6 +732,7 @@ class CellTask:
     n_boot: int
     degraded_cube: str | None = None
     max_train: int | None = None
+    uids: tuple = ()  # (path, uid) of the cubes as the client made them, checked by the worker
 
 
 def cell_data(task: CellTask):
@@ -722,7 +741,10 @@ def cell_data(task: CellTask):
     import pandas as pd
 
     from .evaluate import select_rows
+    from .outputs import verify_seen
 
+    for path, uid in task.uids:
+        verify_seen(path, uid)
     cube = cached_cube(task.cube)
     cell = task.work.cell
     X, meta = select_rows(cube, cell)
@@ -824,7 +846,7 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
     """The feature cube of ``store_path``: reused if complete and made from the same audio and
     config, else recomputed (frame features reused unless the audio changed)."""
     from .features import compute_cube, open_cube
-    from .features.cube import frames_path_for
+    from .features.cube import FRAMES_KIND, frames_path_for
     from .robustness import store_fingerprint
     from .store import AudioStore
 
@@ -847,7 +869,7 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
     if state.get(frames) not in (None, fp) and Path(frames).exists():
         # The audio changed under the same path: frame features are stale (a simulated store's
         # recordings carry no content checksum the frame stage could compare).
-        shutil.rmtree(frames)
+        remove_artifact(frames, FRAMES_KIND)
     state[frames] = fp
     _save_state(out, state)
     echo(f"{label}: computing {cube_path}")
@@ -896,6 +918,13 @@ def check_before_compute(wf: WorkflowConfig) -> tuple[list[WorkCell], list[str]]
     return plan_cells(wf)
 
 
+def check_outputs(wf: WorkflowConfig) -> None:
+    """Check that micfp may write the workflow's output folder and results set (before compute)."""
+    inputs = (wf.corpus.path,) if wf.corpus.kind in ("store", "recordings") else ()
+    check_output(wf.out, RUN_KIND, inputs=inputs, what="workflow output folder")
+    check_results_output(wf.results_path, inputs=inputs)
+
+
 def _uses(wf: WorkflowConfig, protocol: str) -> bool:
     return any(protocol in g.protocols for g in wf.grids) or bool(wf.degradations)
 
@@ -912,8 +941,9 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     from .store import AudioStore
 
     t_start = time.perf_counter()
+    check_outputs(wf)
     out = Path(wf.out)
-    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, RUN_KIND)
     timings = {}
     cells, notes = check_before_compute(wf)  # before any compute
 
@@ -991,7 +1021,11 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     timings["robustness_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips),)
+    import zarr
+
+    uid_of = {p: zarr.open_group(p, mode="r").attrs["micfp"].get("uid") for p in {str(wf.cube_path), *deg_cubes.values()}}
+    tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips,
+                       tuple((p, uid_of[p]) for p in (str(wf.cube_path), deg_cubes.get(wc.condition)) if p)),)
              for wc in todo]
     attrs = {"workflow": wf.name, "config": wf.source, "cube": str(Path(wf.cube_path).resolve()),
              "store": str(store_path), "sessions": [str(s) for s in sessions], "basis": ledger.basis}
@@ -1054,6 +1088,7 @@ def run_from_args(args, connect) -> int:
     if path.suffix != ".toml":
         raise ConfigError(f"{path}: a workflow is a .toml config or a .py script")
     wf = load_workflow(path, out=args.out)
+    check_outputs(wf)
     check_before_compute(wf)  # every config error before a cluster is even started
     echo = _echo
     with connect(args) as client:
