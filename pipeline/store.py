@@ -325,7 +325,7 @@ def open_store(path: str, *, require_complete: bool = True, storage_options: dic
     import xarray as xr
 
     store = AudioStore.open(path, require_complete=require_complete, storage_options=storage_options)
-    ds = xr.open_zarr(path, group="audio", consolidated=False, storage_options=storage_options)
+    ds = xr.open_zarr(store.path, group="audio", consolidated=False, storage_options=storage_options)
     for name in ds.data_vars:
         ds[name].attrs = {k: v for k, v in ds[name].attrs.get("micfp", {}).items() if k != "shards_done"}
     ds.attrs = store.meta

@@ -232,3 +232,59 @@ def test_paths_resolved_on_the_client(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert check_output("q.zarr", STORE_KIND) == str(tmp_path / "q.zarr")
     assert resolve("s3://bucket/q.zarr") == "s3://bucket/q.zarr"
+
+
+# -- relative paths with workers started in another folder -------------------------------------
+@pytest.mark.cluster
+def test_relative_paths_with_workers_elsewhere(tmp_path, monkeypatch):
+    """Workers started in another folder (holding another project's q.zarr) write and read the
+    client's paths: the decoy is untouched and nothing lands in the workers' folder."""
+    from cluster_helpers import standalone_cluster
+
+    from pipeline.store import AudioStore
+
+    workers_dir, client_dir = tmp_path / "workers", tmp_path / "client"
+    workers_dir.mkdir()
+    client_dir.mkdir()
+    monkeypatch.chdir(workers_dir)  # the scheduler and worker processes inherit this folder
+    with standalone_cluster(tmp_path / "cluster", workers=1) as state:
+        monkeypatch.chdir(tmp_path)
+        sched = ["--scheduler", state["address"]]
+        # Another project's store at the same relative path in the workers' folder.
+        assert micfp("simulate", workers_dir / "q.zarr", "--minutes-per-session", "0.2,0.2", "--seed", "7",
+                     *sched).returncode == 0
+        decoy = AudioStore.open(str(workers_dir / "q.zarr"))
+        rid = decoy.recordings()[0].id
+        decoy_audio = decoy.read(rid)
+        before = sorted(os.listdir(workers_dir))
+
+        p = micfp("simulate", "wavB", "--format", "wav", "--minutes-per-session", "0.2,0.2", *sched, cwd=client_dir)
+        assert p.returncode == 0, p.stderr
+        p = micfp("ingest", "wavB", "q.zarr", *sched, cwd=client_dir)
+        assert p.returncode == 0, p.stderr
+        p = micfp("features", "q.zarr", "cube.zarr", "--clip-seconds", "2", "--feature-set", "channel", *sched,
+                  cwd=client_dir)
+        assert p.returncode == 0, p.stderr
+
+        mine = AudioStore.open(str(client_dir / "q.zarr"))
+        assert np.abs(mine.read(rid)).max() > 0  # really written, not an all-zero store marked complete
+        assert np.array_equal(AudioStore.open(str(workers_dir / "q.zarr")).read(rid), decoy_audio)
+        assert sorted(os.listdir(workers_dir)) == before
+        from pipeline.features import open_cube
+
+        assert open_cube(str(client_dir / "cube.zarr")).attrs["micfp"]["store"] == str(client_dir / "q.zarr")
+
+
+@pytest.mark.cluster
+def test_worker_that_cannot_see_the_store_fails_with_the_message(client, small_store):
+    """On a real worker: a store uid the worker does not find at the path is one clear error."""
+    from pipeline.runner import run_tasks
+    from pipeline.store import AudioStore, write_shard
+
+    store = AudioStore.open(str(small_store))
+    rid = store.recordings()[0].id
+    before = store.read(rid, 0, 100).copy()
+    with pytest.raises(InputError, match=r"this worker \(.*\) cannot see the store the client wrote"):
+        run_tasks(client, "write", write_shard, [(store.path, rid, 0, np.zeros(100, np.int16), None, "other")],
+                  quiet=True)
+    assert np.array_equal(store.read(rid, 0, 100), before)

@@ -477,8 +477,9 @@ def open_cube(path: str, *, require_complete: bool = True, coords: dict | None =
     """
     import xarray as xr
 
+    path = resolve(path)  # its dask arrays may be read by workers in another folder
     g = _cube_group(path, require_complete)
-    ds = xr.open_zarr(str(path), consolidated=False)
+    ds = xr.open_zarr(path, consolidated=False)
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
     # quadratic in the number of coordinates at millions of clips. Read here with Zarr, not
