@@ -29,6 +29,8 @@ REPORT_KIND = "micfp-report"
 RUN_KIND = "micfp-run"
 WAV_KIND = "micfp-wav-corpus"
 TLS_KIND = "micfp-tls"
+#: The temporary per-task feature parts beside a cube (``<cube>.parts``).
+PARTS_KIND = "micfp-cube-parts"
 
 # Folders written before the marker existed, recognised by what only micfp puts there.
 _LEGACY_FOLDERS = {REPORT_KIND: ("metrics.json",), RUN_KIND: ("state.json", "audio.zarr"),
@@ -70,7 +72,21 @@ def artifact_kind(path) -> str | None:
     for kind, names in _LEGACY_FOLDERS.items():
         if any(os.path.exists(os.path.join(path, n)) for n in names):
             return kind
+    if _legacy_parts(path):
+        return PARTS_KIND
     return None
+
+
+def _legacy_parts(path: str) -> bool:
+    """Parts left by a run before they carried a marker: an attribute-less Zarr group of numbered arrays."""
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
+            head = json.load(f)
+        names = [n for n in os.listdir(path) if n != "zarr.json"]
+    except (OSError, ValueError):
+        return False
+    return (path.endswith(".parts") and head.get("node_type") == "group" and not head.get("attributes")
+            and all(n.isdigit() for n in names))
 
 
 def mark_folder(path, kind: str) -> None:

@@ -30,7 +30,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import ConfigError, IncompleteError, InputError
 from ..locks import locked
-from ..outputs import check_output, new_uid, remove_artifact, resolve, verify_seen
+from ..outputs import PARTS_KIND, check_output, new_uid, remove_artifact, resolve, verify_seen
 from ..runner import BatchedRecord, run_tasks
 from ..store import AudioStore
 from . import sets as fsets
@@ -40,7 +40,6 @@ from .rows import CubeRows, RowRun, read_coordinate, row_runs
 
 CUBE_KIND = "micfp-feature-cube"
 FRAMES_KIND = "micfp-frames"
-PARTS_KIND = "micfp-cube-parts"
 SEGMENTATIONS = ("fixed", "silence")
 CLIP_COORDS = ("mic", "label", "session", "recording", "sound_type", "clip_seconds", "start_s", "end_s",
                "segmentation")
