@@ -188,7 +188,8 @@ def cmd_simulate(args) -> int:
     from .store import STORE_KIND
 
     # Sources resolved here: the workers read them, maybe from another folder.
-    plan = StudioPlan(minutes_per_session=minutes, seed=args.seed, sources=resolve(args.sources) if args.sources else None)
+    plan = StudioPlan(minutes_per_session=minutes, seed=args.seed,
+                      sources=resolve(args.sources) if args.sources else None)
     check_output(args.out, WAV_KIND if args.format == "wav" else STORE_KIND, inputs=(args.sources,),
                  what="WAV corpus folder" if args.format == "wav" else "audio store")  # before a cluster starts
     with _connect(args) as client:

@@ -752,7 +752,8 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
     sections.append(f"<h2>Every cell ({len(table)})</h2>" + _table(table))
 
     title = f"micfp report: {meta.get('workflow', results.name)}"
-    page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{GENERATOR}<title>{html.escape(title)}</title>"
+    page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{GENERATOR}"
+            f"<title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class=\"note\">Results: {html.escape(str(results))}; {len(a['df'])} cells; microphones: "
             f"{html.escape(', '.join(a['mics'].values()))}.</p>" + "".join(sections) + "</body></html>")

@@ -1023,7 +1023,8 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     t = time.perf_counter()
     import zarr
 
-    uid_of = {p: zarr.open_group(p, mode="r").attrs["micfp"].get("uid") for p in {str(wf.cube_path), *deg_cubes.values()}}
+    uid_of = {p: zarr.open_group(p, mode="r").attrs["micfp"].get("uid")
+              for p in {str(wf.cube_path), *deg_cubes.values()}}
     tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips,
                        tuple((p, uid_of[p]) for p in (str(wf.cube_path), deg_cubes.get(wc.condition)) if p)),)
              for wc in todo]

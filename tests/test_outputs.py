@@ -301,3 +301,18 @@ def test_parts_of_an_older_run_are_still_recognised(tmp_path):
     assert artifact_kind(tmp_path / "c.zarr.parts") == PARTS_KIND
     (tmp_path / "c.zarr.parts" / "thesis.tex").write_text("precious")
     assert artifact_kind(tmp_path / "c.zarr.parts") is None
+
+
+def test_model_file_replaced_only_if_micfp_wrote_it(tmp_path):
+    import skops.io as sio
+
+    from pipeline.model import MODEL_KIND, check_model_output
+
+    ours, theirs = tmp_path / "ours.skops", tmp_path / "theirs.skops"
+    sio.dump({"kind": MODEL_KIND}, ours)
+    sio.dump({"kind": "someone-else"}, theirs)
+    assert check_model_output(ours) == ours
+    with pytest.raises(InputError, match="not a micfp model file"):
+        check_model_output(theirs)
+    with pytest.raises(InputError, match="is the input"):
+        check_model_output(tmp_path / "cube.zarr" / "m.skops", inputs=(tmp_path / "cube.zarr",))
