@@ -8,16 +8,33 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MicfpError
+from .outputs import check_output, check_output_file
 
 CLEAN = "clean"
 RESULTS_KIND = "micfp-results"
+
+
+def check_results_output(path, *, inputs=()) -> Path:
+    """Check that micfp may write the results set ``path`` (a new path or a micfp results set)."""
+    if Path(path).suffix == ".nc":
+        return Path(check_output_file(path, inputs=inputs, what="results set", ours=_is_results))
+    return Path(check_output(path, RESULTS_KIND, inputs=inputs, what="results set"))
+
+
+def _is_results(path) -> bool:
+    try:
+        open_results(path)
+    except MicfpError:
+        return False
+    return True
 
 
 def save_results(ds, path: Path) -> None:
     """Write the results Dataset of ``micfp evaluate``/``demo`` to the Zarr store ``path`` (replaced)."""
     import warnings
 
+    path = check_results_output(path)  # only a results set micfp wrote is replaced
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
@@ -33,7 +50,7 @@ def write_results(ds, path: Path) -> Path:
     """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it atomically."""
     import warnings
 
-    path = Path(path)
+    path = check_results_output(path)  # only a results set micfp wrote is replaced
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()

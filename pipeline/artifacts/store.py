@@ -30,6 +30,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import IncompleteError, InputError
+from .outputs import new_uid, resolve, verify_seen
 
 STORE_KIND = "micfp-audio-store"
 STORE_VERSION = 1
@@ -126,11 +127,12 @@ class AudioStore:
                storage_options: dict | None = None) -> "AudioStore":
         """Create a store, or reopen a compatible partial one to resume writing it.
 
-        An existing store with another sample rate is an error, not silently replaced.
+        An existing store with another sample rate is an error, not silently replaced. A local
+        path is made absolute, so workers write the client's store whatever their folder.
         """
         path = str(path)
         try:
-            group = zarr.open_group(path, mode="a", zarr_format=3, storage_options=storage_options)
+            group = zarr.open_group(resolve(path), mode="a", zarr_format=3, storage_options=storage_options)
         except Exception as exc:  # read-only FS, bad URL, not a zarr dir...
             raise InputError(f"{path}: cannot create audio store: {exc}") from exc
         meta = dict(group.attrs.get("micfp", {}))
@@ -145,6 +147,7 @@ class AudioStore:
                 "use another path or delete it"
             )
         meta.update(kind=STORE_KIND, version=STORE_VERSION, sample_rate=int(sample_rate), complete=False)
+        meta.setdefault("uid", new_uid())  # kept on resume: the identity workers check (write_shard)
         if mics is not None:
             meta["mics"] = {str(k): v for k, v in mics.items()}
         if segments is not None:
@@ -153,7 +156,7 @@ class AudioStore:
         meta.setdefault("segments", {})
         group.attrs["micfp"] = meta
         group.require_group("audio")
-        return cls(path, group)
+        return cls(resolve(path), group)
 
     @classmethod
     def open(cls, path: str, *, require_complete: bool = True, storage_options: dict | None = None,
@@ -161,7 +164,7 @@ class AudioStore:
         """Open an existing store; a partial one is refused unless ``require_complete=False``."""
         path = str(path)
         try:
-            group = zarr.open_group(path, mode=mode, storage_options=storage_options)
+            group = zarr.open_group(resolve(path), mode=mode, storage_options=storage_options)
         except FileNotFoundError as exc:
             raise InputError(f"{path}: no audio store here (run `micfp ingest` or `micfp simulate`)") from exc
         except Exception as exc:
@@ -174,7 +177,7 @@ class AudioStore:
                 f"{path}: audio store is incomplete (an ingest or simulation did not finish); "
                 "re-run the same command to resume it"
             )
-        return cls(path, group)
+        return cls(resolve(path), group)
 
     # -- metadata ------------------------------------------------------------------------
     @property
@@ -185,6 +188,11 @@ class AudioStore:
         meta = self.meta
         meta.update(kw)
         self.group.attrs["micfp"] = meta
+
+    @property
+    def uid(self) -> str | None:
+        """The store's identity (random, set at creation), or None for a store written before uids."""
+        return self.meta.get("uid")
 
     @property
     def sample_rate(self) -> int:
@@ -339,14 +347,17 @@ def _clear(group: zarr.Group) -> None:
     group.attrs.clear()
 
 
-def write_shard(path: str, rid: str, start: int, data: np.ndarray, storage_options: dict | None = None) -> int:
+def write_shard(path: str, rid: str, start: int, data: np.ndarray, storage_options: dict | None = None,
+                uid: str | None = None) -> int:
     """Worker side: write one whole shard and read it back; returns its CRC32.
 
     Reading back catches a short write (full disk, flaky mount) before the shard is
-    entered in the ledger.
+    entered in the ledger. With ``uid`` (the store's), a worker that sees no store or another
+    one at ``path`` fails instead of writing there.
     """
     import zlib
 
+    verify_seen(path, uid, storage_options)
     arr = zarr.open_array(f"{path.rstrip('/')}/audio/{rid}", mode="r+", storage_options=storage_options)
     arr[start : start + data.shape[0]] = data
     back = arr[start : start + data.shape[0]]
@@ -364,7 +375,7 @@ def open_store(path: str, *, require_complete: bool = True, storage_options: dic
     import xarray as xr
 
     store = AudioStore.open(path, require_complete=require_complete, storage_options=storage_options)
-    ds = xr.open_zarr(path, group="audio", consolidated=False, storage_options=storage_options)
+    ds = xr.open_zarr(store.path, group="audio", consolidated=False, storage_options=storage_options)
     for name in ds.data_vars:
         ds[name].attrs = {k: v for k, v in ds[name].attrs.get("micfp", {}).items() if k != "shards_done"}
     ds.attrs = store.meta

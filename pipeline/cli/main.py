@@ -137,8 +137,9 @@ def main(argv=None) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ..workflow.demo import run_demo
+    from ..workflow.demo import run_demo, check_demo_output
 
+    check_demo_output(args.out)  # before a cluster starts
     with _connect(args) as client:
         run_demo(Path(args.out), args.scale, client, seed=args.seed)
     return 0
@@ -154,7 +155,14 @@ def cmd_simulate(args) -> int:
             raise ConfigError(f"--sessions {args.sessions} does not match --minutes-per-session {minutes}")
     if any(m <= 0 for m in minutes):
         raise ConfigError(f"--minutes-per-session must be positive, got {minutes}")
-    plan = StudioPlan(minutes_per_session=minutes, seed=args.seed, sources=args.sources)
+    from ..artifacts.outputs import WAV_KIND, check_output, resolve
+    from ..artifacts.store import STORE_KIND
+
+    # Sources resolved here: the workers read them, maybe from another folder.
+    plan = StudioPlan(minutes_per_session=minutes, seed=args.seed,
+                      sources=resolve(args.sources) if args.sources else None)
+    check_output(args.out, WAV_KIND if args.format == "wav" else STORE_KIND, inputs=(args.sources,),
+                 what="WAV corpus folder" if args.format == "wav" else "audio store")  # before a cluster starts
     with _connect(args) as client:
         if args.format == "wav":
             from ..simulate.writer import simulate_to_wav
@@ -186,6 +194,10 @@ def cmd_ingest(args) -> int:
     settings = IngestSettings(layout=args.layout, manifest=args.manifest, resample=args.resample,
                               channel=args.channel, pattern=args.pattern, align=args.align,
                               root_only=args.root_only)
+    from ..artifacts.outputs import check_output
+    from ..artifacts.store import STORE_KIND
+
+    check_output(args.store, STORE_KIND, inputs=(args.src, args.manifest), what="audio store")
     plan = plan_ingest(args.src, settings)  # every file checked before a cluster starts or a byte is written
     with _connect(args) as client:
         report = ingest(args.src, args.store, client, settings, plan=plan)
@@ -196,9 +208,11 @@ def cmd_ingest(args) -> int:
 def cmd_features(args) -> int:
     from ..features import FeatureConfig, compute_cube
     from ..artifacts.store import AudioStore
+    from ..features.cube import cube_outputs
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)
+    cube_outputs(args.store, args.cube)  # every output checked before a cluster starts
     config.check_store(AudioStore.open(args.store))
     with _connect(args) as client:
         cube = compute_cube(args.store, args.cube, config, client)
@@ -213,13 +227,18 @@ def cmd_evaluate(args) -> int:
     from ..features import open_cube
     from ..report.files import summary_table, write_report
 
+    from ..artifacts.outputs import REPORT_KIND, check_output, mark_folder
+    from ..artifacts.results import check_results_output
+
     check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
+    out = Path(check_output(args.out, REPORT_KIND, inputs=(args.cube,), what="report folder"))
+    check_results_output(out / "results.zarr", inputs=(args.cube,))
     cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
     cube = open_cube(args.cube)
     mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
     with _connect(args) as client:
         results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
-    out = Path(args.out)
+    mark_folder(out, REPORT_KIND)
     write_report(results, mics, out)
     save_results(results_dataset(results, mics), out / "results.zarr")
     print(summary_table(results))
@@ -234,7 +253,9 @@ def cmd_train(args) -> int:
                              classifier=args.classifier or DEFAULT_CLASSIFIER, sessions=tuple(args.sessions),
                              mics=tuple(args.mics), sound_type=args.sound_type, accept_rate=args.accept_rate)
     from ..features import open_cube
+    from ..identify.model import check_model_output
 
+    check_model_output(args.model, inputs=(args.cube,))
     open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
     with _connect(args) as client:
         model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
@@ -388,7 +409,9 @@ def cmd_cluster(args) -> int:
         return 0
     if args.action == "certs":
         from ..cluster.tls import make_certs
+        from ..artifacts.outputs import TLS_KIND, check_output, mark_folder
 
+        mark_folder(check_output(args.dir, TLS_KIND, what="certificate folder"), TLS_KIND)
         files = make_certs(args.dir, hosts=args.hosts)
         print("\n".join(f"{k}: {v}" for k, v in files.items()))
         return 0

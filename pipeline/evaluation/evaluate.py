@@ -648,10 +648,13 @@ def cell_cost(cell: Cell) -> float:
     return FIT_COST.get(cell.classifier, 1.0) * PROTOCOL_FOLDS.get(cell.protocol, 1) * (1.0 + 1.0 / max(length, 0.1))
 
 
-def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = None) -> dict:
-    from ..features.cube import cached_cube
+def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = None,
+               uid: str | None = None) -> dict:
+    from ..artifacts.outputs import verify_seen
     from ..cluster.runner import trim_memory
+    from ..features.cube import cached_cube
 
+    verify_seen(cube_path, uid)  # the client's cube, not one at the same path in the worker's folder
     trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
     cube = cached_cube(cube_path)  # opened once per worker process, read without a client
     mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
@@ -667,11 +670,14 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
     """
     from ..features.cube import open_rows
     from ..cluster.runner import run_tasks
+    from ..artifacts.outputs import resolve
 
     check_max_train(max_train)
+    cube_path = resolve(cube_path)  # workers may run in another folder
     cube = open_rows(cube_path)  # for the checks: no clip coordinates loaded
     check_cells(cube, cells)  # fail before compute on a cell the cube cannot serve
-    return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot, max_train) for c in cells],
+    uid = cube.attrs["micfp"].get("uid")
+    return run_tasks(client, "evaluate: cells", _cell_task, [(cube_path, c, n_boot, max_train, uid) for c in cells],
                      quiet=quiet, cost=[cell_cost(c) for c in cells])
 
 

@@ -33,6 +33,7 @@ from ..errors import ConfigError, IncompleteError, InputError
 from ..artifacts.locks import locked
 from ..cluster.runner import BatchedRecord, run_tasks
 from ..artifacts.store import AudioStore
+from ..artifacts.outputs import PARTS_KIND, check_output, new_uid, remove_artifact, resolve, verify_seen
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
@@ -105,8 +106,25 @@ def frames_path_for(cube_path: str) -> str:
     return str(cube_path).rstrip("/") + ".frames"
 
 
+def cube_outputs(store_path: str, cube_path: str, frames_path: str | None = None) -> tuple[str, str, str, str]:
+    """Resolved ``(store, cube, frames, parts)`` paths, after checking micfp may write the last three.
+
+    Called by ``micfp features`` before a cluster starts and by :func:`compute_cube` first thing.
+    """
+    store_path = resolve(store_path)
+    cube = check_output(cube_path, CUBE_KIND, inputs=(store_path,), what="feature cube")
+    frames = check_output(frames_path or frames_path_for(cube), FRAMES_KIND, inputs=(store_path, cube),
+                          what="frame store")
+    parts = check_output(cube.rstrip("/") + ".parts", PARTS_KIND, inputs=(store_path, cube, frames),
+                         what="cube parts folder")
+    return store_path, cube, frames, parts
+
+
 # -- stage 1: frames -------------------------------------------------------------------------
-def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, fs: FrameSettings) -> int:
+def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, fs: FrameSettings,
+                 seen: tuple = ()) -> int:
+    for path, uid in seen:  # (path, uid) of the store and frame store the client made
+        verify_seen(path, uid)
     audio = zarr.open_array(f"{store_path}/audio/{rid}", mode="r")
     y = audio[f0 * fs.hop : (f1 - 1) * fs.hop + fs.n_fft]
     feats = frame_features(y, fs)
@@ -156,8 +174,11 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
         for k in list(g.keys()):
             del g[k]
         meta = {}
+    uid = new_uid()  # this run's identity, checked by the workers
     g.attrs["micfp"] = {"kind": FRAMES_KIND, "settings": settings, "store": store.path,
-                        "code": frames_code_version(), "names": list(fs.feature_names), "complete": False}
+                        "code": frames_code_version(), "names": list(fs.feature_names), "complete": False,
+                        "uid": uid}
+    seen = ((store.path, store.uid), (frames_path, uid))
     block = max(1, store.shard_samples // fs.hop)
     n_feat = len(fs.feature_names)
     tasks, keys = [], []
@@ -178,7 +199,7 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
             done = set()
         for i, f0 in enumerate(range(0, n, block)):
             if i not in done:
-                tasks.append((store.path, rec.id, f0, min(n, f0 + block), frames_path, fs))
+                tasks.append((store.path, rec.id, f0, min(n, f0 + block), frames_path, fs, seen))
                 keys.append((rec.id, i))
 
     def record(items):
@@ -272,12 +293,14 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
     return coords, np.concatenate(blocks, axis=1).astype(np.float32)
 
 
-def _clip_part(task: ClipTask, config: FeatureConfig, parts_path: str, part: int) -> dict:
+def _clip_part(task: ClipTask, config: FeatureConfig, parts_path: str, part: int, uid: str | None = None) -> dict:
     """Clip features of one window written to ``parts_path/<part>``; returns the coordinates.
 
     Features go to disk, not back to the client or into worker memory, so memory stays flat
     however long the corpus; the cube is then assembled chunk by chunk from the parts.
+    ``uid``: the parts group's, checked before anything is read or written.
     """
+    verify_seen(parts_path, uid)
     coords, X = _clip_window(task, config)
     if X.shape[0]:
         # Rows grouped by segmentation and clip length (stable), so the assembly reads each
@@ -285,7 +308,7 @@ def _clip_part(task: ClipTask, config: FeatureConfig, parts_path: str, part: int
         seg = np.unique(coords["segmentation"].astype(str), return_inverse=True)[1]
         order = np.lexsort((coords["clip_seconds"], seg))
         coords = {k: v[order] for k, v in coords.items()}
-        zarr.open_group(parts_path, mode="a").create_array(  # temporary: uncompressed, read once
+        zarr.open_group(parts_path, mode="r+").create_array(  # temporary: uncompressed, read once
             str(part), data=X[order], chunks=(PART_ROWS, X.shape[1]), compressors=None, overwrite=True)
     return coords
 
@@ -314,8 +337,10 @@ def _label_codes(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return labels[codes]
 
 
-def _gather_rows(parts_path: str, pieces: tuple[tuple[int, int, int], ...], n_features: int) -> np.ndarray:
+def _gather_rows(parts_path: str, pieces: tuple[tuple[int, int, int], ...], n_features: int,
+                 uid: str | None = None) -> np.ndarray:
     """Rows ``[a, b)`` of part ``p`` for each ``(p, a, b)`` in ``pieces``, stacked: one cube chunk."""
+    verify_seen(parts_path, uid)
     g = zarr.open_group(parts_path, mode="r")
     if not pieces:
         return np.zeros((0, n_features), np.float32)
@@ -352,18 +377,19 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     import dask.array as da
     import xarray as xr
 
+    # Paths resolved on the client (workers may run elsewhere); outputs checked before compute.
+    store_path, cube_path, frames_path, parts_path = cube_outputs(store_path, cube_path, frames_path)
     store = AudioStore.open(store_path)
     config.check_store(store)
-    frames_path = frames_path or frames_path_for(cube_path)
     compute_frames(store, frames_path, config.frame, client, quiet=quiet)
 
     planned = plan_clip_tasks(store, frames_path, config)
-    parts_path = str(cube_path).rstrip("/") + ".parts"
-    if Path(parts_path).exists():
-        shutil.rmtree(parts_path)
-    zarr.open_group(parts_path, mode="w", zarr_format=3)
+    if "://" not in parts_path:
+        remove_artifact(parts_path, PARTS_KIND)  # a previous run's, never anything else (checked above)
+    parts_uid = new_uid()
+    zarr.open_group(parts_path, mode="w", zarr_format=3, attributes={"micfp": {"kind": PARTS_KIND, "uid": parts_uid}})
     coords_list = run_tasks(client, "features: clips", _clip_part,
-                            [(t, config, parts_path, i) for i, (t, _) in enumerate(planned)], quiet=quiet)
+                            [(t, config, parts_path, i, parts_uid) for i, (t, _) in enumerate(planned)], quiet=quiet)
 
     names, owners = fsets.feature_layout(config.feature_sets, config.frame)
     # Cube rows grouped by segmentation and clip length (then recording and time, the task
@@ -403,7 +429,7 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     if current:
         chunks.append(tuple(current))
     gather = dask.delayed(_gather_rows, pure=True)
-    X = da.concatenate([da.from_delayed(gather(parts_path, ch, len(names)), dtype=np.float32,
+    X = da.concatenate([da.from_delayed(gather(parts_path, ch, len(names), parts_uid), dtype=np.float32,
                                         shape=(sum(b - a for _, a, b in ch), len(names))) for ch in chunks])
     clip_coords = {k: np.concatenate(v) for k, v in cols.items()}
     coords, names_of = {}, {}
@@ -421,7 +447,8 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     coords["feature_set"] = ("feature", np.array(owners, dtype=object))
     # Where each group's rows lie and which sessions and sound types there are: evaluation
     # tasks read a cell's rows from these without loading millions of clip coordinates.
-    meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "store": store.path, "frames": frames_path,
+    meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(), "store": store.path,
+            "frames": frames_path,
             "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
             "row_groups": [r.to_json() for r in row_groups],
             "sessions": [str(v) for v in names_of["session"]],
@@ -474,8 +501,9 @@ def open_cube(path: str, *, require_complete: bool = True, coords: dict | None =
     """
     import xarray as xr
 
+    path = resolve(path)  # its dask arrays may be read by workers in another folder
     g = _cube_group(path, require_complete)
-    ds = xr.open_zarr(str(path), consolidated=False)
+    ds = xr.open_zarr(path, consolidated=False)
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
     # quadratic in the number of coordinates at millions of clips. Read here with Zarr, not

@@ -428,11 +428,29 @@ def package_versions() -> dict:
 
 
 # -- save / load ---------------------------------------------------------------------------
+def _is_model(path) -> bool:
+    """True when ``path`` is a micfp model file (its skops schema names micfp's kind)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return MODEL_KIND.encode() in z.read("schema.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+
+
+def check_model_output(path, *, inputs=()) -> Path:
+    """Check that micfp may write the model file ``path`` (new, or a micfp model it replaces)."""
+    from ..artifacts.outputs import check_output_file
+
+    return Path(check_output_file(path, inputs=inputs, what="model file", ours=_is_model))
+
+
 def save_model(model: TrainedModel, path) -> Path:
     """Write ``model`` as a skops file (metadata as JSON inside it)."""
     import skops.io as sio
 
-    path = Path(path)
+    path = check_model_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"kind": MODEL_KIND, "version": MODEL_VERSION, "estimator": model.estimator,
                "openset": {k: (np.asarray(v) if k != "tau" else float(v)) for k, v in model.openset.items()},

@@ -36,7 +36,8 @@ from ..errors import ConfigError, InputError, one_line
 from .layouts import LAYOUTS, Layout, SourceFile, read_layout
 from ..artifacts.locks import locked
 from ..cluster.runner import BatchedRecord, run_tasks
-from ..artifacts.store import AudioStore, Recording, recording_id, write_shard
+from ..artifacts.store import AudioStore, Recording, recording_id, write_shard, STORE_KIND
+from ..artifacts.outputs import check_output, resolve
 
 ALIGN = ("shortest", "keep")
 #: Without an explicit ``--align``, a session is not cut to a file shorter than this fraction
@@ -312,6 +313,7 @@ class ShardTask:
     dst_rate: int
     src_frames: int
     dtype: str
+    uid: str | None = None  # the store's identity, checked by the worker before it writes
 
 
 def to_pcm(y: np.ndarray, dtype: str) -> np.ndarray:
@@ -354,7 +356,7 @@ def ingest_shard(task: ShardTask) -> list[tuple[int, float]]:
     out = []
     for i, rid in enumerate(task.rids):
         col = np.ascontiguousarray(data[:, i])
-        crc = write_shard(task.store, rid, task.start, col)
+        crc = write_shard(task.store, rid, task.start, col, uid=task.uid)
         peak = max(float(col.max()), -float(col.min())) if col.size else 0.0  # no float copy of the shard
         out.append((crc, peak))
     return out
@@ -388,6 +390,8 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
     IngestReport
     """
     t0 = time.perf_counter()
+    store_path = check_output(store_path, STORE_KIND, inputs=(src, settings.manifest if settings else None),
+                              what="audio store")
     plan = plan or plan_ingest(src, settings)
     for w in plan.warnings:
         echo(one_line(f"micfp: warning: {w}"))
@@ -413,8 +417,9 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
         total += len(ranges)
         for i, (a, b) in enumerate(ranges):
             if i not in done:
-                tasks.append((ShardTask(path, store.path, rids, tuple(s.channel or 0 for s in srcs), a, b,
-                                        info.sample_rate, plan.sample_rate, info.frames, rec.dtype),))
+                # Paths resolved here: workers may run in another folder (or on another host).
+                tasks.append((ShardTask(resolve(path), store.path, rids, tuple(s.channel or 0 for s in srcs), a, b,
+                                        info.sample_rate, plan.sample_rate, info.frames, rec.dtype, store.uid),))
                 keys.append((rids, i, len(ranges)))
     peaks: dict[str, list[float]] = defaultdict(list)
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..artifacts.outputs import check_output_file
 
 THRESHOLDS = (0.95, 0.99)
 #: The improved method, when the grid has it: micfp's tuned linear model on channel features.
@@ -658,6 +659,19 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;paddin
 .answers dt{font-weight:600;margin-top:.8em}.answers dd{margin-left:1.2em}.note{color:#666;font-size:.9em}"""
 
 
+#: What marks an HTML page as micfp's (only such a page is replaced).
+GENERATOR = '<meta name="generator" content="micfp">'
+
+
+def _is_html_report(path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return GENERATOR in head or "<title>micfp report:" in head
+
+
 def write_html_report(results, html_path=None, *, cube: str | None = None) -> Path:
     """Write the report page and its PNG figures; returns the HTML path.
 
@@ -673,11 +687,12 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
     from ..artifacts.results import open_results
 
     results = Path(results)
+    html_path = Path(html_path) if html_path else results.parent / "report" / "index.html"
+    html_path = Path(check_output_file(html_path, inputs=(results,), what="HTML report", ours=_is_html_report))
     ds = open_results(results)
     meta = ds.attrs["micfp"]
-    html_path = Path(html_path) if html_path else results.parent / "report" / "index.html"
     figs_dir = html_path.parent / "figures"
-    if figs_dir.exists():
+    if figs_dir.exists() and html_path.exists():  # old figures of micfp's report here (checked above)
         for old in figs_dir.glob("*.png"):
             old.unlink()
     a = analyse(ds, cube or meta.get("cube"))
@@ -737,7 +752,8 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
     sections.append(f"<h2>Every cell ({len(table)})</h2>" + _table(table))
 
     title = f"micfp report: {meta.get('workflow', results.name)}"
-    page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{GENERATOR}"
+            f"<title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class=\"note\">Results: {html.escape(str(results))}; {len(a['df'])} cells; microphones: "
             f"{html.escape(', '.join(a['mics'].values()))}.</p>" + "".join(sections) + "</body></html>")

@@ -26,7 +26,8 @@ import numpy as np
 from .degrade import CALIBRATION_SECONDS, Degradation, apply, calibrate_level, to_float
 from ..errors import InputError
 from ..cluster.runner import run_tasks
-from ..artifacts.store import AudioStore, Recording, write_shard
+from ..artifacts.store import AudioStore, Recording, write_shard, STORE_KIND
+from ..artifacts.outputs import check_output
 
 
 def _shard_power(path: str, rid: str, start: int, stop: int) -> tuple[float, int]:
@@ -62,7 +63,8 @@ def probe_pieces(recs: list[Recording], sample_rate: int, seconds: float = CALIB
 
 
 def _degrade_shard(src: str, dst: str, rid: str, index: int, start: int, stop: int, sample_rate: int,
-                   deg: Degradation, signal_power: float, level: float | None) -> tuple[int, int]:
+                   deg: Degradation, signal_power: float, level: float | None,
+                   uid: str | None = None) -> tuple[int, int]:
     import zarr
 
     x = zarr.open_array(f"{src}/audio/{rid}", mode="r")[start:stop]
@@ -70,7 +72,7 @@ def _degrade_shard(src: str, dst: str, rid: str, index: int, start: int, stop: i
     seed = zlib.crc32(f"{deg.seed}:{rid}:{index}".encode())
     y, n_bytes = apply(x, sample_rate, deg, signal_power=signal_power, level=level,
                        rng=np.random.default_rng(seed))
-    return write_shard(dst, rid, start, y), n_bytes
+    return write_shard(dst, rid, start, y, uid=uid), n_bytes
 
 
 def recordings_of(store: AudioStore, sessions) -> list[Recording]:
@@ -90,6 +92,7 @@ def degrade_store(src_path: str, dst_path: str, deg: Degradation, sessions, clie
     its settings, the compression level used and the measured bit rate (codecs).
     """
     src = AudioStore.open(src_path)
+    dst_path = check_output(dst_path, STORE_KIND, inputs=(src.path,), what="degraded audio store")
     sr = src.sample_rate
     deg.check(sr)
     recs = recordings_of(src, sessions)
@@ -148,7 +151,8 @@ def degrade_store(src_path: str, dst_path: str, deg: Degradation, sessions, clie
         encoded.setdefault(rid, {})[i] = int(n_bytes)
         _set_degradation(dst, spec, info, encoded)
 
-    tasks = [(src.path, dst.path, r.id, i, a, b, sr, deg, power.get(r.id, 0.0), level) for r, i, a, b in todo]
+    tasks = [(src.path, dst.path, r.id, i, a, b, sr, deg, power.get(r.id, 0.0), level, dst.uid)
+             for r, i, a, b in todo]
     run_tasks(client, f"robustness {deg.name}: shards", _degrade_shard, tasks,
               keys=[(r.id, i) for r, i, *_ in todo], on_result=record, quiet=quiet)
     if deg.kind == "codec":

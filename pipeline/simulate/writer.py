@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..artifacts.locks import locked
 from ..cluster.runner import BatchedRecord, run_tasks
-from ..artifacts.store import AudioStore, Recording, recording_id, write_shard
+from ..artifacts.store import AudioStore, Recording, recording_id, write_shard, STORE_KIND
+from ..artifacts.outputs import WAV_KIND, check_output, mark_folder
 
 
 def plan_checksum(plan) -> str:
@@ -27,11 +28,12 @@ def plan_recordings(plan) -> list[Recording]:
     ]
 
 
-def _render_shard(plan, session: str, start: int, stop: int, path: str, rids: tuple[str, ...]) -> list[int]:
+def _render_shard(plan, session: str, start: int, stop: int, path: str, rids: tuple[str, ...],
+                  uid: str | None = None) -> list[int]:
     from . import render_block
 
     block = render_block(plan, session, start, stop)
-    return [write_shard(path, rid, start, block[i]) for i, rid in enumerate(rids)]
+    return [write_shard(path, rid, start, block[i], uid=uid) for i, rid in enumerate(rids)]
 
 
 @locked("path", "audio store")
@@ -43,6 +45,7 @@ def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioS
     """
     from . import MICS
 
+    path = check_output(path, STORE_KIND, inputs=(plan.sources,), what="audio store")
     segments = {s: plan.segments(s) for s in plan.sessions}
     store = AudioStore.create(path, plan.sample_rate, mics={m.label: m.name for m in MICS}, segments=segments)
     recs = plan_recordings(plan)
@@ -60,7 +63,7 @@ def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioS
         done = set.intersection(*(store.shards_done(rid) for rid in rids))
         for i, (a, b) in enumerate(ranges):
             if i not in done:
-                tasks.append((plan, session, a, b, store.path, rids))
+                tasks.append((plan, session, a, b, store.path, rids, store.uid))
                 keys.append((rids, i))
 
     with BatchedRecord(store.record_done) as record:
@@ -123,8 +126,8 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
     from . import MICS
     from .studio import RENDER_BLOCK
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(check_output(out_dir, WAV_KIND, inputs=(plan.sources,), what="WAV corpus folder"))
+    mark_folder(out, WAV_KIND)
     ledger_path = out / ".micfp-simulate.json"
     ident = json.loads(json.dumps(dataclasses.asdict(plan)))
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}

@@ -11,6 +11,13 @@ SCALES = {"tiny": (1.5, 1.0), "small": (4.0, 2.0), "thesis": (360.0, 90.0)}
 DEMO_CLIP_SECONDS = 2.0
 
 
+def check_demo_output(out) -> Path:
+    """Check that micfp may write the demo's folder ``out`` (new, empty or an earlier demo's)."""
+    from ..artifacts.outputs import RUN_KIND, check_output
+
+    return Path(check_output(out, RUN_KIND, what="demo output folder"))
+
+
 def run_demo(out: Path, scale: str, client, *, seed: int = 0, echo=None, n_boot: int = 500) -> dict:
     """Simulate, compute features, evaluate under the session protocol and write the report.
 
@@ -28,8 +35,10 @@ def run_demo(out: Path, scale: str, client, *, seed: int = 0, echo=None, n_boot:
     echo = echo or (lambda m: print(m, flush=True))
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..artifacts.outputs import RUN_KIND, mark_folder
+
+    out = check_demo_output(out)
+    mark_folder(out, RUN_KIND)
     timings = {}
 
     t = time.perf_counter()

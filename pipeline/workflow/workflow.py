@@ -35,7 +35,8 @@ import numpy as np
 from ..robustness.degrade import Degradation
 from ..errors import ConfigError, InputError, MicfpError
 from ..report.files import json_default
-from ..artifacts.results import CLEAN, RESULTS_KIND, _plain_str, open_results, write_results  # noqa: F401
+from ..artifacts.results import CLEAN, RESULTS_KIND, _plain_str, check_results_output, open_results, write_results  # noqa: F401
+from ..artifacts.outputs import RUN_KIND, check_output, check_output_file, mark_folder, remove_artifact, resolve
 
 
 
@@ -518,7 +519,9 @@ def _plan(corpus: CorpusConfig):
     from ..simulate import StudioPlan
 
     try:
-        return StudioPlan(minutes_per_session=corpus.minutes_per_session, seed=corpus.seed, sources=corpus.sources)
+        # Sources resolved here: the workers read them, maybe from another folder.
+        return StudioPlan(minutes_per_session=corpus.minutes_per_session, seed=corpus.seed,
+                          sources=resolve(corpus.sources) if corpus.sources else None)
     except ValueError as exc:
         raise ConfigError(f"[corpus.simulate] {exc}") from None
 
@@ -647,6 +650,7 @@ class CellTask:
     n_boot: int
     degraded_cube: str | None = None
     max_train: int | None = None
+    uids: tuple = ()  # (path, uid) of the cubes as the client made them, checked by the worker
 
 
 def cell_data(task: CellTask):
@@ -655,7 +659,10 @@ def cell_data(task: CellTask):
     import pandas as pd
 
     from ..evaluation.evaluate import select_rows
+    from ..artifacts.outputs import verify_seen
 
+    for path, uid in task.uids:
+        verify_seen(path, uid)
     cube = cached_cube(task.cube)
     cell = task.work.cell
     X, meta = select_rows(cube, cell)
@@ -757,7 +764,7 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
     """The feature cube of ``store_path``: reused if complete and made from the same audio and
     config, else recomputed (frame features reused unless the audio changed)."""
     from ..features import compute_cube, open_cube
-    from ..features.cube import frames_path_for
+    from ..features.cube import frames_path_for, FRAMES_KIND
     from ..robustness.stage import store_fingerprint
     from ..artifacts.store import AudioStore
 
@@ -780,7 +787,7 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
     if state.get(frames) not in (None, fp) and Path(frames).exists():
         # The audio changed under the same path: frame features are stale (a simulated store's
         # recordings carry no content checksum the frame stage could compare).
-        shutil.rmtree(frames)
+        remove_artifact(frames, FRAMES_KIND)
     state[frames] = fp
     _save_state(out, state)
     echo(f"{label}: computing {cube_path}")
@@ -829,6 +836,13 @@ def check_before_compute(wf: WorkflowConfig) -> tuple[list[WorkCell], list[str]]
     return plan_cells(wf)
 
 
+def check_outputs(wf: WorkflowConfig) -> None:
+    """Check that micfp may write the workflow's output folder and results set (before compute)."""
+    inputs = (wf.corpus.path,) if wf.corpus.kind in ("store", "recordings") else ()
+    check_output(wf.out, RUN_KIND, inputs=inputs, what="workflow output folder")
+    check_results_output(wf.results_path, inputs=inputs)
+
+
 def _uses(wf: WorkflowConfig, protocol: str) -> bool:
     return any(protocol in g.protocols for g in wf.grids) or bool(wf.degradations)
 
@@ -845,8 +859,9 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     from ..artifacts.store import AudioStore
 
     t_start = time.perf_counter()
+    check_outputs(wf)
     out = Path(wf.out)
-    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, RUN_KIND)
     timings = {}
     cells, notes = check_before_compute(wf)  # before any compute
 
@@ -924,7 +939,12 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     timings["robustness_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips),)
+    import zarr
+
+    uid_of = {p: zarr.open_group(p, mode="r").attrs["micfp"].get("uid")
+              for p in {str(wf.cube_path), *deg_cubes.values()}}
+    tasks = [(CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips,
+                       tuple((p, uid_of[p]) for p in (str(wf.cube_path), deg_cubes.get(wc.condition)) if p)),)
              for wc in todo]
     attrs = {"workflow": wf.name, "config": wf.source, "cube": str(Path(wf.cube_path).resolve()),
              "store": str(store_path), "sessions": [str(s) for s in sessions], "basis": ledger.basis}
@@ -987,6 +1007,7 @@ def run_from_args(args, connect) -> int:
     if path.suffix != ".toml":
         raise ConfigError(f"{path}: a workflow is a .toml config or a .py script")
     wf = load_workflow(path, out=args.out)
+    check_outputs(wf)
     check_before_compute(wf)  # every config error before a cluster is even started
     echo = _echo
     with connect(args) as client:

@@ -1,0 +1,210 @@
+"""Where micfp may write, checked before any compute; and which artifact a worker sees.
+
+Every command resolves each output with :func:`check_output` (folders and Zarr artifacts) or
+:func:`check_output_file` (single files) before a cluster starts or a byte is written:
+
+* a local path is made absolute on the client, so workers started in another folder write
+  (and read) the client's artifact, never one in their own working directory;
+* something that micfp did not create is never replaced: an existing plain file, a symbolic
+  link, or a non-empty folder without micfp's kind marker of the expected kind is refused;
+* an output that is an input, contains one or lies inside one, or the current folder, is refused.
+
+Artifacts carry a random ``uid`` in their ``micfp`` metadata; the client passes it with each
+task and the worker checks it once per process with :func:`verify_seen`, so a worker that sees
+another (or no) artifact at the path fails with one line instead of writing into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+
+from ..errors import InputError
+
+#: Marker file of the folders micfp writes (report folders, run and demo outputs, WAV corpora).
+FOLDER_MARKER = ".micfp.json"
+REPORT_KIND = "micfp-report"
+RUN_KIND = "micfp-run"
+WAV_KIND = "micfp-wav-corpus"
+TLS_KIND = "micfp-tls"
+#: The temporary per-task feature parts beside a cube (``<cube>.parts``).
+PARTS_KIND = "micfp-cube-parts"
+
+# Folders written before the marker existed, recognised by what only micfp puts there.
+_LEGACY_FOLDERS = {REPORT_KIND: ("metrics.json",), RUN_KIND: ("state.json", "audio.zarr"),
+                   WAV_KIND: ("mics.csv",), TLS_KIND: ("ca.pem",)}
+
+_SEEN: set[tuple[str, str]] = set()
+
+
+def is_url(path) -> bool:
+    """True for fsspec URLs (``s3://...``) other than ``file://``."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def resolve(path) -> str:
+    """``path`` as the client sees it: absolute for local paths, URLs unchanged."""
+    path = str(path)
+    if is_url(path):
+        return path
+    return os.path.abspath(path.removeprefix("file://"))
+
+
+def new_uid() -> str:
+    """A fresh artifact identity."""
+    return uuid.uuid4().hex
+
+
+def artifact_kind(path) -> str | None:
+    """The micfp kind of the folder at ``path``: its Zarr ``micfp`` attrs or its folder marker."""
+    path = str(path)
+    for name, get in (("zarr.json", lambda d: d.get("attributes", {}).get("micfp", {}).get("kind")),
+                      (FOLDER_MARKER, lambda d: d.get("kind"))):
+        try:
+            with open(os.path.join(path, name), encoding="utf-8") as f:
+                kind = get(json.load(f))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if kind:
+            return kind
+    for kind, names in _LEGACY_FOLDERS.items():
+        if any(os.path.exists(os.path.join(path, n)) for n in names):
+            return kind
+    if _legacy_parts(path):
+        return PARTS_KIND
+    return None
+
+
+def _legacy_parts(path: str) -> bool:
+    """Parts left by a run before they carried a marker: an attribute-less Zarr group of numbered arrays."""
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
+            head = json.load(f)
+        names = [n for n in os.listdir(path) if n != "zarr.json"]
+    except (OSError, ValueError):
+        return False
+    return (path.endswith(".parts") and head.get("node_type") == "group" and not head.get("attributes")
+            and all(n.isdigit() for n in names))
+
+
+def mark_folder(path, kind: str) -> None:
+    """Write the folder marker of ``kind`` into ``path`` (created if missing)."""
+    os.makedirs(path, exist_ok=True)
+    marker = os.path.join(path, FOLDER_MARKER)
+    if not os.path.exists(marker):
+        with open(marker, "w", encoding="utf-8") as f:
+            json.dump({"kind": kind}, f)
+
+
+def _inside(a: str, b: str) -> bool:
+    """True when ``a`` is ``b`` or lies inside it."""
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+
+def _check_common(path, inputs, what: str) -> str:
+    p = resolve(path)
+    if is_url(p):
+        return p
+    if os.path.islink(p.rstrip(os.sep)):
+        raise InputError(f"{path}: the {what} path is a symbolic link; micfp does not write through links "
+                         f"(give the real path {os.path.realpath(p)})")
+    cwd = os.getcwd()
+    if _inside(cwd, p):
+        raise InputError(f"{path}: the {what} would be the current folder or one that contains it; "
+                         "give a new sub-folder")
+    for i in inputs:
+        if i is None:
+            continue
+        q = resolve(i)
+        if not is_url(q) and (_inside(p, q) or _inside(q, p)):
+            raise InputError(f"{path}: the {what} is the input {i} (or contains or lies inside it); "
+                             "choose another path")
+    return p
+
+
+def check_output(path, kind: str | tuple[str, ...], *, inputs=(), what: str = "output") -> str:
+    """Check that micfp may write the folder artifact ``path``; returns its resolved path.
+
+    Parameters
+    ----------
+    path : str or path
+        Local path or fsspec URL (URLs are returned unchanged).
+    kind : str or tuple of str
+        The micfp kind(s) an existing non-empty folder must carry to be replaced or resumed.
+    inputs : sequence
+        Paths the command reads: the output may neither be, contain nor lie inside one.
+    what : str
+        How the message names the output.
+
+    Raises
+    ------
+    InputError
+        One line naming the path and the problem.
+    """
+    p = _check_common(path, inputs, what)
+    if is_url(p):
+        return p
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise InputError(f"{path}: exists and is a file, not a {what}; micfp does not replace it")
+    if os.path.isdir(p) and os.listdir(p):
+        found = artifact_kind(p)
+        if found not in kinds:
+            raise InputError(f"{path}: exists and is not a micfp {what} (kind={found!r}); micfp replaces only "
+                             "what it created: choose another path or remove it yourself")
+    return p
+
+
+def check_output_file(path, *, inputs=(), what: str = "output file", ours=None) -> str:
+    """Check that micfp may write the single file ``path``; returns its resolved path.
+
+    An existing file is replaced only when ``ours(path)`` says micfp wrote it.
+    """
+    p = _check_common(path, inputs, what)
+    if is_url(p):
+        return p
+    if os.path.isdir(p):
+        raise InputError(f"{path}: is a folder, not a {what} file")
+    if os.path.exists(p) and not (ours and ours(p)):
+        raise InputError(f"{path}: exists and is not a micfp {what}; micfp does not replace it: choose another "
+                         "path or remove it yourself")
+    return p
+
+
+def remove_artifact(path, kind: str) -> None:
+    """Remove the local folder ``path`` only if it carries micfp's marker of ``kind``."""
+    import shutil
+
+    if not os.path.lexists(path):
+        return
+    found = artifact_kind(path) if os.path.isdir(path) and not os.path.islink(path) else None
+    if found != kind:
+        raise InputError(f"{path}: not a micfp {kind} (kind={found!r}); micfp does not remove it")
+    shutil.rmtree(path)
+
+
+def verify_seen(path: str, uid: str | None, storage_options: dict | None = None) -> None:
+    """Worker side: check that ``path`` holds the artifact the client created (its ``uid``).
+
+    Checked once per worker process and artifact (a small metadata read), so a task costs nothing.
+
+    Raises
+    ------
+    InputError
+        When the path is missing here or holds another artifact.
+    """
+    if uid is None or (path, uid) in _SEEN:
+        return
+    import zarr
+
+    try:
+        found = zarr.open_group(path, mode="r", storage_options=storage_options).attrs.get("micfp", {}).get("uid")
+    except Exception:  # missing, unreadable: the same answer for the user
+        found = None
+    if found != uid:
+        raise InputError(f"{path}: this worker ({socket.gethostname()}) cannot see the store the client wrote "
+                         "(missing or a different one); workers need a shared filesystem at the same path, "
+                         "or use an s3:// URL")
+    _SEEN.add((path, uid))
