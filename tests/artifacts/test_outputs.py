@@ -32,7 +32,7 @@ def refused(p, *words):
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     """A complete two-session audio store written here, without a cluster (40 s per microphone)."""
-    from pipeline.store import AudioStore, Recording, recording_id
+    from pipeline.artifacts.store import AudioStore, Recording, recording_id
 
     path = tmp_path_factory.mktemp("store") / "S.zarr"
     sr, n = 48000, 48000 * 40
@@ -72,7 +72,7 @@ def test_features_into_foreign_folder_refused(tmp_path, small_store):
 def test_features_output_is_the_input(tmp_path, small_store):
     p = micfp("features", small_store, small_store)
     refused(p, "is the input")
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     assert AudioStore.open(str(small_store)).complete  # the store is intact
     assert no_sidecars(small_store)
@@ -119,7 +119,7 @@ def test_foreign_sidecar_refused(tmp_path, small_store, sidecar):
 
 def test_remove_artifact_only_removes_marked(tmp_path):
     from pipeline.features.cube import PARTS_KIND
-    from pipeline.outputs import remove_artifact
+    from pipeline.artifacts.outputs import remove_artifact
 
     side = foreign(tmp_path / "c.zarr.parts")
     with pytest.raises(InputError, match="does not remove it"):
@@ -201,7 +201,7 @@ def test_demo_into_foreign_folder_refused(tmp_path):
 # -- workers that do not see the client's artifact ----------------------------------------------
 def test_write_shard_refuses_another_store(tmp_path, small_store):
     """A worker that sees another store at the path (its own folder's, say) fails, writing nothing."""
-    from pipeline.store import AudioStore, write_shard
+    from pipeline.artifacts.store import AudioStore, write_shard
 
     store = AudioStore.open(str(small_store))
     rid = store.recordings()[0].id
@@ -226,8 +226,8 @@ def test_clip_part_refuses_unseen_parts(tmp_path):
 
 
 def test_paths_resolved_on_the_client(tmp_path, monkeypatch):
-    from pipeline.outputs import check_output, resolve
-    from pipeline.store import STORE_KIND
+    from pipeline.artifacts.outputs import check_output, resolve
+    from pipeline.artifacts.store import STORE_KIND
 
     monkeypatch.chdir(tmp_path)
     assert check_output("q.zarr", STORE_KIND) == str(tmp_path / "q.zarr")
@@ -241,7 +241,7 @@ def test_relative_paths_with_workers_elsewhere(tmp_path, monkeypatch):
     client's paths: the decoy is untouched and nothing lands in the workers' folder."""
     from cluster_helpers import standalone_cluster
 
-    from pipeline.store import AudioStore
+    from pipeline.artifacts.store import AudioStore
 
     workers_dir, client_dir = tmp_path / "workers", tmp_path / "client"
     workers_dir.mkdir()
@@ -278,8 +278,8 @@ def test_relative_paths_with_workers_elsewhere(tmp_path, monkeypatch):
 @pytest.mark.cluster
 def test_worker_that_cannot_see_the_store_fails_with_the_message(client, small_store):
     """On a real worker: a store uid the worker does not find at the path is one clear error."""
-    from pipeline.runner import run_tasks
-    from pipeline.store import AudioStore, write_shard
+    from pipeline.cluster.runner import run_tasks
+    from pipeline.artifacts.store import AudioStore, write_shard
 
     store = AudioStore.open(str(small_store))
     rid = store.recordings()[0].id
@@ -294,7 +294,7 @@ def test_parts_of_an_older_run_are_still_recognised(tmp_path):
     """Parts left by a run before the marker existed are micfp's: a new run may replace them."""
     import zarr
 
-    from pipeline.outputs import PARTS_KIND, artifact_kind
+    from pipeline.artifacts.outputs import PARTS_KIND, artifact_kind
 
     g = zarr.open_group(str(tmp_path / "c.zarr.parts"), mode="w", zarr_format=3)
     g.create_array("0", data=np.zeros((3, 2), np.float32))
@@ -306,7 +306,7 @@ def test_parts_of_an_older_run_are_still_recognised(tmp_path):
 def test_model_file_replaced_only_if_micfp_wrote_it(tmp_path):
     import skops.io as sio
 
-    from pipeline.model import MODEL_KIND, check_model_output
+    from pipeline.identify.model import MODEL_KIND, check_model_output
 
     ours, theirs = tmp_path / "ours.skops", tmp_path / "theirs.skops"
     sio.dump({"kind": MODEL_KIND}, ours)
