@@ -225,11 +225,16 @@ def cmd_features(args) -> int:
     from .features import FeatureConfig, compute_cube
     from .store import AudioStore
 
+    from .locks import exclusive, shared
+
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)
-    config.check_store(AudioStore.open(args.store))
-    with _connect(args) as client:
-        cube = compute_cube(args.store, args.cube, config, client)
+    # Locked before anything is read or a cluster starts: an ingest into the store, or another
+    # run on the cube, refuses (or is refused) at once, not after the compute.
+    with shared(args.store, what="audio store"), exclusive(args.cube, what="feature cube"):
+        config.check_store(AudioStore.open(args.store))
+        with _connect(args) as client:
+            cube = compute_cube(args.store, args.cube, config, client)
     print(f"wrote {args.cube}: {cube.sizes['clip']} clips x {cube.sizes['feature']} features")
     return 0
 
@@ -253,17 +258,23 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
 def cmd_evaluate(args) -> int:
     from .evaluate import check_max_train, evaluate, results_dataset
     from .features import open_cube
+    from .locks import exclusive, shared
     from .report import summary_table, write_report
+    from .swap import check_replaceable
+    from .workflow import RESULTS_KIND
 
     check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
     cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
-    cube = open_cube(args.cube)
-    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
-    with _connect(args) as client:
-        results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
     out = Path(args.out)
-    write_report(results, mics, out)
-    save_results(results_dataset(results, mics), out / "results.zarr")
+    results_path = out / "results.zarr"
+    with shared(args.cube, what="feature cube"), exclusive(str(results_path), what="results set"):
+        check_replaceable(results_path, RESULTS_KIND, "results set")
+        cube = open_cube(args.cube)
+        mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+        with _connect(args) as client:
+            results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
+        write_report(results, mics, out)
+        save_results(results_dataset(results, mics), results_path)
     print(summary_table(results))
     print(f"report: {out}")
     return 0
@@ -276,10 +287,12 @@ def cmd_train(args) -> int:
                              classifier=args.classifier or DEFAULT_CLASSIFIER, sessions=tuple(args.sessions),
                              mics=tuple(args.mics), sound_type=args.sound_type, accept_rate=args.accept_rate)
     from .features import open_cube
+    from .locks import shared
 
-    open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
-    with _connect(args) as client:
-        model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
+    with shared(args.cube, what="feature cube"):
+        open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
+        with _connect(args) as client:
+            model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
     save_model(model, args.model)
     print(describe_model(model.meta))
     print(f"wrote {args.model}")
@@ -329,17 +342,22 @@ def cmd_identify(args) -> int:
 
 
 def save_results(ds, path: Path) -> None:
-    import warnings
+    """Write a results set to ``path`` (:func:`pipeline.workflow.write_results`: new, then swapped in)."""
+    from .workflow import write_results
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
-        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+    write_results(ds, Path(path))
 
 
 def cmd_info(args) -> int:
+    from .locks import shared
+
+    with shared(args.path, what="store, cube or results set"):
+        return _info(args.path)
+
+
+def _info(path: str) -> int:
     import zarr
 
-    path = args.path
     try:
         g = zarr.open_group(path, mode="r")
     except Exception as exc:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InputError
+from .locks import reading
 from .report import json_default
 
 MODEL_KIND = "micfp-model"
@@ -317,6 +318,7 @@ def _block_distances(Xb, estimator, openset):
     return np.stack([openset_distance(estimator, openset, Xb, np.full(Xb.shape[0], c)) for c in classes], axis=1)
 
 
+@reading("cube_path", "feature cube")
 def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=None) -> TrainedModel:
     """Fit, calibrate and (when sessions are held out) score one model on a feature cube.
 

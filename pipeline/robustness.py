@@ -25,6 +25,7 @@ import numpy as np
 
 from .degrade import CALIBRATION_SECONDS, Degradation, apply, calibrate_level, to_float
 from .errors import InputError
+from .locks import locked
 from .runner import run_tasks
 from .store import AudioStore, Recording, write_shard
 
@@ -81,6 +82,7 @@ def recordings_of(store: AudioStore, sessions) -> list[Recording]:
     return recs
 
 
+@locked("dst_path", "audio store", reads=(("src_path", "audio store"),))
 def degrade_store(src_path: str, dst_path: str, deg: Degradation, sessions, client, *,
                   quiet: bool = False) -> dict:
     """Write ``deg`` applied to the recordings of ``sessions`` into an audio store at ``dst_path``.

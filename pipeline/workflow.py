@@ -19,6 +19,7 @@ Every config error is raised before any compute, naming the file and the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -34,7 +35,9 @@ import numpy as np
 
 from .degrade import Degradation
 from .errors import ConfigError, InputError, MicfpError
+from .locks import exclusive, shared
 from .report import json_default
+from .swap import check_replaceable, remove_stale, swap_in, temp_sibling
 
 CLEAN = "clean"
 RESULTS_KIND = "micfp-results"
@@ -640,17 +643,29 @@ def _num(v) -> float:
 
 
 def write_results(ds, path: Path) -> Path:
-    """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it atomically."""
+    """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it whole.
+
+    Written beside ``path`` and swapped in under its write lock (:func:`pipeline.swap.swap_in`),
+    so a reader finds the old set or the new one; anything at ``path`` but a results set is
+    refused, not replaced.
+    """
+    path = Path(path)
+    with exclusive(str(path), what="results set"):
+        check_replaceable(path, RESULTS_KIND, "results set")
+        remove_stale(path)
+        tmp = Path(temp_sibling(path))
+        _write_results_to(ds, path.suffix, tmp)
+        swap_in(tmp, path, RESULTS_KIND, "results set")
+    return path
+
+
+def _write_results_to(ds, suffix: str, tmp: Path) -> None:
     import warnings
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        if path.suffix == ".nc":
+        if suffix == ".nc":
             out = ds.copy()
             out.attrs = {"micfp": json.dumps(ds.attrs["micfp"])}  # netCDF attributes cannot nest
             for k in list(out.variables):
@@ -659,17 +674,18 @@ def write_results(ds, path: Path) -> Path:
             out.to_netcdf(tmp, engine="scipy")
         else:
             ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    tmp.rename(path)
-    return path
 
 
 def open_results(path):
     """Open a results set (Zarr or NetCDF) as an in-memory :class:`xarray.Dataset`."""
+    path = Path(path)
+    with shared(str(path), what="results set"):  # loaded whole, under the lock
+        return _open_results(path)
+
+
+def _open_results(path: Path):
     import xarray as xr
 
-    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no results set here (run `micfp run` or `micfp evaluate`)")
     try:
@@ -823,13 +839,11 @@ def _save_state(out: Path, state: dict) -> None:
 def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet=False, label="cube"):
     """The feature cube of ``store_path``: reused if complete and made from the same audio and
     config, else recomputed (frame features reused unless the audio changed)."""
-    from .features import compute_cube, open_cube
-    from .features.cube import frames_path_for
+    from .features import open_cube
     from .robustness import store_fingerprint
     from .store import AudioStore
 
     cube_path = Path(cube_path)
-    out = cube_path.parent
     store = AudioStore.open(store_path)
     fp = store_fingerprint(store)
     try:
@@ -842,6 +856,15 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
                 and meta.get("store_fingerprint") == fp:
             echo(f"{label}: {cube_path} is up to date ({cube.sizes['clip']} clips), reused")
             return cube
+    with exclusive(str(cube_path), what="feature cube"):  # through the fingerprint written last
+        return _recompute_cube(store, fp, cube_path, config, client, echo=echo, quiet=quiet, label=label)
+
+
+def _recompute_cube(store, fp: str, cube_path: Path, config, client, *, echo, quiet, label):
+    from .features import compute_cube, open_cube
+    from .features.cube import frames_path_for
+
+    out = cube_path.parent
     state = _state(out)
     frames = frames_path_for(str(cube_path))
     if state.get(frames) not in (None, fp) and Path(frames).exists():
@@ -904,7 +927,17 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     """Run the stages of a workflow that are not done yet; returns a summary dict.
 
     ``summary["computed"]`` / ``summary["skipped"]`` count cells run now and cells found finished.
+    Holds the results set's write lock for the whole run (one run per results set and ledger),
+    and the read lock of the audio store and of each cube from the time it is ready.
     """
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(exclusive(str(wf.results_path), what="results set"))
+        check_replaceable(wf.results_path, RESULTS_KIND, "results set")  # before any compute
+        return _run_workflow(wf, client, locks, echo=echo, quiet=quiet, report=report)
+
+
+def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, echo, quiet: bool,
+                  report: bool | None) -> dict:
     import pandas as pd
 
     from .evaluate import TRAINING_DRAW, check_cells
@@ -919,6 +952,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
 
     t = time.perf_counter()
     store_path = ensure_corpus(wf, client, echo=echo, quiet=quiet)
+    locks.enter_context(shared(store_path, what="audio store"))
     timings["corpus_s"] = time.perf_counter() - t
     if not cells:  # ingested corpus: sound types known only now
         cells, notes = plan_cells(wf, store_path)
@@ -927,6 +961,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
 
     t = time.perf_counter()
     cube = ensure_cube(store_path, wf.cube_path, wf.features, client, echo=echo, quiet=quiet)
+    locks.enter_context(shared(str(wf.cube_path), what="feature cube"))
     timings["features_s"] = time.perf_counter() - t
     sessions = [str(x) for x in pd.unique(cube.session.values)]
     # The exact clips are known now: drop cells the cube cannot serve (e.g. a silence split
@@ -983,6 +1018,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
             dcube = out / "degraded" / f"{name}.cube.zarr"
             ensure_cube(str(out / "degraded" / f"{name}.zarr"), dcube, wf.features, client, echo=echo, quiet=quiet,
                         label=f"cube {name}")
+            locks.enter_context(shared(str(dcube), what="feature cube"))
             deg_cubes[name] = str(dcube)
     for name in {r["condition"] for r in ledger.records.values()} - set(conditions):
         # a condition of an earlier grid: its cells stay in the results, described as they were made
