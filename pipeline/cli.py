@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -184,15 +185,18 @@ def cmd_simulate(args) -> int:
     if any(m <= 0 for m in minutes):
         raise ConfigError(f"--minutes-per-session must be positive, got {minutes}")
     plan = StudioPlan(minutes_per_session=minutes, seed=args.seed, sources=args.sources)
-    with _connect(args) as client:
-        if args.format == "wav":
-            from .simulate.writer import simulate_to_wav
+    from .locks import exclusive
 
-            simulate_to_wav(plan, args.out, client)
-        else:
-            from .simulate.writer import simulate_to_store
+    with exclusive(args.out, what="audio store") if args.format == "zarr" else contextlib.nullcontext():
+        with _connect(args) as client:  # locked first: a store in use is refused before a cluster starts
+            if args.format == "wav":
+                from .simulate.writer import simulate_to_wav
 
-            simulate_to_store(plan, args.out, client)
+                simulate_to_wav(plan, args.out, client)
+            else:
+                from .simulate.writer import simulate_to_store
+
+                simulate_to_store(plan, args.out, client)
     print(f"wrote {args.out}")
     return 0
 
@@ -214,8 +218,10 @@ def cmd_ingest(args) -> int:
 
     settings = IngestSettings(layout=args.layout, manifest=args.manifest, resample=args.resample,
                               channel=args.channel, pattern=args.pattern, align=args.align)
+    from .locks import exclusive
+
     plan = plan_ingest(args.src, settings)  # every file checked before a cluster starts or a byte is written
-    with _connect(args) as client:
+    with exclusive(args.store, what="audio store"), _connect(args) as client:
         report = ingest(args.src, args.store, client, settings, plan=plan)
     print(report.summary())
     return 0

@@ -69,20 +69,43 @@ def lock_path(path: str) -> Path | None:
 def holder(path: str) -> dict:
     """The last holder recorded in the lock file of ``path`` (pid, host, mode, since); ``{}`` if none."""
     lp = lock_path(path)
+    return _record(lp) if lp else {}
+
+
+def _record(lp: Path) -> dict:
     try:
-        return json.loads(lp.read_bytes()[:_RECORD].rstrip(b"\0 ") or b"{}") if lp else {}
+        return json.loads(lp.read_bytes()[:_RECORD].rstrip(b"\0 ") or b"{}")
     except (OSError, ValueError):
         return {}
 
 
+def _mine(h: dict) -> bool:
+    return h.get("pid") == os.getpid() and h.get("host") == socket.gethostname()
+
+
+def _alive(h: dict) -> bool:
+    """Whether the holder recorded in ``h`` may still run (a process on another host: assumed)."""
+    if h.get("host") != socket.gethostname():
+        return bool(h)
+    try:
+        os.kill(int(h.get("pid", -1)), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _refusal(path: str, what: str, mode: str) -> LockedError:
     h = holder(path)
-    pid = h.get("pid", "?")
-    where = "" if h.get("host") in (None, socket.gethostname()) else f" on {h['host']}"
+    by = "another micfp run"
+    if _alive(h):
+        by = f"micfp pid {h.get('pid', '?')}"
+        if h.get("host") != socket.gethostname():
+            by += f" on {h.get('host')}"
     doing = "read" if h.get("mode") == SHARED else "written"
     wants = "read" if mode == SHARED else "write"
-    return LockedError(f"{path}: this {what} is being {doing} by micfp pid {pid}{where}; wait for it to finish "
-                       f"before you {wants} it")
+    return LockedError(f"{path}: this {what} is being {doing} by {by}; wait for it to finish before you {wants} it")
 
 
 def _open(lp: Path, path: str, mode: str) -> int | None:
@@ -126,11 +149,17 @@ def _acquire(lp: Path, path: str, what: str, mode: str) -> bool:
             raise MicfpError(f"{path}: cannot lock here ({exc.strerror}); choose a local file system") from exc
         me = {"pid": os.getpid(), "host": socket.gethostname(), "mode": mode, "since": time.time()}
         # One padded write at offset 0 (no truncation), so a concurrent reader of the record
-        # sees the old or the new one; with several readers it names one of them.
-        with contextlib.suppress(OSError):
-            os.pwrite(fd, json.dumps(me).encode().ljust(_RECORD)[:_RECORD], 0)
+        # sees the old or the new one. A reader keeps the record of a live earlier reader, so
+        # the record names a reader that still holds the lock as long as one does.
+        if mode == EXCLUSIVE or not _reading(holder(path)):
+            with contextlib.suppress(OSError):
+                os.pwrite(fd, json.dumps(me).encode().ljust(_RECORD)[:_RECORD], 0)
         _HELD[lp] = _Held(fd, [mode])
         return True
+
+
+def _reading(h: dict) -> bool:
+    return h.get("mode") == SHARED and not _mine(h) and _alive(h)
 
 
 def _release(lp: Path) -> None:
@@ -139,6 +168,9 @@ def _release(lp: Path) -> None:
         held.modes.pop()
         if not held.modes:
             del _HELD[lp]
+            if _mine(_record(lp)):
+                with contextlib.suppress(OSError):  # so no refusal names a run that let go
+                    os.pwrite(held.fd, b" " * _RECORD, 0)
             os.close(held.fd)  # releases the flock; the file stays (see the module docstring)
 
 
