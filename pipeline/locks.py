@@ -162,10 +162,10 @@ def _reading(h: dict) -> bool:
     return h.get("mode") == SHARED and not _mine(h) and _alive(h)
 
 
-def _release(lp: Path) -> None:
+def _release(lp: Path, mode: str) -> None:
     with _GUARD:
         held = _HELD[lp]
-        held.modes.pop()
+        held.modes.remove(mode)  # this level's mode (threads of a process share the entry)
         if not held.modes:
             del _HELD[lp]
             if _mine(_record(lp)):
@@ -186,7 +186,7 @@ def _hold(path: str, what: str, mode: str):
     try:
         yield
     finally:
-        _release(lp)
+        _release(lp, mode)
 
 
 def exclusive(path: str, *, what: str = "output"):

@@ -35,7 +35,7 @@ import numpy as np
 
 from .degrade import Degradation
 from .errors import ConfigError, InputError, MicfpError
-from .locks import exclusive, shared
+from .locks import LockedError, exclusive, lock_path, shared
 from .report import json_default
 from .swap import check_replaceable, remove_stale, swap_in, temp_sibling
 
@@ -717,7 +717,7 @@ def _open_results(path: Path):
 
 # -- worker side: the cube cache and the cell task -------------------------------------------
 # The per-process cube cache lives with the cube (shared with ``evaluate``).
-from .features.cube import cache_stats, cached_cube, clear_cache  # noqa: E402,F401
+from .features.cube import cache_stats, cached_cube, clear_cache, cube_write_id  # noqa: E402,F401
 
 
 
@@ -962,6 +962,8 @@ def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, ec
     t = time.perf_counter()
     cube = ensure_cube(store_path, wf.cube_path, wf.features, client, echo=echo, quiet=quiet)
     locks.enter_context(shared(str(wf.cube_path), what="feature cube"))
+    if lock_path(str(wf.cube_path)) and cube_write_id(str(wf.cube_path)) != cube.attrs["micfp"].get("write_id"):
+        raise LockedError(f"{wf.cube_path}: another run replaced this feature cube as this one started; re-run")
     timings["features_s"] = time.perf_counter() - t
     sessions = [str(x) for x in pd.unique(cube.session.values)]
     # The exact clips are known now: drop cells the cube cannot serve (e.g. a silence split

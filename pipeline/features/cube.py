@@ -498,12 +498,13 @@ def _open_cube(path: str, require_complete: bool, coords: dict | None):
 
 def _same_write(block: np.ndarray, path: str, write_id: str) -> np.ndarray:
     """``block``, once the cube at ``path`` is checked to still be write ``write_id``."""
-    if _write_id(path) != write_id:
+    if cube_write_id(path) != write_id:
         raise IncompleteError(f"{path}: the feature cube was replaced while it was being read; open it again")
     return block
 
 
-def _write_id(path: str) -> str | None:
+def cube_write_id(path: str) -> str | None:
+    """The ``write_id`` of the local cube at ``path`` now (new at every write); ``None`` if unreadable."""
     try:
         with open(os.path.join(path, "zarr.json"), "rb") as f:
             return json.load(f).get("attributes", {}).get("micfp", {}).get("write_id")
