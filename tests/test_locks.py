@@ -183,14 +183,21 @@ def _same(a, b) -> bool:
     return a.attrs["micfp"]["write_id"] == b.attrs["micfp"]["write_id"] and a.equals(b)
 
 
+# Locks never wait, so the writer retries while the reader's loop briefly holds the read lock.
 REWRITER = """
-import sys
+import sys, time
 from distributed import Client
 from pipeline.features import FeatureConfig, compute_cube
+from pipeline.locks import LockedError
 c = Client(sys.argv[1])
 for clips in ({a}, {b}):
-    compute_cube(sys.argv[2], sys.argv[3], FeatureConfig(feature_sets=("channel",), clip_seconds=clips), c, quiet=True)
-    print("wrote", flush=True)
+    while True:
+        try:
+            compute_cube(sys.argv[2], sys.argv[3], FeatureConfig(feature_sets=("channel",), clip_seconds=clips), c,
+                         quiet=True)
+            break
+        except LockedError:
+            time.sleep(0.001)
 """
 
 
