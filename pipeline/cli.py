@@ -229,9 +229,8 @@ def cmd_ingest(args) -> int:
 
 def cmd_features(args) -> int:
     from .features import FeatureConfig, compute_cube
-    from .store import AudioStore
-
     from .locks import exclusive, shared
+    from .store import AudioStore
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)

@@ -538,7 +538,8 @@ def cached_cube(path: str):
     """The cube at ``path``, opened once per process and version of the cube.
 
     Keyed by the path and the version stamp of the cube's root metadata (:func:`_marker`, new
-    whenever a cube is recomputed), so a recomputed cube is never served stale. Small cubes are loaded into
+    whenever a cube is recomputed), so a recomputed cube is never served stale. Read under the
+    cube's read lock, so the stamp and the cube are of one version. Small cubes are loaded into
     memory (an xarray Dataset); larger ones (over :data:`CUBE_LOAD_LIMIT` bytes of features) are
     opened for row access (:class:`~pipeline.features.rows.CubeRows`), so a worker's memory does
     not grow with the corpus: cells read the rows they select.
