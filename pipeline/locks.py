@@ -103,7 +103,7 @@ def _refusal(path: str, what: str, mode: str) -> LockedError:
         by = f"micfp pid {h.get('pid', '?')}"
         if h.get("host") != socket.gethostname():
             by += f" on {h.get('host')}"
-    doing = "read" if h.get("mode") == SHARED else "written"
+    doing = {SHARED: "read", EXCLUSIVE: "written"}.get(h.get("mode"), "used")
     wants = "read" if mode == SHARED else "write"
     return LockedError(f"{path}: this {what} is being {doing} by {by}; wait for it to finish before you {wants} it")
 
