@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, MicfpError
+from .locks import exclusive, shared
 from .outputs import check_output, check_output_file
+from .swap import check_replaceable, remove_stale, swap_in, temp_sibling
 
 CLEAN = "clean"
 RESULTS_KIND = "micfp-results"
@@ -31,13 +32,8 @@ def _is_results(path) -> bool:
 
 
 def save_results(ds, path: Path) -> None:
-    """Write the results Dataset of ``micfp evaluate``/``demo`` to the Zarr store ``path`` (replaced)."""
-    import warnings
-
-    path = check_results_output(path)  # only a results set micfp wrote is replaced
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
-        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+    """Write the results Dataset of ``micfp evaluate``/``demo`` (:func:`write_results`)."""
+    write_results(ds, path)
 
 
 def _plain_str(values) -> np.ndarray:
@@ -47,17 +43,29 @@ def _plain_str(values) -> np.ndarray:
 
 
 def write_results(ds, path: Path) -> Path:
-    """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it atomically."""
+    """Write the results set to Zarr (``.zarr``) or NetCDF (``.nc``), replacing it whole.
+
+    Written beside ``path`` and swapped in under its write lock (:func:`pipeline.artifacts.swap.swap_in`),
+    so a reader finds the old set or the new one; anything at ``path`` but a results set is
+    refused, not replaced.
+    """
+    path = check_results_output(path)  # only a results set micfp wrote is replaced
+    with exclusive(str(path), what="results set"):
+        check_replaceable(path, RESULTS_KIND, "results set")
+        remove_stale(path)
+        tmp = Path(temp_sibling(path))
+        _write_results_to(ds, path.suffix, tmp)
+        swap_in(tmp, path, RESULTS_KIND, "results set")
+    return path
+
+
+def _write_results_to(ds, suffix: str, tmp: Path) -> None:
     import warnings
 
-    path = check_results_output(path)  # only a results set micfp wrote is replaced
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        if path.suffix == ".nc":
+        if suffix == ".nc":
             out = ds.copy()
             out.attrs = {"micfp": json.dumps(ds.attrs["micfp"])}  # netCDF attributes cannot nest
             for k in list(out.variables):
@@ -66,17 +74,18 @@ def write_results(ds, path: Path) -> Path:
             out.to_netcdf(tmp, engine="scipy")
         else:
             ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    tmp.rename(path)
-    return path
 
 
 def open_results(path):
     """Open a results set (Zarr or NetCDF) as an in-memory :class:`xarray.Dataset`."""
+    path = Path(path)
+    with shared(str(path), what="results set"):  # loaded whole, under the lock
+        return _open_results(path)
+
+
+def _open_results(path: Path):
     import xarray as xr
 
-    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no results set here (run `micfp run` or `micfp evaluate`)")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -155,6 +156,7 @@ def cmd_simulate(args) -> int:
             raise ConfigError(f"--sessions {args.sessions} does not match --minutes-per-session {minutes}")
     if any(m <= 0 for m in minutes):
         raise ConfigError(f"--minutes-per-session must be positive, got {minutes}")
+    from ..artifacts.locks import exclusive
     from ..artifacts.outputs import WAV_KIND, check_output, resolve
     from ..artifacts.store import STORE_KIND
 
@@ -163,15 +165,16 @@ def cmd_simulate(args) -> int:
                       sources=resolve(args.sources) if args.sources else None)
     check_output(args.out, WAV_KIND if args.format == "wav" else STORE_KIND, inputs=(args.sources,),
                  what="WAV corpus folder" if args.format == "wav" else "audio store")  # before a cluster starts
-    with _connect(args) as client:
-        if args.format == "wav":
-            from ..simulate.writer import simulate_to_wav
+    with exclusive(args.out, what="audio store") if args.format == "zarr" else contextlib.nullcontext():
+        with _connect(args) as client:  # locked first: a store in use is refused before a cluster starts
+            if args.format == "wav":
+                from ..simulate.writer import simulate_to_wav
 
-            simulate_to_wav(plan, args.out, client)
-        else:
-            from ..simulate.writer import simulate_to_store
+                simulate_to_wav(plan, args.out, client)
+            else:
+                from ..simulate.writer import simulate_to_store
 
-            simulate_to_store(plan, args.out, client)
+                simulate_to_store(plan, args.out, client)
     print(f"wrote {args.out}")
     return 0
 
@@ -194,53 +197,59 @@ def cmd_ingest(args) -> int:
     settings = IngestSettings(layout=args.layout, manifest=args.manifest, resample=args.resample,
                               channel=args.channel, pattern=args.pattern, align=args.align,
                               root_only=args.root_only)
+    from ..artifacts.locks import exclusive
     from ..artifacts.outputs import check_output
     from ..artifacts.store import STORE_KIND
 
     check_output(args.store, STORE_KIND, inputs=(args.src, args.manifest), what="audio store")
     plan = plan_ingest(args.src, settings)  # every file checked before a cluster starts or a byte is written
-    with _connect(args) as client:
+    with exclusive(args.store, what="audio store"), _connect(args) as client:
         report = ingest(args.src, args.store, client, settings, plan=plan)
     print(report.summary())
     return 0
 
 
 def cmd_features(args) -> int:
-    from ..features import FeatureConfig, compute_cube
+    from ..artifacts.locks import exclusive, shared
     from ..artifacts.store import AudioStore
+    from ..features import FeatureConfig, compute_cube
     from ..features.cube import cube_outputs
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)
     cube_outputs(args.store, args.cube)  # every output checked before a cluster starts
-    config.check_store(AudioStore.open(args.store))
-    with _connect(args) as client:
-        cube = compute_cube(args.store, args.cube, config, client)
+    # Locked before anything is read or a cluster starts: an ingest into the store, or another
+    # run on the cube, refuses (or is refused) at once, not after the compute.
+    with shared(args.store, what="audio store"), exclusive(args.cube, what="feature cube"):
+        config.check_store(AudioStore.open(args.store))
+        with _connect(args) as client:
+            cube = compute_cube(args.store, args.cube, config, client)
     print(f"wrote {args.cube}: {cube.sizes['clip']} clips x {cube.sizes['feature']} features")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from ..artifacts.results import save_results
+    from ..artifacts.locks import exclusive, shared
+    from ..artifacts.outputs import REPORT_KIND, check_output, mark_folder
+    from ..artifacts.results import check_results_output, save_results
     from ..evaluation.evaluate import check_max_train, evaluate, results_dataset
     from ..evaluation.grid import default_cells
     from ..features import open_cube
     from ..report.files import summary_table, write_report
 
-    from ..artifacts.outputs import REPORT_KIND, check_output, mark_folder
-    from ..artifacts.results import check_results_output
-
     check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
     out = Path(check_output(args.out, REPORT_KIND, inputs=(args.cube,), what="report folder"))
     check_results_output(out / "results.zarr", inputs=(args.cube,))
     cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
-    cube = open_cube(args.cube)
-    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
-    with _connect(args) as client:
-        results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
-    mark_folder(out, REPORT_KIND)
-    write_report(results, mics, out)
-    save_results(results_dataset(results, mics), out / "results.zarr")
+    results_path = out / "results.zarr"
+    with shared(args.cube, what="feature cube"), exclusive(str(results_path), what="results set"):
+        cube = open_cube(args.cube)
+        mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+        with _connect(args) as client:
+            results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
+        mark_folder(out, REPORT_KIND)
+        write_report(results, mics, out)
+        save_results(results_dataset(results, mics), results_path)
     print(summary_table(results))
     print(f"report: {out}")
     return 0
@@ -252,13 +261,15 @@ def cmd_train(args) -> int:
     settings = TrainSettings(feature_set=args.feature_set, clip_seconds=args.clip_seconds,
                              classifier=args.classifier or DEFAULT_CLASSIFIER, sessions=tuple(args.sessions),
                              mics=tuple(args.mics), sound_type=args.sound_type, accept_rate=args.accept_rate)
+    from ..artifacts.locks import shared
     from ..features import open_cube
     from ..identify.model import check_model_output
 
     check_model_output(args.model, inputs=(args.cube,))
-    open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
-    with _connect(args) as client:
-        model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
+    with shared(args.cube, what="feature cube"):
+        open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
+        with _connect(args) as client:
+            model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
     save_model(model, args.model)
     print(describe_model(model.meta))
     print(f"wrote {args.model}")
@@ -308,9 +319,15 @@ def cmd_identify(args) -> int:
 
 
 def cmd_info(args) -> int:
+    from ..artifacts.locks import shared
+
+    with shared(args.path, what="store, cube or results set"):
+        return _info(args.path)
+
+
+def _info(path: str) -> int:
     import zarr
 
-    path = args.path
     try:
         g = zarr.open_group(path, mode="r")
     except Exception as exc:

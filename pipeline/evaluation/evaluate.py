@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..artifacts.locks import reading
 
 PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 THESIS_CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression",
@@ -662,6 +663,7 @@ def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = 
     return run_cell(X, meta, cell, mics, n_boot=n_boot, max_train=max_train)
 
 
+@reading("cube_path", "feature cube")
 def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, max_train: int | None = None,
              quiet: bool = False) -> list[dict]:
     """Run ``cells`` as tasks on the cluster; returns one result dict per cell, in order.

@@ -17,8 +17,7 @@ import functools
 import hashlib
 import json
 import os
-import threading
-import time
+import uuid
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,10 +29,11 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import ConfigError, IncompleteError, InputError
-from ..artifacts.locks import locked
+from ..artifacts.locks import locked, exclusive, lock_path, shared
 from ..cluster.runner import BatchedRecord, run_tasks
 from ..artifacts.store import AudioStore
 from ..artifacts.outputs import PARTS_KIND, check_output, new_uid, remove_artifact, resolve, verify_seen
+from ..artifacts.swap import check_replaceable, discard, remove_stale, swap_in, temp_sibling
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
@@ -364,14 +364,24 @@ def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) 
     return out
 
 
-@locked("cube_path", "feature cube")
+@locked("cube_path", "feature cube", reads=(("store_path", "audio store"),))
 def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, *,
                  frames_path: str | None = None, quiet: bool = False):
     """Compute the feature cube of an audio store on the cluster and write it to ``cube_path``.
 
+    Holds the cube's (and the frame store's) write lock and the audio store's read lock for
+    the whole computation. A local cube is written beside ``cube_path`` and swapped in whole
+    when complete (:func:`pipeline.swap.swap_in`), so a reader sees the old cube or the new
+    one, never a mix, and an interrupted run leaves the old cube intact.
+
     Returns the cube opened with :func:`open_cube`.
     """
-    import shutil
+    frames_path = frames_path or frames_path_for(cube_path)
+    with exclusive(frames_path, what="frame store"):
+        return _compute_cube(store_path, str(cube_path), config, client, frames_path, quiet)
+
+
+def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, frames_path: str, quiet: bool):
 
     import dask
     import dask.array as da
@@ -379,6 +389,11 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
 
     # Paths resolved on the client (workers may run elsewhere); outputs checked before compute.
     store_path, cube_path, frames_path, parts_path = cube_outputs(store_path, cube_path, frames_path)
+    local = lock_path(cube_path) is not None  # object stores: no cheap rename; written in place
+    if local:
+        check_replaceable(cube_path, CUBE_KIND, "feature cube")  # before any compute
+        for p in (cube_path, parts_path):  # left by runs that died; ours now, under the lock
+            remove_stale(p)
     store = AudioStore.open(store_path)
     config.check_store(store)
     compute_frames(store, frames_path, config.frame, client, quiet=quiet)
@@ -447,8 +462,10 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     coords["feature_set"] = ("feature", np.array(owners, dtype=object))
     # Where each group's rows lie and which sessions and sound types there are: evaluation
     # tasks read a cell's rows from these without loading millions of clip coordinates.
-    meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(), "store": store.path,
-            "frames": frames_path,
+    # uid: the artifact's identity, checked by workers; write_id: a new one per write, so a cube
+    # read before a rewrite is told from the new one.
+    meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(), "write_id": uuid.uuid4().hex,
+            "store": store.path, "frames": frames_path,
             "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
             "row_groups": [r.to_json() for r in row_groups],
             "sessions": [str(v) for v in names_of["session"]],
@@ -458,19 +475,17 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message="Sending large graph")  # the coordinates' codes
-        ds.to_zarr(cube_path, mode="w", zarr_format=3, consolidated=False,
+        target = temp_sibling(cube_path) if local else cube_path
+        ds.to_zarr(target, mode="w", zarr_format=3, consolidated=False,
                    encoding={"features": {"compressors": (FEATURES_CODEC,), "chunks": (chunk_rows, len(names))}})
-    g = zarr.open_group(cube_path, mode="r+")
+    g = zarr.open_group(target, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
+    if local:
+        swap_in(target, cube_path, CUBE_KIND, "feature cube")
     # The temporary parts (thousands of files at thesis scale) are deleted in the background:
-    # the cube is complete and the next stage need not wait. Renamed first, so a new run on the
-    # same path never meets them; a non-daemon thread, so the interpreter finishes it before
-    # exiting.
+    # the cube is complete and the next stage need not wait.
     if Path(parts_path).is_dir():  # a local folder (remote stores have no cheap rename)
-        doomed = f"{parts_path}.done-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
-        os.rename(parts_path, doomed)
-        threading.Thread(target=shutil.rmtree, args=(doomed,), kwargs={"ignore_errors": True},
-                         name="micfp-remove-parts").start()
+        discard(parts_path)
     return open_cube(cube_path, coords=clip_coords)  # the coordinates in hand, not read back
 
 
@@ -499,11 +514,24 @@ def open_cube(path: str, *, require_complete: bool = True, coords: dict | None =
     ``start_s``, ``end_s``, ``segmentation``; feature coordinates ``feature`` and ``feature_set``.
     ``coords`` (internal): clip coordinates already in memory, used instead of reading them.
     """
+    with shared(str(path), what="feature cube"):  # never opened by halves, mid-swap
+        return _open_cube(str(path), require_complete, coords)
+
+
+def _open_cube(path: str, require_complete: bool, coords: dict | None):
     import xarray as xr
 
     path = resolve(path)  # its dask arrays may be read by workers in another folder
     g = _cube_group(path, require_complete)
     ds = xr.open_zarr(path, consolidated=False)
+    write_id = g.attrs["micfp"].get("write_id")
+    if write_id is not None and lock_path(path) is not None:
+        # Features are read lazily, after the lock is released: each block checks, once read,
+        # that the cube it came from is still the one opened (else the read could mix two
+        # cubes, or read a removed cube's chunks as zeros).
+        feats = ds["features"]
+        ds["features"] = feats.copy(data=feats.data.map_blocks(_same_write, path=path, write_id=write_id,
+                                                               dtype=feats.dtype))
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
     # quadratic in the number of coordinates at millions of clips. Read here with Zarr, not
@@ -520,9 +548,30 @@ def open_cube(path: str, *, require_complete: bool = True, coords: dict | None =
     return ds.assign_coords(loaded)
 
 
+def _same_write(block: np.ndarray, path: str, write_id: str) -> np.ndarray:
+    """``block``, once the cube at ``path`` is checked to still be write ``write_id``."""
+    if cube_write_id(path) != write_id:
+        raise IncompleteError(f"{path}: the feature cube was replaced while it was being read; open it again")
+    return block
+
+
+def cube_write_id(path: str) -> str | None:
+    """The ``write_id`` of the local cube at ``path`` now (new at every write); ``None`` if unreadable."""
+    try:
+        with open(os.path.join(path, "zarr.json"), "rb") as f:
+            return json.load(f).get("attributes", {}).get("micfp", {}).get("write_id")
+    except (OSError, ValueError):
+        return None
+
+
 def open_rows(path: str) -> CubeRows:
-    """Open a complete feature cube for row access (:class:`~pipeline.features.rows.CubeRows`)."""
-    return CubeRows(str(path), _cube_group(path))
+    """Open a complete feature cube for row access (:class:`~pipeline.features.rows.CubeRows`).
+
+    Its rows are read later, by path: hold :func:`pipeline.locks.shared` on the cube meanwhile
+    if another process may rewrite it (every ``micfp`` command does).
+    """
+    with shared(str(path), what="feature cube"):
+        return CubeRows(str(path), _cube_group(path))
 
 
 #: Cubes up to this many bytes of features are held in memory by :func:`cached_cube` (an hour
@@ -540,18 +589,29 @@ _LOADS: dict[str, int] = {}
 def cached_cube(path: str):
     """The cube at ``path``, opened once per process and version of the cube.
 
-    Keyed by the path and the modification stamp of the cube's root metadata (rewritten when a
-    cube is recomputed), so a recomputed cube is never served stale. Small cubes are loaded into
+    Keyed by the path and the version stamp of the cube's root metadata (:func:`_marker`, new
+    whenever a cube is recomputed), so a recomputed cube is never served stale. Read under the
+    cube's read lock, so the stamp and the cube are of one version. Small cubes are loaded into
     memory (an xarray Dataset); larger ones (over :data:`CUBE_LOAD_LIMIT` bytes of features) are
     opened for row access (:class:`~pipeline.features.rows.CubeRows`), so a worker's memory does
     not grow with the corpus: cells read the rows they select.
     """
-    key = (str(path), _marker(str(path)))
-    if key in _CUBES:
-        _CUBES.move_to_end(key)
-        return _CUBES[key]
-    for k in [k for k in _CUBES if k[0] == str(path)]:
-        del _CUBES[k]
+    with shared(str(path), what="feature cube"):  # the stamp and the cube of one version
+        key = (str(path), _marker(str(path)))
+        if key in _CUBES:
+            _CUBES.move_to_end(key)
+            return _CUBES[key]
+        for k in [k for k in _CUBES if k[0] == str(path)]:
+            del _CUBES[k]
+        cube = _load_cube(str(path))
+    _CUBES[key] = cube
+    _LOADS[str(path)] = _LOADS.get(str(path), 0) + 1
+    while len(_CUBES) > max(1, CUBE_CACHE_SIZE):
+        _CUBES.popitem(last=False)
+    return cube
+
+
+def _load_cube(path: str):
     g = _cube_group(str(path))
     if g["features"].nbytes <= CUBE_LOAD_LIMIT:
         import dask
@@ -562,18 +622,20 @@ def cached_cube(path: str):
             cube = open_cube(str(path)).load()
     else:
         cube = CubeRows(str(path), g)
-    _CUBES[key] = cube
-    _LOADS[str(path)] = _LOADS.get(str(path), 0) + 1
-    while len(_CUBES) > max(1, CUBE_CACHE_SIZE):
-        _CUBES.popitem(last=False)
     return cube
 
 
 def _marker(path: str) -> tuple:
+    """The version stamp of the cube at ``path``: its root metadata file's inode, time and size.
+
+    A rewritten cube is a new folder swapped in (:func:`compute_cube`), so its metadata file is
+    a new inode (the old one still existed when it was made): the stamp changes even when the
+    modification time does not.
+    """
     if "://" in path:  # remote stores: no cheap stamp; the path alone
         return ()
     st = os.stat(os.path.join(path, "zarr.json"))
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def clear_cache() -> None:

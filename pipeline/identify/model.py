@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..errors import ConfigError, InputError
 from ..report.files import json_default
+from ..artifacts.locks import reading
 
 MODEL_KIND = "micfp-model"
 MODEL_VERSION = 1
@@ -318,6 +319,7 @@ def _block_distances(Xb, estimator, openset):
     return np.stack([openset_distance(estimator, openset, Xb, np.full(Xb.shape[0], c)) for c in classes], axis=1)
 
 
+@reading("cube_path", "feature cube")
 def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=None) -> TrainedModel:
     """Fit, calibrate and (when sessions are held out) score one model on a feature cube.
 

@@ -14,6 +14,7 @@ them into sentences; :func:`write_html_report` draws the figures and writes the 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..artifacts.outputs import check_output_file
+from ..artifacts.locks import shared
 
 THRESHOLDS = (0.95, 0.99)
 #: The improved method, when the grid has it: micfp's tuned linear model on channel features.
@@ -695,7 +697,9 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
     if figs_dir.exists() and html_path.exists():  # old figures of micfp's report here (checked above)
         for old in figs_dir.glob("*.png"):
             old.unlink()
-    a = analyse(ds, cube or meta.get("cube"))
+    cube = cube or meta.get("cube")
+    with shared(cube, what="feature cube") if cube else contextlib.nullcontext():
+        a = analyse(ds, cube)
     qa = answers(a)
 
     sections = []

@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..cluster.runner import run_tasks
 from ..artifacts.store import AudioStore, Recording, write_shard, STORE_KIND
 from ..artifacts.outputs import check_output
+from ..artifacts.locks import locked
 
 
 def _shard_power(path: str, rid: str, start: int, stop: int) -> tuple[float, int]:
@@ -83,6 +84,7 @@ def recordings_of(store: AudioStore, sessions) -> list[Recording]:
     return recs
 
 
+@locked("dst_path", "audio store", reads=(("src_path", "audio store"),))
 def degrade_store(src_path: str, dst_path: str, deg: Degradation, sessions, client, *,
                   quiet: bool = False) -> dict:
     """Write ``deg`` applied to the recordings of ``sessions`` into an audio store at ``dst_path``.

@@ -19,11 +19,11 @@ Every config error is raised before any compute, naming the file and the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import tomllib
@@ -36,7 +36,9 @@ from ..robustness.degrade import Degradation
 from ..errors import ConfigError, InputError, MicfpError
 from ..report.files import json_default
 from ..artifacts.results import CLEAN, RESULTS_KIND, _plain_str, check_results_output, open_results, write_results  # noqa: F401
-from ..artifacts.outputs import RUN_KIND, check_output, check_output_file, mark_folder, remove_artifact, resolve
+from ..artifacts.outputs import RUN_KIND, check_output, mark_folder, remove_artifact, resolve
+from ..artifacts.locks import LockedError, exclusive, lock_path, shared
+from ..artifacts.swap import check_replaceable
 
 
 
@@ -637,7 +639,7 @@ def _num(v) -> float:
 
 # -- worker side: the cube cache and the cell task -------------------------------------------
 # The per-process cube cache lives with the cube (shared with ``evaluate``).
-from ..features.cube import cache_stats, cached_cube, clear_cache  # noqa: E402,F401
+from ..features.cube import cache_stats, cached_cube, clear_cache, cube_write_id  # noqa: E402,F401
 
 
 
@@ -763,13 +765,11 @@ def _save_state(out: Path, state: dict) -> None:
 def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet=False, label="cube"):
     """The feature cube of ``store_path``: reused if complete and made from the same audio and
     config, else recomputed (frame features reused unless the audio changed)."""
-    from ..features import compute_cube, open_cube
-    from ..features.cube import frames_path_for, FRAMES_KIND
-    from ..robustness.stage import store_fingerprint
     from ..artifacts.store import AudioStore
+    from ..features import open_cube
+    from ..robustness.stage import store_fingerprint
 
     cube_path = Path(cube_path)
-    out = cube_path.parent
     store = AudioStore.open(store_path)
     fp = store_fingerprint(store)
     try:
@@ -782,6 +782,15 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
                 and meta.get("store_fingerprint") == fp:
             echo(f"{label}: {cube_path} is up to date ({cube.sizes['clip']} clips), reused")
             return cube
+    with exclusive(str(cube_path), what="feature cube"):  # through the fingerprint written last
+        return _recompute_cube(store, fp, cube_path, config, client, echo=echo, quiet=quiet, label=label)
+
+
+def _recompute_cube(store, fp: str, cube_path: Path, config, client, *, echo, quiet, label):
+    from ..features import compute_cube, open_cube
+    from ..features.cube import FRAMES_KIND, frames_path_for
+
+    out = cube_path.parent
     state = _state(out)
     frames = frames_path_for(str(cube_path))
     if state.get(frames) not in (None, fp) and Path(frames).exists():
@@ -851,7 +860,17 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
     """Run the stages of a workflow that are not done yet; returns a summary dict.
 
     ``summary["computed"]`` / ``summary["skipped"]`` count cells run now and cells found finished.
+    Holds the results set's write lock for the whole run (one run per results set and ledger),
+    and the read lock of the audio store and of each cube from the time it is ready.
     """
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(exclusive(str(wf.results_path), what="results set"))
+        check_replaceable(wf.results_path, RESULTS_KIND, "results set")  # before any compute
+        return _run_workflow(wf, client, locks, echo=echo, quiet=quiet, report=report)
+
+
+def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, echo, quiet: bool,
+                  report: bool | None) -> dict:
     import pandas as pd
 
     from ..evaluation.evaluate import TRAINING_DRAW, check_cells
@@ -867,6 +886,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
 
     t = time.perf_counter()
     store_path = ensure_corpus(wf, client, echo=echo, quiet=quiet)
+    locks.enter_context(shared(store_path, what="audio store"))
     timings["corpus_s"] = time.perf_counter() - t
     if not cells:  # ingested corpus: sound types known only now
         cells, notes = plan_cells(wf, store_path)
@@ -875,6 +895,9 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
 
     t = time.perf_counter()
     cube = ensure_cube(store_path, wf.cube_path, wf.features, client, echo=echo, quiet=quiet)
+    locks.enter_context(shared(str(wf.cube_path), what="feature cube"))
+    if lock_path(str(wf.cube_path)) and cube_write_id(str(wf.cube_path)) != cube.attrs["micfp"].get("write_id"):
+        raise LockedError(f"{wf.cube_path}: another run replaced this feature cube as this one started; re-run")
     timings["features_s"] = time.perf_counter() - t
     sessions = [str(x) for x in pd.unique(cube.session.values)]
     # The exact clips are known now: drop cells the cube cannot serve (e.g. a silence split
@@ -931,6 +954,7 @@ def run_workflow(wf: WorkflowConfig, client, *, echo=_echo, quiet: bool = False,
             dcube = out / "degraded" / f"{name}.cube.zarr"
             ensure_cube(str(out / "degraded" / f"{name}.zarr"), dcube, wf.features, client, echo=echo, quiet=quiet,
                         label=f"cube {name}")
+            locks.enter_context(shared(str(dcube), what="feature cube"))
             deg_cubes[name] = str(dcube)
     for name in {r["condition"] for r in ledger.records.values()} - set(conditions):
         # a condition of an earlier grid: its cells stay in the results, described as they were made
