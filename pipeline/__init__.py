@@ -2,6 +2,11 @@
 
 __version__ = "0.1.0"
 
+# Before any numba function is defined: micfp's processes use micfp's numba cache (pipeline.jit).
+from .jit import configure as _configure_jit  # noqa: E402
+
+_configure_jit()
+
 from .features.cube import open_cube  # noqa: E402
 from .store import open_store  # noqa: E402
 
