@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ClusterError, ConfigError
+from .jit import warm_up
 from .profiles import Profile, config, default_scheduler_file, resolve
 
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
@@ -66,7 +67,9 @@ class ClusterSettings:
 def connect(settings: ClusterSettings | None = None, *, echo=None):
     """Yield a connected client; a cluster made here (local, jobs, pods) is closed on exit.
 
-    The dashboard link is printed (through ``echo``) before any work starts.
+    The dashboard link is printed (through ``echo``) before any work starts. numba's kernels
+    are compiled once (:func:`pipeline.jit.warm_up`) before a local cluster's workers start,
+    and on every worker before it gets tasks.
 
     Raises
     ------
@@ -80,9 +83,14 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
     starter = {"local": _start_local, "remote": _start_remote, "slurm": _start_jobqueue,
                "pbs": _start_jobqueue, "kubernetes": _start_kubernetes}[profile.kind]
     with contextlib.ExitStack() as stack:
+        if profile.kind == "local":
+            warm_up(echo=echo)  # before its workers start, so that they only load the kernels
         client, where = starter(profile, settings, stack)
         stack.callback(client.close)
         check_workers(client, config("check-versions", "strict"))
+        from .jit_plugin import WarmUpPlugin
+
+        client.register_plugin(WarmUpPlugin())  # every worker, also remote and later ones
         echo(f"Dask {where}; dashboard: {client.dashboard_link}")
         yield client
 

@@ -142,6 +142,9 @@ def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: i
     if missing:
         raise InputError(f"{missing[0]}: no such file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if client is None:
+        from .jit import warm_up
+
+        warm_up()  # serially with any other micfp process compiling the same kernels
         return [_safe(p, model, channel, top_k, how) for p in paths]
     from .runner import run_tasks
 

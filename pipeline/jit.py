@@ -12,7 +12,7 @@ it crashes with a segmentation fault, including a plain ``import librosa`` user.
   never written by micfp. A ``NUMBA_CACHE_DIR`` the user set wins (micfp then never deletes it).
 - :func:`warm_up` compiles or loads every kernel signature micfp uses in a subprocess, under an
   exclusive file lock in that directory, before a local cluster's workers start (and on each
-  remote worker through :class:`WarmUpPlugin`). Workers then only load. If the subprocess dies
+  remote worker through :class:`pipeline.jit_plugin.WarmUpPlugin`). Workers then only load. If the subprocess dies
   by a signal, the cache is corrupt: micfp's own directory is emptied and the warm-up retried.
 - A stamp (versions, kernel sources, cache files) lets later commands skip the subprocess.
 """
@@ -231,18 +231,15 @@ def warm_up(*, echo=None) -> None:
                 raise JitCacheError(f"{path}: compiling numba kernels took over {TIMEOUT_S} s") from exc
             if res.returncode == 0:
                 break
-            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            if res.returncode > 0:
-                raise JitCacheError(f"{path}: compiling numba kernels failed: {last}")
+            why = (_signal_name(res.returncode) if res.returncode < 0
+                   else (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1])
             if not owned(path):
-                raise JitCacheError(
-                    f"{path}: numba's cache crashes the kernels ({_signal_name(res.returncode)}; corrupt, e.g. "
-                    f"written by two processes at once); delete this folder, or unset {ENV}")
+                raise JitCacheError(f"{path}: numba kernels fail with this cache ({why}); it may be corrupt (e.g. "
+                                    f"written by two processes at once): delete this folder, or unset {ENV}")
             if attempt == 2:
-                raise JitCacheError(f"{path}: numba kernels crash ({_signal_name(res.returncode)}) even with "
-                                    "an empty cache")
-            log.warning("%s: numba's cache was corrupt (%s); emptied it and compiling again", path,
-                        _signal_name(res.returncode))
+                raise JitCacheError(f"{path}: compiling numba kernels failed even with an empty cache: {why}")
+            # A crash (a signal) or a load error: treat the cache as corrupt, as micfp made it.
+            log.warning("%s: numba's cache was unusable (%s); emptied it, compiling again", path, why)
             clear(path)
         _write_stamp(path, stamp(path))
 
@@ -251,7 +248,7 @@ def compile_all() -> None:
     """Run every numba kernel micfp calls, on tiny inputs of each type signature it uses.
 
     The signatures are those of :func:`frames.frame_features` (float32 frames; a read-only
-    strided frame view), :func:`clips.reduce_frames` (both percentile paths) and the thesis
+    frame view, strided or of one frame), :func:`clips.reduce_frames` (both percentile paths) and the thesis
     set's librosa features (MFCC, zero-crossing rate, RMS of float32 audio). Runs in the
     :func:`warm_up` subprocess.
     """
@@ -262,9 +259,10 @@ def compile_all() -> None:
 
     rng = np.random.default_rng(0)
     s = FrameSettings()
-    for y in ((rng.standard_normal(s.sample_rate) * 3000).astype(np.int16),
-              rng.standard_normal(s.sample_rate).astype(np.float32) * 0.1):
-        frame_features(y, s)
+    # A block of one frame is a C-contiguous view, of several a strided one: two signatures.
+    for n in (s.sample_rate, s.n_fft):
+        for y in ((rng.standard_normal(n) * 3000).astype(np.int16), rng.standard_normal(n).astype(np.float32) * 0.1):
+            frame_features(y, s)
     frames = rng.standard_normal((2 * clips.SMALL_K * 10 + 8, 12)).astype(np.float32)
     f0 = np.array([0, 3, 0], np.int64)
     f1 = np.array([5, 40, frames.shape[0]], np.int64)  # short clips: running minima; long: selection
