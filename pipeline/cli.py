@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, MicfpError
+from .errors import OUTPUT_ARGS, ConfigError, MicfpError, os_error_message
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -161,7 +161,11 @@ def main(argv=None) -> int:
     except Exception as exc:  # one line, not a traceback, unless --debug
         if args.debug:
             raise
-        print(f"micfp: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.errno is not None:  # permission, disk full: the path, the reason
+            msg = os_error_message(exc, getattr(args, OUTPUT_ARGS.get(args.command, ""), None))
+        else:
+            msg = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        print(f"micfp: error: {msg}", file=sys.stderr)
         return 1
 
 

@@ -25,6 +25,9 @@ def read_audio(path, sample_rate: int, channel: int = 0) -> tuple[np.ndarray, in
     """One channel of an audio file as float32 at ``sample_rate``; returns ``(y, original rate)``."""
     import soundfile as sf
 
+    from .audio_io import check_readable
+
+    check_readable(path)
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
