@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InputError
+from .model_checks import check_archive, check_openset
 from .report import json_default
 
 MODEL_KIND = "micfp-model"
@@ -448,14 +449,16 @@ def load_model(path) -> TrainedModel:
     Raises
     ------
     InputError
-        Missing or unreadable file, a type outside :data:`TRUSTED_TYPES` (nothing is loaded),
-        not a micfp model, or trained with incompatible package versions.
+        Missing or unreadable file, an archive that unpacks to far more than its size (nothing
+        is loaded), a type outside :data:`TRUSTED_TYPES` (nothing is loaded), not a micfp model,
+        trained with incompatible package versions, or open-set arrays that do not fit.
     """
     import skops.io as sio
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no model file here (make one with `micfp train CUBE {path}`)")
+    check_archive(path)  # before anything is unpacked
     try:
         untrusted = sio.get_untrusted_types(file=path)
         types = file_types(path)
@@ -481,6 +484,7 @@ def load_model(path) -> TrainedModel:
     check_versions(meta.get("versions", {}), path)
     model = TrainedModel(payload["estimator"], dict(payload["openset"]), meta)
     _check_consistent(model, path)
+    check_openset(model.openset, model.estimator, path)
     return model
 
 
