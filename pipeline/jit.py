@@ -108,7 +108,12 @@ def _exclusive(path: Path):
     import fcntl
 
     with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. ENOLCK on a network file system without locking
+            log.warning("%s: cannot lock (%s); warming up without the lock", path, exc.strerror)
+            yield
+            return
         try:
             yield
         finally:

@@ -42,7 +42,8 @@ def test_unreadable_audio_says_permission_denied(tmp_path):
     code = ("from pipeline.audio_io import probe\ntry:\n probe(%r)\nexcept Exception as e:\n print(e)" % str(path))
     res = subprocess.run(_without_root_override([sys.executable, "-c", code]), capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
-    assert res.stdout.strip() == f"{path}: cannot read: Permission denied", res.stderr  # not libsndfile's "System error"
+    # not libsndfile's "System error"
+    assert res.stdout.strip() == f"{path}: cannot read: Permission denied", res.stderr
 
 
 @pytest.mark.faults
