@@ -63,6 +63,16 @@ def test_numba_uses_micfps_cache_dir(tmp_path):
     assert res.stdout.strip() == str(tmp_path / "mine")
 
 
+def test_librosa_and_micfp_kernels_cache_in_micfps_dir(tmp_path):
+    """micfp never writes numba caches into librosa's (or its own) package folders."""
+    code = ("import librosa, pipeline, librosa.core.audio as a, pipeline.features.frames as f; "
+            "print(f._power_kernel._cache._cache_path); print(a._zc_wrapper._dispatcher.cache._cache_path)")
+    res = _py(code, _env(XDG_CACHE_HOME=str(tmp_path)))
+    assert res.returncode == 0, res.stderr
+    paths = res.stdout.split()
+    assert len(paths) == 2 and all(p.startswith(str(tmp_path / "micfp" / "numba")) for p in paths), paths
+
+
 def test_cache_dir_reaches_workers(client):
     mine = str(jit.cache_dir())
     theirs = client.run(lambda: (os.environ.get("NUMBA_CACHE_DIR"), __import__("numba").config.CACHE_DIR))
