@@ -55,7 +55,30 @@ class ClusterError(MicfpError):
     """Cannot reach the scheduler, or workers that do not run the same code."""
 
 
-def exit_status(run, *, debug: bool = False) -> int:
+#: Per command, the argument naming what it writes: named when the OS reports no path.
+OUTPUT_ARGS = {"demo": "out", "simulate": "out", "ingest": "store", "features": "cube", "evaluate": "out",
+               "train": "model", "run": "out", "report": "html"}
+_FULL = (28, 122)  # ENOSPC, EDQUOT
+
+
+def os_error_message(exc: OSError, output=None) -> str:
+    """One line for an operating-system error: the path, then the OS's reason.
+
+    ``write()`` failing on a full disk carries no file name; ``output`` (what the command
+    writes) is named then.
+    """
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in _FULL:
+        reason += " (free some space, or write elsewhere)"
+    if exc.filename is not None:
+        where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+        return f"{where}: {reason}"
+    if output:
+        return f"{output}: {reason} (while writing it)"
+    return reason
+
+
+def exit_status(run, *, debug: bool = False, output=None) -> int:
     """Run a command (``run()``) and return its exit status; an error becomes one line on stderr.
 
     Parameters
@@ -64,6 +87,8 @@ def exit_status(run, *, debug: bool = False) -> int:
         The command; returns an exit status (``None`` means 0).
     debug : bool
         Re-raise errors (a traceback) instead of printing one line.
+    output : str, optional
+        What the command writes: named when an operating-system error carries no path.
 
     Returns
     -------
@@ -85,6 +110,9 @@ def exit_status(run, *, debug: bool = False) -> int:
     except Exception as exc:  # one line, not a traceback, unless --debug
         if debug:
             raise
-        print(f"micfp: error: {type(exc).__name__}: {one_line(exc)} (run with --debug for the traceback)",
-              file=sys.stderr)
+        if isinstance(exc, OSError) and exc.errno is not None:  # permission, disk full: the path, the reason
+            msg = one_line(os_error_message(exc, output))
+        else:
+            msg = f"{type(exc).__name__}: {one_line(exc)} (run with --debug for the traceback)"
+        print(f"micfp: error: {msg}", file=sys.stderr)
         return 1

@@ -7,9 +7,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..cluster.options import add_cluster_arguments as _cluster_args
-from ..cluster.options import connect_from_args as _connect
-from ..errors import ConfigError, MicfpError, exit_status
+from ..cluster.options import add_cluster_arguments as _cluster_args, connect_from_args as _connect
+from ..errors import OUTPUT_ARGS, ConfigError, MicfpError, exit_status
 from ..workflow.options import add_run_arguments
 
 
@@ -25,7 +24,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="micfp", description="Which microphone recorded this audio?")
     parser.add_argument("--version", action="version", version=f"micfp {__version__}")
@@ -134,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return exit_status(lambda: COMMANDS[args.command](args), debug=args.debug)
+    return exit_status(lambda: COMMANDS[args.command](args), debug=args.debug,
+                       output=getattr(args, OUTPUT_ARGS.get(args.command, ""), None))
 
 
 def cmd_demo(args) -> int:

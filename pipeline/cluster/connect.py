@@ -18,6 +18,9 @@ from pathlib import Path
 
 from ..errors import ClusterError, ConfigError
 from .profiles import Profile, config, default_scheduler_file, resolve, worker_environ
+from .interrupt import children_ignore_sigint, silence_distributed
+from .interrupt import restore as restore_loggers
+from ..jit import warm_up
 
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
 # Libraries whose versions must agree between client and workers for results to be identical.
@@ -66,7 +69,9 @@ class ClusterSettings:
 def connect(settings: ClusterSettings | None = None, *, echo=None):
     """Yield a connected client; a cluster made here (local, jobs, pods) is closed on exit.
 
-    The dashboard link is printed (through ``echo``) before any work starts.
+    The dashboard link is printed (through ``echo``) before any work starts. numba's kernels
+    are compiled once (:func:`pipeline.jit.warm_up`) before a local cluster's workers start,
+    and on every worker before it gets tasks.
 
     Raises
     ------
@@ -79,12 +84,26 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
     profile = settings.profile()
     starter = {"local": _start_local, "remote": _start_remote, "slurm": _start_jobqueue,
                "pbs": _start_jobqueue, "kubernetes": _start_kubernetes}[profile.kind]
-    with contextlib.ExitStack() as stack:
-        client, where = starter(profile, settings, stack)
-        stack.callback(client.close)
-        check_workers(client, config("check-versions", "strict"))
-        echo(f"Dask {where}; dashboard: {client.dashboard_link}")
-        yield client
+    quieted = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                if profile.kind == "local":
+                    warm_up(echo=echo)  # before its workers start, so that they only load the kernels
+                client, where = starter(profile, settings, stack)
+                stack.callback(client.close)
+                check_workers(client, config("check-versions", "strict"))
+                from .warmup import WarmUpPlugin
+
+                client.register_plugin(WarmUpPlugin())  # every worker, also remote and later ones
+                echo(f"Dask {where}; dashboard: {client.dashboard_link}")
+                yield client
+            except KeyboardInterrupt:
+                # Closing the cluster now logs killed workers and lost tasks: the user asked for it.
+                quieted = silence_distributed()
+                raise
+    finally:
+        restore_loggers(quieted)
 
 
 @contextlib.contextmanager
@@ -123,7 +142,8 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
     n = settings.workers if settings.workers is not None else int(opt.get("n-workers", 2))
     if n < 1:
         raise ClusterError(f"--workers must be at least 1, got {n}")
-    with _quiet_port_warnings(), _spawn_environ():
+    # Workers ignore Ctrl-C: the command (this process) handles it and closes them quietly.
+    with _quiet_port_warnings(), _spawn_environ(), children_ignore_sigint():
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=settings.threads_per_worker or int(opt.get("threads-per-worker", 1)),

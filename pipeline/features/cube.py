@@ -148,7 +148,7 @@ def frames_code_version() -> str:
 
     Part of the frame store's key: frames computed by other code are recomputed, not reused.
     """
-    from .. import __version__
+    from ..version import __version__
     from . import frames
 
     try:

@@ -25,6 +25,9 @@ def read_audio(path, sample_rate: int, channel: int = 0) -> tuple[np.ndarray, in
     """One channel of an audio file as float32 at ``sample_rate``; returns ``(y, original rate)``."""
     import soundfile as sf
 
+    from ..io.audio import check_readable
+
+    check_readable(path)
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
@@ -142,6 +145,9 @@ def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: i
     if missing:
         raise InputError(f"{missing[0]}: no such file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if client is None:
+        from ..jit import warm_up
+
+        warm_up()  # serially with any other micfp process compiling the same kernels
         return [_safe(p, model, channel, top_k, how) for p in paths]
     from ..cluster.runner import run_tasks
 

@@ -31,6 +31,7 @@ import pandas as pd
 from ..errors import ConfigError, InputError
 from ..report.files import json_default
 from ..artifacts.locks import reading
+from .model_checks import check_archive, check_openset
 
 MODEL_KIND = "micfp-model"
 MODEL_VERSION = 1
@@ -336,7 +337,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     """
     import dask
 
-    from .. import __version__
+    from ..version import __version__
     from ..evaluation.evaluate import fit_model, time_groups
     from ..features.cube import open_cube
     from ..features.frames import FrameSettings
@@ -423,7 +424,7 @@ def package_versions() -> dict:
     import sklearn
     import skops
 
-    from .. import __version__
+    from ..version import __version__
 
     return {"micfp": __version__, "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
             "skops": skops.__version__}
@@ -469,14 +470,16 @@ def load_model(path) -> TrainedModel:
     Raises
     ------
     InputError
-        Missing or unreadable file, a type outside :data:`TRUSTED_TYPES` (nothing is loaded),
-        not a micfp model, or trained with incompatible package versions.
+        Missing or unreadable file, an archive that unpacks to far more than its size (nothing
+        is loaded), a type outside :data:`TRUSTED_TYPES` (nothing is loaded), not a micfp model,
+        trained with incompatible package versions, or open-set arrays that do not fit.
     """
     import skops.io as sio
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no model file here (make one with `micfp train CUBE {path}`)")
+    check_archive(path)  # before anything is unpacked
     try:
         untrusted = sio.get_untrusted_types(file=path)
         types = file_types(path)
@@ -503,6 +506,7 @@ def load_model(path) -> TrainedModel:
     check_versions(meta.get("versions", {}), path)
     model = TrainedModel(payload["estimator"], dict(payload["openset"]), meta)
     _check_consistent(model, path)
+    check_openset(model.openset, model.estimator, path)
     return model
 
 

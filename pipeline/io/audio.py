@@ -99,6 +99,19 @@ def wav_truncation(path: str, size: int) -> str | None:
         return "no 'data' chunk: not a complete WAV file"
 
 
+def check_readable(path) -> None:
+    """Raise :class:`InputError` naming the OS's reason when ``path`` cannot be opened for reading.
+
+    libsndfile reports any failure to open as "System error", which hides e.g. "Permission
+    denied"; opening the file here first gets the real reason.
+    """
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
 def probe(path: str) -> AudioInfo:
     """Read and check one file's header, and decode a few frames at both ends.
 
@@ -118,6 +131,7 @@ def probe(path: str) -> AudioInfo:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if st.st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
+    check_readable(path)
     try:
         with sf.SoundFile(path) as f:
             info = AudioInfo(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, sample_rate=int(f.samplerate),

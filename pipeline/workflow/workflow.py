@@ -34,6 +34,7 @@ import numpy as np
 
 from ..robustness.degrade import Degradation
 from ..errors import ConfigError, InputError, MicfpError
+from ..version import __version__
 from ..report.files import json_default
 from ..artifacts.results import CLEAN, RESULTS_KIND, _plain_str, check_results_output, open_results, write_results  # noqa: F401
 from ..artifacts.outputs import RUN_KIND, check_output, mark_folder, remove_artifact, resolve
@@ -918,7 +919,7 @@ def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, ec
     store = AudioStore.open(store_path)
     mics = store.mics
 
-    basis = {"version": __import__("pipeline").__version__, "store": store_fingerprint(store),
+    basis = {"version": __version__, "store": store_fingerprint(store),
              "frame": dataclasses.asdict(wf.features.frame), "silence": dataclasses.asdict(wf.features.silence),
              "bootstrap": wf.bootstrap, "robustness_seed": wf.degradations[0].seed if wf.degradations else None}
     if wf.max_train_clips is not None:  # only when set, so ledgers of uncapped runs stay valid
@@ -1099,4 +1100,4 @@ def script_main(config: str | Path, argv: list[str] | None = None) -> int:
     add_run_arguments(parser)
     args = parser.parse_args([a for a in argv if a != "--debug"])
     args.workflow, args.debug = str(config), debug
-    return exit_status(lambda: run_from_args(args, connect_from_args), debug=debug)
+    return exit_status(lambda: run_from_args(args, connect_from_args), debug=debug, output=getattr(args, "out", None))

@@ -133,3 +133,48 @@ def test_train_settings_errors(tiny_cube):
         train_model(tiny_cube, TrainSettings(clip_seconds=1.0, mics=("AKG",)))
     with pytest.raises(ConfigError, match="clip length 3"):
         train_model(tiny_cube, TrainSettings(clip_seconds=3.0))
+
+
+@pytest.mark.faults
+def test_compression_bomb_is_refused_unread(tmp_path, trained, monkeypatch):
+    import shutil
+    import zipfile
+
+    _, good = trained
+    path = tmp_path / "bomb.skops"
+    shutil.copy(good, path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:  # ~600 MiB of zeros, < 1 MiB packed
+        with z.open("extra.npy", "w", force_zip64=True) as f:
+            chunk = bytes(2**24)
+            for _ in range(38):
+                f.write(chunk)
+    assert path.stat().st_size < 4 * 2**20
+
+    def unpacked(*a, **k):
+        raise AssertionError("the archive was opened by skops")
+
+    monkeypatch.setattr(sio, "get_untrusted_types", unpacked)
+    monkeypatch.setattr(sio, "load", unpacked)
+    with pytest.raises(InputError, match=r"bomb.skops: unpacks to 60\d MiB .*extra.npy.*refused"):
+        load_model(path)
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("bad", ["means", "precision", "classes", "tau", "missing"])
+def test_openset_shapes_are_checked(tmp_path, trained, bad):
+    model, _ = trained
+    openset = {k: np.asarray(v) for k, v in model.openset.items()}
+    k, d = openset["means"].shape
+    if bad == "means":
+        openset["means"] = np.zeros((k, d + 1))
+    elif bad == "precision":
+        openset["precision"] = np.eye(d - 1)
+    elif bad == "classes":
+        openset["classes"] = openset["classes"][:-1]
+    elif bad == "tau":
+        openset["tau"] = float("nan")
+    else:
+        del openset["precision"]
+    write_payload(tmp_path / "m.skops", model.estimator, openset, model.meta)
+    with pytest.raises(InputError, match=r"m.skops: the model's open-set"):
+        load_model(tmp_path / "m.skops")
