@@ -124,6 +124,15 @@ def _check_common(path, inputs, what: str) -> str:
     return p
 
 
+def _contents(path: str) -> list[str]:
+    """A folder's entries but micfp's own lock files (``.NAME.micfp-lock``, :mod:`pipeline.artifacts.locks`).
+
+    A run takes the locks of its outputs inside its output folder before checking that folder,
+    so a new folder may hold nothing but those.
+    """
+    return [n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".micfp-lock"))]
+
+
 def check_output(path, kind: str | tuple[str, ...], *, inputs=(), what: str = "output") -> str:
     """Check that micfp may write the folder artifact ``path``; returns its resolved path.
 
@@ -149,7 +158,7 @@ def check_output(path, kind: str | tuple[str, ...], *, inputs=(), what: str = "o
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     if os.path.exists(p) and not os.path.isdir(p):
         raise InputError(f"{path}: exists and is a file, not a {what}; micfp does not replace it")
-    if os.path.isdir(p) and os.listdir(p):
+    if os.path.isdir(p) and _contents(p):
         found = artifact_kind(p)
         if found not in kinds:
             raise InputError(f"{path}: exists and is not a micfp {what} (kind={found!r}); micfp replaces only "

@@ -101,9 +101,29 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
             except KeyboardInterrupt:
                 # Closing the cluster now logs killed workers and lost tasks: the user asked for it.
                 quieted = silence_distributed()
+                if "client" in locals():  # the workers and nannies too: they print to this terminal
+                    _silence_workers(client)
                 raise
     finally:
         restore_loggers(quieted)
+
+
+def _silence_workers(client, timeout: float = 3.0) -> None:
+    """Silence distributed's loggers in every worker and nanny, waiting at most ``timeout`` s.
+
+    Their processes share the user's terminal; a worker that loses the scheduler while the
+    cluster closes would print a heartbeat traceback after micfp's one line.
+    """
+    import threading
+
+    def run():
+        with contextlib.suppress(Exception):
+            client.run(silence_distributed, nanny=True)
+            client.run(silence_distributed)
+
+    t = threading.Thread(target=run, daemon=True, name="micfp-silence-workers")
+    t.start()
+    t.join(timeout)  # an interrupt must not hang on a busy cluster
 
 
 @contextlib.contextmanager

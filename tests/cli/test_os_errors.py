@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import shutil
 import subprocess
@@ -12,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import cli
-from pipeline.io.audio import probe
 from pipeline.errors import InputError
+from pipeline.io.audio import probe
 
-ROOT = Path(__file__).resolve().parents[1]
+cli = importlib.import_module("pipeline.cli.main")  # the module: `pipeline.cli.main` is the function
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wav(path: Path) -> Path:
