@@ -1,7 +1,7 @@
-"""The sentences of ``micfp report``: the thesis's five questions answered from :func:`~.analysis.analyse`'s numbers.
+"""The sentences of ``micfp report``: the thesis's five questions answered from the numbers.
 
-Nothing is written in advance: each answer is assembled from the numbers, so different results
-give different sentences.
+Nothing is written in advance: each answer is assembled from :func:`~.analysis.analyse`'s numbers,
+so different results give different sentences.
 """
 
 from __future__ import annotations
