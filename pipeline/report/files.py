@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CLASSIFIER_TITLES = {
-    "svc": "SVC", "mlp": "MLP", "knn": "k-nearest neighbours", "random_forest": "Random forest",
-    "gradient_boosting": "Gradient boosting", "logistic_regression": "Logistic regression",
-    "naive_bayes": "Gaussian naive Bayes", "decision_tree": "Decision tree",
-    "micfp_lr": "micfp (channel LR, tuned)",
-    "micfp_svc": "micfp (RBF SVC, tuned)",
-    "micfp_et": "micfp (extra trees, tuned)",
-}
+from .figures import plot_confusion
+from .labels import CLASSIFIER_TITLES
 
 
 def metrics_frame(results: list[dict]) -> pd.DataFrame:
@@ -42,25 +36,6 @@ def per_mic_frame(results: list[dict], mics: dict[int, str]) -> pd.DataFrame:
         for lab, m in r["per_mic"].items():
             rows.append({**r["cell"], "mic": mics[int(lab)], "label": int(lab), **m})
     return pd.DataFrame(rows)
-
-
-def plot_confusion(conf, names, title: str, path: Path) -> Path:
-    """A confusion matrix in the thesis's style (scikit-learn display, blue map, counts)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
-    disp = ConfusionMatrixDisplay(np.asarray(conf), display_labels=names)
-    disp.plot(ax=ax, cmap="Blues", colorbar=True, values_format="d", xticks_rotation=35)
-    ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def _slug(*parts) -> str:

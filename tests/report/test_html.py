@@ -16,11 +16,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 PER_MIC = 40
 
 
-def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond: str = "clean") -> dict:
+def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond: str = "clean",
+            mics=MICS) -> dict:
     """A cell result as ``run_cell`` returns it, scored by evaluate's own ``score``."""
     from pipeline.evaluation.evaluate import Cell, identical_pairs, score
 
-    labels = sorted(MICS)
+    labels = sorted(mics)
     y = np.repeat(labels, PER_MIC)
     pred = y.copy()
     wrong = len(y) - int(round(acc * len(y)))
@@ -29,28 +30,29 @@ def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond
     for i in order[:wrong]:
         pred[i] = {3: 4, 4: 3}.get(int(y[i]), labels[(labels.index(int(y[i])) + 1) % len(labels)])
     groups = np.tile(np.arange(PER_MIC) // 4, len(labels))
-    r = score(y, pred, labels, identical_pairs(MICS), groups, n_boot=60)
+    r = score(y, pred, labels, identical_pairs(mics), groups, n_boot=60)
     cell = Cell(clip, st, fs, clf, prot)
     return {**r, "cell": asdict(cell), "condition": cond, "seconds": 0.1, "fold_accuracy": [r["accuracy"]]}
 
 
-def _results(tmp_path: Path, curve: dict[float, float], name="results.zarr", cube=None) -> Path:
+def _results(tmp_path: Path, curve: dict[float, float], name="results.zarr", cube=None, mics=MICS,
+             workflow="synthetic") -> Path:
     from pipeline.workflow.workflow import results_set, write_results
 
     recs = []
     for clip, acc in curve.items():
-        recs.append(_record(acc, clip, "all", "channel", "micfp_lr", "session"))
-        recs.append(_record(min(1, acc + 0.02), clip, "music", "channel", "micfp_lr", "session"))
-        recs.append(_record(acc - 0.15, clip, "speech1", "channel", "micfp_lr", "session"))
-        recs.append(_record(acc - 0.25, clip, "all", "thesis", "logistic_regression", "session"))
-        recs.append(_record(min(1, acc + 0.01), clip, "all", "thesis", "logistic_regression", "random"))
-        recs.append(_record(acc - 0.3, clip, "all", "channel", "micfp_lr", "leave-sound-type-out"))
+        recs.append(_record(acc, clip, "all", "channel", "micfp_lr", "session", mics=mics))
+        recs.append(_record(min(1, acc + 0.02), clip, "music", "channel", "micfp_lr", "session", mics=mics))
+        recs.append(_record(acc - 0.15, clip, "speech1", "channel", "micfp_lr", "session", mics=mics))
+        recs.append(_record(acc - 0.25, clip, "all", "thesis", "logistic_regression", "session", mics=mics))
+        recs.append(_record(min(1, acc + 0.01), clip, "all", "thesis", "logistic_regression", "random", mics=mics))
+        recs.append(_record(acc - 0.3, clip, "all", "channel", "micfp_lr", "leave-sound-type-out", mics=mics))
     longest = max(curve)
-    recs.append(_record(curve[longest] - 0.3, longest, "all", "channel", "micfp_lr", "session", "noise-10dB"))
-    recs.append(_record(curve[longest] - 0.1, longest, "all", "channel", "micfp_lr", "session", "mp3-64k"))
+    for drop, cond in ((0.3, "noise-10dB"), (0.1, "mp3-64k")):
+        recs.append(_record(curve[longest] - drop, longest, "all", "channel", "micfp_lr", "session", cond, mics=mics))
     conds = {"clean": {"kind": "clean"}, "noise-10dB": {"kind": "noise", "snr_db": 10.0},
              "mp3-64k": {"kind": "codec", "codec": "mp3", "kbps": 64.0, "kbps_measured": 63.2, "level": 0.86}}
-    ds = results_set(recs, MICS, conds, {"workflow": "synthetic", "cube": cube})
+    ds = results_set(recs, mics, conds, {"workflow": workflow, "cube": cube})
     return write_results(ds, tmp_path / name)
 
 
@@ -112,10 +114,36 @@ def test_report_renders_with_valid_pngs_and_numeric_answers(tmp_path):
 
 
 def _answers(path: Path) -> list[str]:
-    from pipeline.report.html import analyse, answers
+    from pipeline.report.analysis import analyse
+    from pipeline.report.answers import answers
     from pipeline.workflow.workflow import open_results
 
     return [a for _, a in answers(analyse(open_results(path)))]
+
+
+@pytest.mark.faults
+def test_user_strings_in_the_page_are_escaped(tmp_path):
+    """Microphone names, the workflow name and the results path come from the user: they are shown
+    as text, never as markup; and a second report over micfp's own page is allowed."""
+    from pipeline.report.html import GENERATOR, _is_html_report
+
+    evil = '<script>alert("mic")</script>'
+    mics = {**MICS, 1: evil}
+    folder = tmp_path / 'a<b>&"c'
+    folder.mkdir()
+    res = _results(folder, CURVE, mics=mics, workflow="</title><script>alert(1)</script>")
+    path, page = _render(res)
+    source = path.read_text(encoding="utf-8")
+    assert "<script" not in source.lower()
+    assert "&lt;script&gt;" in source
+    text = "".join(page.text)
+    assert f"microphones: {evil}, t.bone MB 7 Beta" in text  # shown as written, after unescaping
+    assert "micfp report: </title><script>alert(1)</script>" in text
+    assert f"Results: {res};" in text
+    assert evil in page.answers[1]  # per-microphone recall names it
+    assert GENERATOR in source[:4096] and _is_html_report(path)
+    path2, _ = _render(res)  # micfp's own page is replaced
+    assert path2 == path
 
 
 def test_answers_follow_the_numbers(tmp_path):
@@ -132,7 +160,7 @@ def test_answers_follow_the_numbers(tmp_path):
 def test_min_clip_length_needs_the_accuracy_to_stay():
     import pandas as pd
 
-    from pipeline.report.html import min_clip_length
+    from pipeline.report.analysis import min_clip_length
 
     c = pd.DataFrame({"clip_seconds": [0.5, 1, 2, 5], "accuracy": [0.96, 0.9, 0.97, 0.99]})
     assert min_clip_length(c, 0.95) == 2.0  # 0.5 s was a lucky dip above the line
@@ -142,7 +170,7 @@ def test_min_clip_length_needs_the_accuracy_to_stay():
 
 def test_cli_report_and_signature_from_a_cube(tmp_path, tiny_cube, capsys):
     from pipeline.cli import main
-    from pipeline.report.html import signature
+    from pipeline.report.analysis import signature
 
     sig = signature(tiny_cube)
     assert sig is not None and len(sig["mics"]) == 5
