@@ -73,7 +73,7 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     Returns the paths written. Figures: one per cell, plus per (feature set, protocol, clip
     length) a consolidated matrix summed over the thesis's classifiers, as in the thesis.
     """
-    from ..evaluation.evaluate import THESIS_CLASSIFIERS
+    from ..evaluation.models import THESIS_CLASSIFIERS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -295,7 +295,7 @@ def test_cube_and_results_never_replace_foreign_data(client, tiny_store, tmp_pat
 
     from pipeline.errors import InputError
     from pipeline.features import FeatureConfig, compute_cube
-    from pipeline.workflow.workflow import write_results
+    from pipeline.artifacts.results import write_results
 
     for name in ("cube.zarr", "results.zarr"):
         (tmp_path / name).mkdir()
