@@ -53,6 +53,10 @@ def run_workflow(wf: WorkflowConfig, client, *, quiet: bool = False, report: boo
     lock for the whole run (one run per results set and ledger), and the read lock of the audio
     store and of each cube from the time it is ready. ``report`` overrides ``wf.report``.
     """
+    check_outputs(wf)
+    # Marked before the results set's lock file appears in it: a new folder holding only a lock
+    # file would not be recognised as micfp's.
+    mark_folder(wf.out, wf.out_kind)
     with contextlib.ExitStack() as locks:
         locks.enter_context(exclusive(str(wf.results_path), what="results set"))
         check_replaceable(wf.results_path, RESULTS_KIND, "results set")  # before any compute
@@ -114,9 +118,7 @@ def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, qu
     from ..robustness.stage import degradation_info, degrade_store
 
     t_start = time.perf_counter()
-    check_outputs(wf)
     out = Path(wf.out)
-    mark_folder(out, wf.out_kind)
     timings = {}
     cells, notes = check_before_compute(wf)  # before any compute
     for n in notes:
