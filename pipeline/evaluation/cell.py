@@ -18,7 +18,14 @@ from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
 from .metrics import identical_pairs, point_metrics, score
 from .models import CLASSIFIERS, fit_model
-from .protocols import PROTOCOLS, cap_training, check_max_train, protocol_splits, time_groups
+from .protocols import (
+    PROTOCOLS,
+    cap_training,
+    check_max_train,
+    protocol_splits,
+    time_groups,
+)
+
 
 @dataclass(frozen=True)
 class Cell:

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+
 # -- metrics ---------------------------------------------------------------------------------
 def identical_pairs(mics: dict[int, str]) -> list[int]:
     """Labels of microphones sharing a make and model (names equal but for a ``#N`` suffix)."""

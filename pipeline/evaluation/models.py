@@ -35,7 +35,11 @@ def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
     directions PCA would drop) and start from the centre of their :data:`PARAM_GRIDS`.
     """
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        RandomForestClassifier,
+    )
     from sklearn.feature_selection import VarianceThreshold
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB

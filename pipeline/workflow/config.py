@@ -10,8 +10,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts.results import CLEAN
 from ..artifacts.outputs import RUN_KIND, resolve
+from ..artifacts.results import CLEAN
 from ..errors import ConfigError
 from ..robustness.degrade import Degradation
 
@@ -175,7 +175,7 @@ def load_workflow(path, *, out: str | None = None) -> WorkflowConfig:
 
 def _load(path, out) -> WorkflowConfig:
     from ..evaluation.models import CLASSIFIERS
-    from ..evaluation.protocols import check_max_train, PROTOCOLS
+    from ..evaluation.protocols import PROTOCOLS, check_max_train
     from ..features import FeatureConfig
     from ..features.clips import SilenceSettings
     from ..features.cube import SEGMENTATIONS

@@ -13,7 +13,6 @@ from ..evaluation.cell import WorkCell
 from .config import WorkflowConfig
 from .corpus import _ingest_plan, _plan
 
-
 # -- the grid --------------------------------------------------------------------------------
 #: Columns of an availability table: how many clips each (session, sound type, length, 30 s block) has.
 AVAIL_COLS = ("session", "sound_type", "clip_seconds", "segmentation", "block", "n")

@@ -33,12 +33,18 @@ from pathlib import Path
 from ..artifacts.locks import LockedError, exclusive, lock_path, shared
 from ..artifacts.outputs import mark_folder
 from ..artifacts.results import CLEAN, RESULTS_KIND, write_results
-from ..evaluation.cell import CellTask, WorkCell, run_cells
 from ..artifacts.swap import check_replaceable
+from ..evaluation.cell import CellTask, WorkCell, run_cells
 from ..version import __version__
 from .config import WorkflowConfig
 from .corpus import ensure_corpus, ensure_cube
-from .grid import availability_from_cube, check_before_compute, check_outputs, infeasible, plan_cells
+from .grid import (
+    availability_from_cube,
+    check_before_compute,
+    check_outputs,
+    infeasible,
+    plan_cells,
+)
 from .ledger import ResultsLedger, _condition_spec, results_set
 
 log = logging.getLogger(__name__)
