@@ -14,7 +14,7 @@ Stages, each on a fresh local cluster per worker count (``--workers 1,2``):
 - ``ablation``: the grid of ``workflows/thesis-scale.toml``, read with the workflow loader
   (clip lengths 0.5-5 s x spectral/channel x session/grouped-kfold/leave-sound-type-out with
   logistic regression, plus SVC on 2 s channel features under the session protocol; pooled
-  sound types), run with :func:`pipeline.evaluation.evaluate.evaluate` with the same training cap
+  sound types), run with :func:`pipeline.evaluation.cell.evaluate` with the same training cap
   (``--max-train-clips``, default the TOML's ``max_train_clips`` = 20000, 0 for none). Cells
   whose clip length the cube lacks (``--clip-seconds``) are left out.
 
@@ -52,7 +52,9 @@ def ablation_cells(cube) -> list:
     """The clean cells of :data:`ABLATION` that ``cube`` has clips for (the workflow's own grid expansion)."""
     import pandas as pd
 
-    from pipeline.workflow.workflow import CLEAN, availability_from_cube, expand_grid, load_workflow
+    from pipeline.artifacts.results import CLEAN
+    from pipeline.workflow.config import load_workflow
+    from pipeline.workflow.grid import availability_from_cube, expand_grid
 
     sessions = [str(s) for s in pd.unique(cube.session.values)]
     cells, _ = expand_grid(load_workflow(ABLATION), availability_from_cube(cube), sessions)
@@ -94,7 +96,7 @@ def run_stage(name, fn, client, rss, hours, rows):
 
 def bench(workers: int, args, store_path: str, out: Path) -> dict:
     from pipeline.cluster.connect import ClusterSettings, connect
-    from pipeline.evaluation.evaluate import evaluate
+    from pipeline.evaluation.cell import evaluate
     from pipeline.features.cube import FeatureConfig, compute_cube, compute_frames
     from pipeline.artifacts.store import AudioStore
 
@@ -199,7 +201,7 @@ def main(argv=None):
     if not args.store and not args.wav:
         ap.error("give a STORE, or --wav DIR to ingest")
     if args.max_train_clips is None:
-        from pipeline.workflow.workflow import load_workflow
+        from pipeline.workflow.config import load_workflow
 
         args.max_train_clips = load_workflow(ABLATION).max_train_clips or 0
     if args.max_train_clips < 0:

@@ -7,7 +7,7 @@ Usage: python workflows/ablation.py [--scheduler ADDRESS] [--workers N] [--out D
 import sys
 from pathlib import Path
 
-from pipeline.workflow.workflow import script_main
+from pipeline.workflow.script import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main(Path(__file__).with_suffix(".toml")))

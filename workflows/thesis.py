@@ -7,7 +7,7 @@ Usage: python workflows/thesis.py [--scheduler ADDRESS] [--workers N] [--out DIR
 import sys
 from pathlib import Path
 
-from pipeline.workflow.workflow import script_main
+from pipeline.workflow.script import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main(Path(__file__).with_suffix(".toml")))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 
 from ..cluster.options import add_cluster_arguments as _cluster_args, connect_from_args as _connect
 from ..errors import OUTPUT_ARGS, ConfigError, MicfpError, exit_status
@@ -35,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="micfp-out", help="output folder (default ./micfp-out)")
     p.add_argument("--scale", choices=["tiny", "small", "thesis"], default="small")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-report", action="store_true", help="skip the report files and the HTML report")
     _cluster_args(p)
 
     p = sub.add_parser("simulate", help="the simulated recording studio")
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-clips", type=int, default=None, metavar="N",
                    help="fit on at most N training clips per fold, a seeded subsample stratified by microphone x "
                         "sound type (default: all; test clips are never subsampled)")
+    p.add_argument("--no-report", action="store_true", help="skip the report files and the HTML report")
     _cluster_args(p)
 
     p = sub.add_parser("info", help="describe an audio store, a feature cube or a results set")
@@ -133,16 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..logs import configure_logging
+
+    configure_logging(args.debug)
     return exit_status(lambda: COMMANDS[args.command](args), debug=args.debug,
                        output=getattr(args, OUTPUT_ARGS.get(args.command, ""), None))
 
 
 def cmd_demo(args) -> int:
-    from ..workflow.demo import run_demo, check_demo_output
+    from ..workflow.demo import demo_workflow
+    from ..workflow.script import run_config
 
-    check_demo_output(args.out)  # before a cluster starts
-    with _connect(args) as client:
-        run_demo(Path(args.out), args.scale, client, seed=args.seed)
+    run_config(demo_workflow(args.out, args.scale, seed=args.seed), args, _connect)
     return 0
 
 
@@ -229,29 +232,18 @@ def cmd_features(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..artifacts.locks import exclusive, shared
-    from ..artifacts.outputs import REPORT_KIND, check_output, mark_folder
-    from ..artifacts.results import check_results_output, save_results
-    from ..evaluation.evaluate import check_max_train, evaluate, results_dataset
     from ..evaluation.grid import default_cells
-    from ..features import open_cube
-    from ..report.files import summary_table, write_report
+    from ..evaluation.protocols import check_max_train
+    from ..workflow.builtin import check_evaluate_cells, evaluate_workflow
+    from ..workflow.grid import check_outputs
+    from ..workflow.script import run_config
 
     check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
-    out = Path(check_output(args.out, REPORT_KIND, inputs=(args.cube,), what="report folder"))
-    check_results_output(out / "results.zarr", inputs=(args.cube,))
     cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
-    results_path = out / "results.zarr"
-    with shared(args.cube, what="feature cube"), exclusive(str(results_path), what="results set"):
-        cube = open_cube(args.cube)
-        mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
-        with _connect(args) as client:
-            results = evaluate(args.cube, cells, client, n_boot=args.bootstrap, max_train=args.max_train_clips)
-        mark_folder(out, REPORT_KIND)
-        write_report(results, mics, out)
-        save_results(results_dataset(results, mics), results_path)
-    print(summary_table(results))
-    print(f"report: {out}")
+    wf = evaluate_workflow(args.cube, args.out, cells, n_boot=args.bootstrap, max_train=args.max_train_clips)
+    check_outputs(wf)  # the report folder first: a foreign folder is refused whatever the cube
+    check_evaluate_cells(wf, cells)  # every cell asked for is in the cube
+    run_config(wf, args, _connect)
     return 0
 
 
@@ -446,7 +438,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ..workflow.workflow import run_from_args
+    from ..workflow.script import run_from_args
 
     return run_from_args(args, _connect)
 

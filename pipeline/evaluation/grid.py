@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from .metrics import identical_pairs
+
 
 def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None):
     """The evaluation grid of ``micfp evaluate``/``demo``: thesis features for the thesis's
     classifiers and channel features for the ``micfp_*`` models unless feature sets are given."""
-    from .evaluate import DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS, Cell
+    from .cell import Cell
+    from .models import DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
 
     classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
     cells = []
@@ -17,3 +22,43 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
                     sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else ("channel",))
                     cells += [Cell(float(clip), st, fs, clf, prot) for fs in sets]
     return cells
+
+
+def results_dataset(results: list[dict], mics: dict[int, str]):
+    """Results of many cells as the results Dataset of docs/spec.md (NaN where a cell was not run).
+
+    ``n_train`` holds the training clips each cell fitted on (summed over folds) and
+    ``attrs["micfp"]["max_train_clips"]`` the training cap (None: uncapped; a sorted list if the
+    cells were run with different caps).
+    """
+    import xarray as xr
+
+    cells = [r["cell"] for r in results]
+    dims = ["clip_seconds", "sound_type", "feature_set", "classifier", "protocol"]
+    axes = {d: sorted({c[d] for c in cells}, key=lambda v: (isinstance(v, str), v)) for d in dims}
+    shape = tuple(len(axes[d]) for d in dims)
+    labels = sorted(mics)
+    names = [mics[k] for k in labels]
+    metrics = ["accuracy", "macro_f1", "weighted_f1", "pair_accuracy"]
+    data = {}
+    for m in metrics:
+        for suffix in ("", "_lo", "_hi"):
+            data[m + suffix] = np.full(shape, np.nan)
+    data["n_test"] = np.zeros(shape, np.int64)
+    data["n_train"] = np.zeros(shape, np.int64)
+    conf = np.zeros(shape + (len(labels), len(labels)), np.int64)
+    for r in results:
+        pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+        for k in data:
+            data[k][pos] = r.get(k, 0) if k == "n_train" else r[k]  # 0: a record made without run_cell's count
+        conf[pos] = np.asarray(r["confusion"])
+    ds = xr.Dataset({k: (dims, v) for k, v in data.items()},
+                    coords={**{d: np.asarray(axes[d], dtype=object if d != "clip_seconds" else float)
+                               for d in dims},
+                            "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
+    ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
+    caps = sorted({r.get("max_train_clips") for r in results}, key=lambda v: (v is not None, v or 0))
+    ds.attrs["micfp"] = {"kind": "micfp-results", "complete": True, "mics": {str(k): v for k, v in mics.items()},
+                         "identical_pair": [mics[k] for k in identical_pairs(mics)],
+                         "max_train_clips": caps[0] if len(caps) == 1 else caps}
+    return ds

@@ -40,7 +40,8 @@ DEFAULT_CLASSIFIER = "micfp_et"
 #: Every type a micfp model file may contain; anything else is refused before loading. Kept in step
 #: with :func:`evaluate.make_model` by ``tests/identify/test_model.py``.
 TRUSTED_TYPES = (
-    "pipeline.evaluation.evaluate._finite",
+    "pipeline.evaluation.models._finite",
+    "pipeline.evaluation.evaluate._finite",  # models saved before evaluate.py was split
     "pipeline.evaluate._finite",  # models saved before the package was grouped by stage
     "numpy.random.mtrand.RandomState",
     "sklearn._loss._loss.CyHalfBinomialLoss",
@@ -106,7 +107,7 @@ class TrainSettings:
     accept_rate: float = 0.99
 
     def __post_init__(self):
-        from ..evaluation.evaluate import CLASSIFIERS
+        from ..evaluation.models import CLASSIFIERS
 
         if self.classifier not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
@@ -169,7 +170,7 @@ def openset_distance(estimator, openset: dict, X, labels) -> np.ndarray:
 
 # -- training ------------------------------------------------------------------------------
 def _selection(cube, settings: TrainSettings):
-    from ..evaluation.evaluate import Cell, select, select_check
+    from ..evaluation.cell import Cell, select, select_check
 
     cell = Cell(float(settings.clip_seconds), settings.sound_type, settings.feature_set, settings.classifier,
                 "session", "fixed")
@@ -187,7 +188,7 @@ def _calibration_cv(meta: pd.DataFrame):
     """Held-out folds for calibration: by session when there are several, else time blocks."""
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-    from ..evaluation.evaluate import time_groups
+    from ..evaluation.protocols import time_groups
 
     sessions = meta["session"].to_numpy()
     if len(set(sessions)) > 1:
@@ -210,7 +211,8 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
     from sklearn.base import clone
     from sklearn.model_selection import cross_validate
 
-    from ..evaluation.evaluate import identical_pairs, score, time_groups
+    from ..evaluation.metrics import identical_pairs, score
+    from ..evaluation.protocols import time_groups
 
     cv, groups, how = _calibration_cv(meta)
     kw = dict(groups=groups, cv=cv, scoring=("accuracy", "f1_macro"), return_estimator=True, return_indices=True)
@@ -262,7 +264,8 @@ def score_heldout(model: TrainedModel, cube, clip_index: np.ndarray, feature_ind
     import dask
     from dask_ml.wrappers import ParallelPostFit
 
-    from ..evaluation.evaluate import identical_pairs, score, time_groups
+    from ..evaluation.metrics import identical_pairs, score
+    from ..evaluation.protocols import time_groups
 
     Xd = cube.features.isel(clip=clip_index, feature=feature_index).data
     ppf = ParallelPostFit(estimator=model.estimator)
@@ -338,7 +341,8 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     import dask
 
     from ..version import __version__
-    from ..evaluation.evaluate import fit_model, time_groups
+    from ..evaluation.models import fit_model
+    from ..evaluation.protocols import time_groups
     from ..features.cube import open_cube
     from ..features.frames import FrameSettings
 
@@ -511,7 +515,8 @@ def load_model(path) -> TrainedModel:
 
 
 #: Old module paths (before the package was grouped by stage) that saved models may name.
-LEGACY_MODULES = {"pipeline.evaluate": "pipeline.evaluation.evaluate"}
+LEGACY_MODULES = {"pipeline.evaluate": "pipeline.evaluation.models",
+                  "pipeline.evaluation.evaluate": "pipeline.evaluation.models"}
 
 
 def _import_legacy_modules(types) -> None:

@@ -40,7 +40,7 @@ def choose_methods(df: pd.DataFrame, protocol: str) -> dict:
     types) under ``protocol``. Baseline: thesis features with the best of the thesis's
     classifiers (generous to the baseline), if run.
     """
-    from ..evaluation.evaluate import THESIS_CLASSIFIERS
+    from ..evaluation.models import THESIS_CLASSIFIERS
 
     clean = df[(df["condition"] == "clean") & (df["sound_type"] == "all") & (df["protocol"] == protocol)
                & (df["clip_seconds"] > 0)]
@@ -131,7 +131,7 @@ def signature(cube_path: str | None) -> dict | None:
 
 def analyse(ds, cube_path: str | None = None) -> dict:
     """Every number the report states, from the results set (and the cube for signatures)."""
-    from ..evaluation.evaluate import identical_pairs
+    from ..evaluation.metrics import identical_pairs
 
     meta = ds.attrs.get("micfp", {})
     mics = {int(k): v for k, v in meta.get("mics", {}).items()}

@@ -187,7 +187,7 @@ def fig_signature(a: dict, path: Path) -> Path | None:
 
 def fig_baseline(a: dict, path: Path) -> Path | None:
     """The thesis baseline beside the improved method, per protocol (all sound types, clean)."""
-    from ..evaluation.evaluate import THESIS_CLASSIFIERS
+    from ..evaluation.models import THESIS_CLASSIFIERS
 
     df = pick(a["df"], sound_type="all", clip=a["longest"])
     base = df[(df["feature_set"] == "thesis") & df["classifier"].isin(THESIS_CLASSIFIERS)]

@@ -43,12 +43,13 @@ def _slug(*parts) -> str:
 
 
 def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: dict | None = None) -> dict:
-    """Write ``metrics.json``, ``metrics.csv``, ``classification_report.csv`` and confusion PNGs.
+    """Write ``metrics.json``, ``metrics.csv``, ``classification_report.csv``, ``summary.txt``
+    (:func:`summary_table`) and confusion PNGs.
 
     Returns the paths written. Figures: one per cell, plus per (feature set, protocol, clip
     length) a consolidated matrix summed over the thesis's classifiers, as in the thesis.
     """
-    from ..evaluation.evaluate import THESIS_CLASSIFIERS
+    from ..evaluation.models import THESIS_CLASSIFIERS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,6 +62,8 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     paths["csv"] = out / "metrics.csv"
     per_mic_frame(results, mics).to_csv(out / "classification_report.csv", index=False)
     paths["classification_report"] = out / "classification_report.csv"
+    (out / "summary.txt").write_text(summary_table(results) + "\n")
+    paths["summary"] = out / "summary.txt"
     figs = []
     groups: dict[tuple, np.ndarray] = {}
     for r in results:

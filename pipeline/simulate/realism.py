@@ -49,7 +49,7 @@ def clip_features(plan: StudioPlan, session: str, clip_s: float = 2.0, thesis: b
         (zeros unless ``thesis``), ``"label"``, ``"sound_type"`` and ``"group"`` (30 s time
         block, shared by the microphones, for grouped cross-validation).
     """
-    from pipeline.evaluation.evaluate import GROUP_SECONDS
+    from pipeline.evaluation.protocols import GROUP_SECONDS
     from pipeline.features import sets
     from pipeline.features.clips import reduce_frames
     from pipeline.features.frames import FrameSettings, frame_features
@@ -97,7 +97,7 @@ def predict(kind: str, train: dict, test: dict) -> np.ndarray:
     if kind == "thesis":
         return _lr().fit(train["thesis"], train["label"]).predict(test["thesis"])
     if kind == "channel":
-        from pipeline.evaluation.evaluate import fit_model
+        from pipeline.evaluation.models import fit_model
 
         model = fit_model("micfp_svc", train["channel"], train["label"], train["group"], len(np.unique(train["label"])))
         return model.predict(test["channel"])

@@ -155,6 +155,8 @@ def test_store_writers_refused_while_features_read_it(tiny_store, tmp_path, monk
     cli = importlib.import_module("pipeline.cli.main")  # the module: `pipeline.cli.main` is the function
     from pipeline.cli.main import main
 
+    cli = importlib.import_module("pipeline.cli.main")  # the module: the package's `main` is the function
+
     seen = {}
 
     def fake_compute(store, cube, config, client):  # stands in for the compute, mid-command
@@ -297,7 +299,7 @@ def test_cube_and_results_never_replace_foreign_data(client, tiny_store, tmp_pat
 
     from pipeline.errors import InputError
     from pipeline.features import FeatureConfig, compute_cube
-    from pipeline.workflow.workflow import write_results
+    from pipeline.artifacts.results import write_results
 
     for name in ("cube.zarr", "results.zarr"):
         (tmp_path / name).mkdir()

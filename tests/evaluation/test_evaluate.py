@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
 from pipeline.errors import ConfigError
-from pipeline.evaluation.evaluate import (GROUP_SECONDS, Cell, cap_training, cell_cost, check_max_train, identical_pairs,
-                                          make_model, point_metrics,
-                                          protocol_splits, results_dataset, run_cell, score, time_groups)
+from pipeline.evaluation.cell import Cell, cell_cost, run_cell
+from pipeline.evaluation.grid import results_dataset
+from pipeline.evaluation.metrics import identical_pairs, point_metrics, score
+from pipeline.evaluation.models import make_model
+from pipeline.evaluation.protocols import GROUP_SECONDS, cap_training, check_max_train, protocol_splits, time_groups
 
 MICS = {1: "Shure SM7B", 2: "t.bone MB 7 Beta", 3: "Neumann KM 184 #1", 4: "Neumann KM 184 #2", 5: "RODE NT1-A"}
 
@@ -273,7 +275,7 @@ def test_read_rows_block_by_block_equals_fancy_indexing(rng):
     import dask.array as da
     import xarray as xr
 
-    from pipeline.evaluation.evaluate import read_rows
+    from pipeline.evaluation.cell import read_rows
 
     full = rng.standard_normal((1000, 12)).astype(np.float32)
     rows = np.sort(rng.choice(1000, 437, replace=False))

@@ -7,7 +7,7 @@ import pytest
 import skops.io as sio
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.evaluation.evaluate import CLASSIFIERS, fit_model
+from pipeline.evaluation.models import CLASSIFIERS, fit_model
 from pipeline.identify.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
                                      fit_openset, load_model, openset_distance, save_model, train_model)
 
@@ -53,7 +53,7 @@ def trained(tiny_cube, client, tmp_path_factory):
 
 
 def test_train_save_load_roundtrip(trained, tiny_cube):
-    from pipeline.evaluation.evaluate import Cell, select
+    from pipeline.evaluation.cell import Cell, select
     from pipeline.features import open_cube
 
     model, path = trained
@@ -70,8 +70,10 @@ def test_train_save_load_roundtrip(trained, tiny_cube):
     assert loaded.openset["tau"] == pytest.approx(model.openset["tau"])
 
 
-def test_a_model_saved_before_the_package_was_grouped_by_stage_loads(tmp_path, trained, monkeypatch):
-    """Models name micfp's functions by module path: one saved as ``pipeline.evaluate._finite`` still loads."""
+@pytest.mark.parametrize("old_module", ["pipeline.evaluate", "pipeline.evaluation.evaluate"])
+def test_a_model_saved_before_the_package_was_grouped_by_stage_loads(tmp_path, trained, monkeypatch, old_module):
+    """Models name micfp's functions by module path: one saved as ``pipeline.evaluate._finite`` (or
+    ``pipeline.evaluation.evaluate._finite``, before that module was split) still loads."""
     import sys
     import zipfile
 
@@ -81,11 +83,11 @@ def test_a_model_saved_before_the_package_was_grouped_by_stage_loads(tmp_path, t
         for item in src.infolist():
             data = src.read(item)
             if item.filename == "schema.json":
-                assert b"pipeline.evaluation.evaluate" in data
-                data = data.replace(b"pipeline.evaluation.evaluate", b"pipeline.evaluate")
+                assert b"pipeline.evaluation.models" in data
+                data = data.replace(b"pipeline.evaluation.models", old_module.encode())
             dst.writestr(item, data)
-    assert "pipeline.evaluate._finite" in sio.get_untrusted_types(file=old)
-    monkeypatch.delitem(sys.modules, "pipeline.evaluate", raising=False)
+    assert f"{old_module}._finite" in sio.get_untrusted_types(file=old)
+    monkeypatch.delitem(sys.modules, old_module, raising=False)
     loaded = load_model(old)
     X = np.zeros((3, len(model.meta["features"])))
     np.testing.assert_allclose(loaded.estimator.predict_proba(X), model.estimator.predict_proba(X))

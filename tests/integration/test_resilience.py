@@ -28,7 +28,7 @@ def _cluster(n):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An undisturbed run on two workers: store, cube and metrics."""
-    from pipeline.evaluation.evaluate import Cell, evaluate
+    from pipeline.evaluation.cell import Cell, evaluate
     from pipeline.features import FeatureConfig, compute_cube
     from pipeline.simulate import StudioPlan
     from pipeline.simulate.writer import simulate_to_store
@@ -57,7 +57,7 @@ def _features(path):
 
 def test_deterministic_with_one_worker(reference, tmp_path):
     """Same seed: the same corpus, cube and metrics with 1 worker as with 2."""
-    from pipeline.evaluation.evaluate import evaluate
+    from pipeline.evaluation.cell import evaluate
     from pipeline.features import compute_cube
     from pipeline.simulate.writer import simulate_to_store
 
@@ -144,7 +144,7 @@ def test_worker_sigkill_during_ingest(reference, tmp_path):
 
 def test_worker_sigkill_during_evaluation(reference):
     """Evaluation cells rerun on the surviving worker give the undisturbed metrics."""
-    from pipeline.evaluation.evaluate import evaluate
+    from pipeline.evaluation.cell import evaluate
 
     cells = reference["cells"] * 3  # enough tasks that some are in flight when the worker dies
     results = []

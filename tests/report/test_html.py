@@ -19,7 +19,8 @@ PER_MIC = 40
 def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond: str = "clean",
             mics=MICS) -> dict:
     """A cell result as ``run_cell`` returns it, scored by evaluate's own ``score``."""
-    from pipeline.evaluation.evaluate import Cell, identical_pairs, score
+    from pipeline.evaluation.cell import Cell
+    from pipeline.evaluation.metrics import identical_pairs, score
 
     labels = sorted(mics)
     y = np.repeat(labels, PER_MIC)
@@ -37,7 +38,8 @@ def _record(acc: float, clip: float, st: str, fs: str, clf: str, prot: str, cond
 
 def _results(tmp_path: Path, curve: dict[float, float], name="results.zarr", cube=None, mics=MICS,
              workflow="synthetic") -> Path:
-    from pipeline.workflow.workflow import results_set, write_results
+    from pipeline.artifacts.results import write_results
+    from pipeline.workflow.ledger import results_set
 
     recs = []
     for clip, acc in curve.items():
@@ -114,9 +116,9 @@ def test_report_renders_with_valid_pngs_and_numeric_answers(tmp_path):
 
 
 def _answers(path: Path) -> list[str]:
+    from pipeline.artifacts.results import open_results
     from pipeline.report.analysis import analyse
     from pipeline.report.answers import answers
-    from pipeline.workflow.workflow import open_results
 
     return [a for _, a in answers(analyse(open_results(path)))]
 
@@ -198,7 +200,7 @@ def test_report_on_missing_results_is_one_line_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("suffix", [".nc"])
 def test_netcdf_results_work_too(tmp_path, suffix):
-    from pipeline.workflow.workflow import open_results
+    from pipeline.artifacts.results import open_results
 
     res = _results(tmp_path, CURVE, name="results" + suffix)
     ds = open_results(res)
@@ -210,7 +212,7 @@ def test_netcdf_results_work_too(tmp_path, suffix):
 def test_report_on_a_micfp_evaluate_results_set(tmp_path):
     """``micfp report`` also reads what ``micfp evaluate`` writes (no condition dimension)."""
     from pipeline.artifacts.results import save_results
-    from pipeline.evaluation.evaluate import results_dataset
+    from pipeline.evaluation.grid import results_dataset
 
     recs = [_record(acc, clip, "all", fs, clf, "session") for clip, acc in ((1.0, 0.7), (2.0, 0.9))
             for fs, clf in (("thesis", "svc"), ("channel", "micfp_lr"))]

@@ -16,7 +16,7 @@ def demo(tmp_path_factory, client):
     from pipeline.workflow.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
-    result = run_demo(out, "tiny", client, seed=3, echo=lambda m: None, n_boot=100)
+    result = run_demo(out, "tiny", client, seed=3, n_boot=100, quiet=True)
     return out, result
 
 
@@ -61,7 +61,7 @@ def test_demo_rerun_same_out(demo, client):
     from pipeline.artifacts.store import AudioStore
 
     out, first = demo
-    again = run_demo(out, "tiny", client, seed=3, echo=lambda m: None, n_boot=100)
+    again = run_demo(out, "tiny", client, seed=3, n_boot=100, quiet=True)
     assert [r["accuracy"] for r in again["results"]] == [r["accuracy"] for r in first["results"]]
     assert again["timings"]["simulate_s"] < first["timings"]["simulate_s"] + 5
     assert AudioStore.open(str(out / "audio.zarr")).complete

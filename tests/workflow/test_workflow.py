@@ -4,6 +4,7 @@ real two-process cluster: a re-run with one more clip length computes only the n
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from pathlib import Path
 
@@ -12,8 +13,12 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.workflow.workflow import (CLEAN, ResultsLedger, WorkCell, availability_from_segments, expand_grid,
-                                        load_workflow, open_results)
+from pipeline.artifacts.results import CLEAN
+from pipeline.evaluation.cell import WorkCell
+from pipeline.workflow.grid import availability_from_segments, expand_grid
+from pipeline.workflow.config import load_workflow
+from pipeline.workflow.ledger import ResultsLedger
+from pipeline.artifacts.results import open_results
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +52,7 @@ def test_shipped_workflows_validate(name):
     wf = load_workflow(ROOT / "workflows" / f"{name}.toml")
     assert wf.name == name
     assert (ROOT / "workflows" / f"{name}.py").is_file()
-    from pipeline.workflow.workflow import check_before_compute
+    from pipeline.workflow.grid import check_before_compute
 
     cells, _ = check_before_compute(wf)  # no compute: segments come from the simulated plan
     assert cells
@@ -55,7 +60,7 @@ def test_shipped_workflows_validate(name):
 
 def test_ablation_grid_has_the_issue_axes():
     wf = load_workflow(ROOT / "workflows" / "ablation.toml")
-    from pipeline.workflow.workflow import check_before_compute
+    from pipeline.workflow.grid import check_before_compute
 
     cells, notes = check_before_compute(wf)
     axes = {k: {getattr(c.cell, k) for c in cells} for k in ("clip_seconds", "sound_type", "feature_set",
@@ -112,7 +117,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_clip_longer_than_the_corpus_fails_before_compute(tmp_path):
-    from pipeline.workflow.workflow import check_before_compute
+    from pipeline.workflow.grid import check_before_compute
 
     wf = load_workflow(_write(tmp_path, BASE.replace("clip_seconds = [1, 2]", "clip_seconds = [1, 100]")))
     with pytest.raises(ConfigError, match="longer than every simulated recording"):
@@ -180,18 +185,19 @@ def test_silence_segmentation_gives_clip_zero(tmp_path):
 
 
 # -- ledger ----------------------------------------------------------------------------------
-def test_ledger_skips_done_and_restarts_on_new_basis(tmp_path):
-    msgs = []
+def test_ledger_skips_done_and_restarts_on_new_basis(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pipeline")
     p = tmp_path / "r.cells.jsonl"
-    led = ResultsLedger(p, {"store": "a"}, echo=msgs.append)
+    led = ResultsLedger(p, {"store": "a"})
     led.record("k1", {"accuracy": np.float64(0.5), "cell": {"clip_seconds": 1.0}})
     with p.open("a") as fh:
         fh.write('{"key": "k2", "accur')  # a torn line from a killed run
-    again = ResultsLedger(p, {"store": "a"}, echo=msgs.append)
+    again = ResultsLedger(p, {"store": "a"})
     assert again.done("k1") and not again.done("k2")
     assert again.records["k1"]["accuracy"] == 0.5
-    other = ResultsLedger(p, {"store": "b"}, echo=msgs.append)
+    other = ResultsLedger(p, {"store": "b"})
     assert not other.done("k1")
+    msgs = caplog.messages
     assert any("starting over" in m for m in msgs)
 
 
@@ -230,8 +236,9 @@ def _synthetic_cube(path: Path, sessions=("day1", "day2"), offset=0.0, seed=0) -
 def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
     import os
 
-    from pipeline.evaluation.evaluate import Cell
-    from pipeline.workflow.workflow import CellTask, _cell_task, cache_stats, cached_cube, clear_cache
+    from pipeline.evaluation.cell import Cell
+    from pipeline.evaluation.cell import _cell_task, CellTask
+    from pipeline.features.cube import cache_stats, cached_cube, clear_cache
 
     clear_cache()
     cube = _synthetic_cube(tmp_path / "c.zarr")
@@ -249,8 +256,9 @@ def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
 
 
 def test_degraded_cell_data_trains_clean_tests_degraded(tmp_path):
-    from pipeline.evaluation.evaluate import Cell
-    from pipeline.workflow.workflow import CellTask, _cell_task, cell_data, clear_cache
+    from pipeline.evaluation.cell import Cell
+    from pipeline.evaluation.cell import _cell_task, cell_data, CellTask
+    from pipeline.features.cube import clear_cache
 
     clean = _synthetic_cube(tmp_path / "clean.zarr")
     degraded = _synthetic_cube(tmp_path / "deg.zarr", sessions=("day2",), offset=100.0, seed=5)
@@ -294,9 +302,10 @@ CLEAN_ONLY = {"robustness": "", "conditions": '["clean"]'}
 WITH_NOISE = {"robustness": "\n[robustness]\nsnr_db = [10]\n", "conditions": '["clean", "noise"]'}
 
 
-def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
+def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path, caplog):
     from pipeline.cli import main
-    from pipeline.workflow.workflow import cache_stats, run_workflow
+    from pipeline.features.cube import cache_stats
+    from pipeline.workflow.run import run_workflow
 
     out = tmp_path / "out"
     cfg = _write(tmp_path, RUN.format(store=tiny_store, clips="[2]", **CLEAN_ONLY))
@@ -317,10 +326,12 @@ def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
 
     # one more clip length: the cube is recomputed (frames reused), only the new cells run
     cfg.write_text(RUN.format(store=tiny_store, clips="[1, 2]", **CLEAN_ONLY))
-    from pipeline.workflow.workflow import load_workflow as lw
+    from pipeline.workflow.config import load_workflow as lw
 
-    msgs = []
-    summary = run_workflow(lw(cfg, out=str(out)), client, echo=msgs.append, quiet=True)
+    caplog.set_level(logging.INFO, logger="pipeline")
+    caplog.clear()
+    summary = run_workflow(lw(cfg, out=str(out)), client, quiet=True)
+    msgs = caplog.messages
     assert summary["computed"] == 1 and summary["skipped"] == 1
     assert any("computing" in m for m in msgs)  # the cube, for the new clip length
     ds2 = open_results(out / "results.zarr")
@@ -330,16 +341,20 @@ def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
     np.testing.assert_array_equal(ds2.accuracy.sel(clip_seconds=2.0).values, ds.accuracy.sel(clip_seconds=2.0).values)
 
     # nothing left: a third run computes nothing and reuses the cube
-    msgs = []
-    summary = run_workflow(lw(cfg, out=str(out)), client, echo=msgs.append, quiet=True)
+    caplog.set_level(logging.INFO, logger="pipeline")
+    caplog.clear()
+    summary = run_workflow(lw(cfg, out=str(out)), client, quiet=True)
+    msgs = caplog.messages
     assert summary["computed"] == 0 and summary["skipped"] == 2
     assert any("up to date" in m for m in msgs)
 
     # a training cap is part of the basis: every cell is recomputed, and the results say so
     cfg.write_text(RUN.format(store=tiny_store, clips="[1, 2]", **CLEAN_ONLY).replace(
         "bootstrap = 20", "bootstrap = 20\nmax_train_clips = 50"))
-    msgs = []
-    summary = run_workflow(lw(cfg, out=str(out)), client, echo=msgs.append, quiet=True)
+    caplog.set_level(logging.INFO, logger="pipeline")
+    caplog.clear()
+    summary = run_workflow(lw(cfg, out=str(out)), client, quiet=True)
+    msgs = caplog.messages
     assert summary["computed"] == 2 and any("starting over" in m for m in msgs)
     ds3 = open_results(out / "results.zarr")
     assert ds3.attrs["micfp"]["max_train_clips"] == 50 and ds3.attrs["micfp"]["basis"]["max_train_clips"] == 50
@@ -349,11 +364,12 @@ def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path):
 
 @pytest.mark.slow
 def test_robustness_run_trains_clean_tests_degraded(client, tiny_store, tmp_path):
-    from pipeline.workflow.workflow import load_workflow as lw, run_workflow
+    from pipeline.workflow.config import load_workflow as lw
+    from pipeline.workflow.run import run_workflow
 
     out = tmp_path / "out"
     cfg = _write(tmp_path, RUN.format(store=tiny_store, clips="[2]", **WITH_NOISE))
-    summary = run_workflow(lw(cfg, out=str(out)), client, echo=lambda m: None, quiet=True, report=True)
+    summary = run_workflow(lw(cfg, out=str(out)), client, quiet=True, report=True)
     assert summary["computed"] == 2
     ds = open_results(out / "results.zarr")
     assert list(ds.condition.values) == ["clean", "noise-10dB"]
@@ -365,8 +381,8 @@ def test_robustness_run_trains_clean_tests_degraded(client, tiny_store, tmp_path
 
 def _check_degraded_cells(out: Path) -> None:
     """A degraded cell trains on the clean day-1 clips and tests on the degraded day-2 clips."""
-    from pipeline.evaluation.evaluate import Cell
-    from pipeline.workflow.workflow import CellTask, cell_data
+    from pipeline.evaluation.cell import Cell
+    from pipeline.evaluation.cell import cell_data, CellTask
 
     cell = WorkCell(Cell(2.0, "all", "channel", "logistic_regression", "session"), "noise-10dB")
     clean = CellTask(str(out / "cube.zarr"), WorkCell(cell.cell), 10)
@@ -409,7 +425,7 @@ def test_workflow_script_runs_without_the_cli_and_reports_errors_in_one_line(tmp
     import sys
 
     p = _write(tmp_path, BASE.replace("logistic_regression", "nope"))
-    code = ("import sys\nfrom pipeline.workflow.workflow import script_main\n"
+    code = ("import sys\nfrom pipeline.workflow.script import script_main\n"
             f"rc = script_main({str(p)!r}, ['--out', {str(tmp_path / 'o')!r}, '--workers', '1'])\n"
             "print(rc, 'pipeline.cli' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -422,7 +438,7 @@ def test_recordings_corpus_is_planned_before_compute(tmp_path):
     """A recordings folder is checked by the ingest planner and its segments expand the grid."""
     import soundfile as sf
 
-    from pipeline.workflow.workflow import check_before_compute
+    from pipeline.workflow.grid import check_before_compute
 
     rng = np.random.default_rng(0)
     root = tmp_path / "rec"
