@@ -86,7 +86,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_sees_lazy_and_package_imports():
     graph = import_graph()
-    assert "pipeline.features.cube" in graph["pipeline"]  # pipeline/__init__: from .features.cube import open_cube
+    assert "pipeline.artifacts.cube" in graph["pipeline"]  # pipeline/__init__: from .artifacts.cube import open_cube
     assert "pipeline.cluster.standalone" in graph["pipeline.cli.main"]  # from ..cluster import standalone
     assert "pipeline.workflow.demo" in graph["pipeline.cli.main"]  # inside a function
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -213,7 +213,7 @@ def cmd_features(args) -> int:
     from ..artifacts.locks import exclusive, shared
     from ..artifacts.store import AudioStore
     from ..features import FeatureConfig, compute_cube
-    from ..features.cube import cube_outputs
+    from ..artifacts.cube import cube_outputs
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)

@@ -471,7 +471,7 @@ def select_rows(cube, cell: Cell):
     row access (:func:`~pipeline.features.cube.open_rows`); from the latter only the cell's own
     row group is read, and features only when a fold asks for them.
     """
-    from ..features.rows import CubeRows, FeatureRows, compact
+    from ..artifacts.rows import CubeRows, FeatureRows, compact
 
     if isinstance(cube, CubeRows):
         rows = cube.rows(cell.segmentation, cell.clip_seconds if cell.segmentation == "fixed" else None)
@@ -551,7 +551,7 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
     folds, as ``n_train`` (each fold's own count is in ``folds``).
     """
-    from ..features.rows import FeatureRows
+    from ..artifacts.rows import FeatureRows
 
     X = FeatureRows.of(X)
     labels = sorted(mics)
@@ -607,7 +607,7 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
     order, ``batch`` at a time (memory does not grow with the test set); when folds share test
     rows, one pass per fold.
     """
-    from ..features.rows import FeatureRows
+    from ..artifacts.rows import FeatureRows
 
     X = FeatureRows.of(X)
     n_rows = len(X) if n_rows is None else n_rows
@@ -653,7 +653,7 @@ def _cell_task(cube_path: str, cell: Cell, n_boot: int, max_train: int | None = 
                uid: str | None = None) -> dict:
     from ..artifacts.outputs import verify_seen
     from ..cluster.runner import trim_memory
-    from ..features.cube import cached_cube
+    from ..artifacts.cube import cached_cube
 
     verify_seen(cube_path, uid)  # the client's cube, not one at the same path in the worker's folder
     trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
@@ -670,7 +670,7 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
 
     ``max_train`` caps the training clips of every fit (:func:`cap_training`; default no cap).
     """
-    from ..features.cube import open_rows
+    from ..artifacts.cube import open_rows
     from ..cluster.runner import run_tasks
     from ..artifacts.outputs import resolve
 
@@ -685,7 +685,7 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
 
 def _cube_values(cube) -> dict[str, list]:
     """Feature sets, clip lengths, sound types and sessions of an xarray or row-access cube."""
-    from ..features.rows import CubeRows
+    from ..artifacts.rows import CubeRows
 
     if isinstance(cube, CubeRows):
         return {"feature_set": [str(v) for v in pd.unique(cube.feature_set)], "clip_seconds": cube.clip_lengths,

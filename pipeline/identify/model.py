@@ -339,7 +339,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
 
     from ..version import __version__
     from ..evaluation.evaluate import fit_model, time_groups
-    from ..features.cube import open_cube
+    from ..artifacts.cube import open_cube
     from ..features.frames import FrameSettings
 
     echo = echo or (lambda m: None)

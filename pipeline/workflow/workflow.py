@@ -640,7 +640,7 @@ def _num(v) -> float:
 
 # -- worker side: the cube cache and the cell task -------------------------------------------
 # The per-process cube cache lives with the cube (shared with ``evaluate``).
-from ..features.cube import cache_stats, cached_cube, clear_cache, cube_write_id  # noqa: E402,F401
+from ..artifacts.cube import cache_stats, cached_cube, clear_cache, cube_write_id  # noqa: E402,F401
 
 
 
@@ -789,7 +789,7 @@ def ensure_cube(store_path: str, cube_path, config, client, *, echo=_echo, quiet
 
 def _recompute_cube(store, fp: str, cube_path: Path, config, client, *, echo, quiet, label):
     from ..features import compute_cube, open_cube
-    from ..features.cube import FRAMES_KIND, frames_path_for
+    from ..artifacts.cube import FRAMES_KIND, frames_path_for
 
     out = cube_path.parent
     state = _state(out)
