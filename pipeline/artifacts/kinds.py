@@ -35,13 +35,15 @@ _LEGACY_FOLDERS = {REPORT_KIND: ("metrics.json",), RUN_KIND: ("state.json", "aud
 
 
 def read_kind(path) -> str | None:
-    """The micfp kind of the artifact at local ``path``; ``None`` if it carries none (or is unreadable).
+    """The micfp kind of the artifact at ``path``; ``None`` if it carries none (or is unreadable).
 
-    Folders: the Zarr group's ``micfp`` attributes, else the folder marker, else what only micfp
+    URLs (``s3://...``): the Zarr group's ``micfp`` attributes. Local folders: the Zarr group's ``micfp`` attributes, else the folder marker, else what only micfp
     puts in its older folders. Files: a NetCDF results set's ``micfp`` attribute, a skops model
     file's schema naming :data:`MODEL_KIND`.
     """
-    p = Path(str(path))
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return _zarr_kind(str(path))
+    p = Path(str(path).removeprefix("file://"))
     try:
         if p.is_dir():
             return _folder_kind(str(p))
@@ -53,6 +55,16 @@ def read_kind(path) -> str | None:
     except (OSError, ValueError, AttributeError, TypeError, KeyError, zipfile.BadZipFile):
         return None
     return None
+
+
+def _zarr_kind(url: str) -> str | None:
+    import zarr
+
+    try:
+        meta = zarr.open_group(url, mode="r").attrs.get("micfp", {})
+    except Exception:  # missing, unreadable, not a group: no kind, as for local paths
+        return None
+    return meta.get("kind") if isinstance(meta, dict) else None
 
 
 def _folder_kind(path: str) -> str | None:

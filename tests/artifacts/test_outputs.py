@@ -306,7 +306,8 @@ def test_parts_of_an_older_run_are_still_recognised(tmp_path):
 def test_model_file_replaced_only_if_micfp_wrote_it(tmp_path):
     import skops.io as sio
 
-    from pipeline.identify.model import MODEL_KIND, check_model_output
+    from pipeline.artifacts.kinds import MODEL_KIND
+    from pipeline.artifacts.model import check_model_output
 
     ours, theirs = tmp_path / "ours.skops", tmp_path / "theirs.skops"
     sio.dump({"kind": MODEL_KIND}, ours)

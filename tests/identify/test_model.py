@@ -8,8 +8,9 @@ import skops.io as sio
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.evaluation.evaluate import CLASSIFIERS, fit_model
-from pipeline.identify.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
-                                     fit_openset, load_model, openset_distance, save_model, train_model)
+from pipeline.artifacts.kinds import MODEL_KIND
+from pipeline.artifacts.model import MODEL_VERSION, TRUSTED_TYPES, _allowed, file_types, load_model, save_model
+from pipeline.identify.model import TrainSettings, fit_openset, openset_distance, train_model
 
 
 def blobs(n_per=30, k=4, d=8, seed=0, shift=0.0):
