@@ -148,11 +148,12 @@ def test_features_refused_while_the_store_is_written(tiny_store, tmp_path, capsy
 def test_store_writers_refused_while_features_read_it(tiny_store, tmp_path, monkeypatch, capsys):
     """While `micfp features` computes, ingest/simulate into its store refuse (and nothing waits)."""
     import contextlib
+    import importlib
 
-    import pipeline.cli as cli
     import pipeline.features as features
     from pipeline.cli.main import main
 
+    cli = importlib.import_module("pipeline.cli.main")  # the module: ``pipeline.cli.main`` is also the function
     seen = {}
 
     def fake_compute(store, cube, config, client):  # stands in for the compute, mid-command
