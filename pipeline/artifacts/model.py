@@ -142,10 +142,16 @@ def load_model(path) -> TrainedModel:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no model file here (make one with `micfp train CUBE {path}`)")
-    check_archive(path)  # before anything is unpacked
     try:
-        untrusted = sio.get_untrusted_types(file=path)
-        types = file_types(path)
+        # Read once: the archive and types checked are those of the bytes loaded, even if the file
+        # is replaced meanwhile (a `micfp train` saving over it).
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the model file ({exc.strerror or exc})") from exc
+    check_archive(path, data)  # before anything is unpacked
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+        types = file_types(data)
     except Exception as exc:
         raise InputError(f"{path}: not a skops model file ({type(exc).__name__}: {exc})") from exc
     # skops itself trusts most of scikit-learn; micfp trusts only what it produces
@@ -154,7 +160,7 @@ def load_model(path) -> TrainedModel:
         raise InputError(f"{path}: untrusted type(s) {', '.join(refused)} refused; only micfp's own models load")
     try:
         _import_legacy_modules(untrusted)
-        payload = sio.load(path, trusted=list(untrusted))
+        payload = sio.loads(data, trusted=list(untrusted))
     except Exception as exc:
         raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
@@ -187,11 +193,15 @@ def _import_legacy_modules(types) -> None:
             sys.modules.setdefault(old, importlib.import_module(new))
 
 
-def file_types(path) -> set[tuple[str, str]]:
-    """Every ``(module.name, skops loader)`` a skops file refers to, read from its schema (no loading)."""
+def file_types(source) -> set[tuple[str, str]]:
+    """Every ``(module.name, skops loader)`` a skops file (a path, or its bytes) refers to, read from its schema.
+
+    Nothing is loaded.
+    """
+    import io
     import zipfile
 
-    with zipfile.ZipFile(path) as z:
+    with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as z:
         schema = json.loads(z.read("schema.json"))
     out: set[tuple[str, str]] = set()
     stack = [schema]
