@@ -347,7 +347,7 @@ def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) 
 
 @locked("cube_path", "feature cube", reads=(("store_path", "audio store"),))
 def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, *,
-                 frames_path: str | None = None, quiet: bool = False):
+                 frames_path: str | None = None, quiet: bool = False, attrs: dict | None = None):
     """Compute the feature cube of an audio store on the cluster and write it to ``cube_path``.
 
     Holds the cube's (and the frame store's) write lock and the audio store's read lock for
@@ -355,14 +355,18 @@ def compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client,
     when complete (:func:`pipeline.swap.swap_in`), so a reader sees the old cube or the new
     one, never a mix, and an interrupted run leaves the old cube intact.
 
+    ``attrs``: more ``micfp`` metadata for the cube (a workflow's store fingerprint), written with
+    the rest before the swap, so the cube is never seen without it.
+
     Returns the cube opened with :func:`open_cube`.
     """
     frames_path = frames_path or frames_path_for(cube_path)
     with exclusive(frames_path, what="frame store"):
-        return _compute_cube(store_path, str(cube_path), config, client, frames_path, quiet)
+        return _compute_cube(store_path, str(cube_path), config, client, frames_path, quiet, attrs or {})
 
 
-def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, frames_path: str, quiet: bool):
+def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client, frames_path: str, quiet: bool,
+                  attrs: dict):
 
     import dask
     import dask.array as da
@@ -445,7 +449,7 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
     # tasks read a cell's rows from these without loading millions of clip coordinates.
     # uid: the artifact's identity, checked by workers; write_id: a new one per write, so a cube
     # read before a rewrite is told from the new one.
-    meta = {"kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(), "write_id": uuid.uuid4().hex,
+    meta = {**attrs, "kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(), "write_id": uuid.uuid4().hex,
             "store": store.path, "frames": frames_path,
             "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
             "row_groups": [r.to_json() for r in row_groups],

@@ -109,7 +109,9 @@ def test_cube_rows_of_a_cube_without_recorded_groups(tmp_path):
 def test_run_cell_on_unread_rows_equals_the_matrix(tiny_cube):
     from pipeline.artifacts.cube import open_rows
 
-    mics = {int(k): v for k, v in open_rows(tiny_cube).attrs["micfp"]["mics"].items()}
+    from pipeline.artifacts.kinds import mics_from_attrs
+
+    mics = mics_from_attrs(open_rows(tiny_cube).attrs)
     for protocol in ("session", "grouped-kfold"):
         cell = Cell(1.0, "all", "channel", "logistic_regression", protocol)
         R, meta = select_rows(open_rows(tiny_cube), cell)
