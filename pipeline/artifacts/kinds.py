@@ -108,8 +108,9 @@ def _legacy_parts(path: str) -> bool:
 def replaceable(path, kinds: str | tuple[str, ...]) -> bool:
     """True when micfp may replace what is at local ``path`` by an artifact of one of ``kinds``.
 
-    Nothing there, an empty folder, or a micfp artifact of one of ``kinds``; never a symbolic
-    link, another program's data or another kind of micfp artifact.
+    Nothing there, an empty folder (micfp's lock files aside: a run locks an output inside a folder
+    before it writes the folder), or a micfp artifact of one of ``kinds``; never a symbolic link,
+    another program's data or another kind of micfp artifact.
     """
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     p = str(path).rstrip(os.sep) or os.sep
@@ -117,9 +118,14 @@ def replaceable(path, kinds: str | tuple[str, ...]) -> bool:
         return True
     if os.path.islink(p):
         return False
-    if os.path.isdir(p) and not os.listdir(p):
+    if os.path.isdir(p) and not [n for n in os.listdir(p) if not _is_lock_file(n)]:
         return True
     return read_kind(p) in kinds
+
+
+def _is_lock_file(name: str) -> bool:
+    """A lock file of :mod:`pipeline.artifacts.locks` (``.NAME.micfp-lock``)."""
+    return name.startswith(".") and name.endswith(".micfp-lock")
 
 
 def mics_from_attrs(attrs) -> dict[int, str]:

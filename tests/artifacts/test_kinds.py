@@ -52,7 +52,10 @@ def test_replaceable(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "thesis.tex").write_text("precious")
     os.symlink(tmp_path / "c.zarr", tmp_path / "link.zarr")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / ".results.zarr.micfp-lock").write_text("")  # a run locked its results set inside
     assert replaceable(tmp_path / "new.zarr", CUBE_KIND) and replaceable(tmp_path / "empty", CUBE_KIND)
+    assert replaceable(tmp_path / "locked", REPORT_KIND)  # only micfp's lock files in it
     assert replaceable(tmp_path / "c.zarr", CUBE_KIND) and replaceable(tmp_path / "c.zarr", (STORE_KIND, CUBE_KIND))
     assert not replaceable(tmp_path / "c.zarr", STORE_KIND)  # another micfp artifact
     assert not replaceable(tmp_path / "data", CUBE_KIND)  # someone else's data
