@@ -88,8 +88,11 @@ def _folder_kind(path: str) -> str | None:
 def _netcdf_kind(path: Path) -> str | None:
     import xarray as xr
 
-    with xr.open_dataset(path, engine="scipy") as ds:
-        meta = ds.attrs.get("micfp", {})
+    try:
+        with xr.open_dataset(path, engine="scipy") as ds:
+            meta = ds.attrs.get("micfp", {})
+    except Exception:  # not NetCDF, truncated...: the reader's many error types mean one thing here
+        return None
     return (json.loads(meta) if isinstance(meta, str) else meta).get("kind")
 
 

@@ -86,3 +86,14 @@ def test_mics_from_attrs():
     assert mics_from_attrs({"micfp": json.dumps(meta)}) == {1: "a", 12: "b"}  # a NetCDF results set's attrs
     assert mics_from_attrs({"micfp": "0.3.0", "mics": {"2": "c"}}) == {2: "c"}  # a model's meta
     assert mics_from_attrs({}) == {}
+
+
+@pytest.mark.faults
+def test_a_file_that_only_looks_like_a_results_set_is_refused_in_one_line(tmp_path):
+    from pipeline.artifacts.results import check_results_output
+    from pipeline.errors import InputError
+
+    (tmp_path / "results.nc").write_bytes(b"CDF\x01" + b"\xff" * 64)  # a NetCDF magic number, then junk
+    assert read_kind(tmp_path / "results.nc") is None
+    with pytest.raises(InputError, match="results.nc: exists and is not a micfp results set"):
+        check_results_output(tmp_path / "results.nc")
