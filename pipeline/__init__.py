@@ -7,7 +7,7 @@ from .jit import configure as _configure_jit  # noqa: E402
 
 _configure_jit()
 
-from .features.cube import open_cube  # noqa: E402
+from .artifacts.cube import open_cube  # noqa: E402
 from .artifacts.store import open_store  # noqa: E402
 
 __all__ = ["__version__", "open_cube", "open_store"]

@@ -23,18 +23,9 @@ import uuid
 
 from ..errors import InputError
 
-#: Marker file of the folders micfp writes (report folders, run and demo outputs, WAV corpora).
-FOLDER_MARKER = ".micfp.json"
-REPORT_KIND = "micfp-report"
-RUN_KIND = "micfp-run"
-WAV_KIND = "micfp-wav-corpus"
-TLS_KIND = "micfp-tls"
-#: The temporary per-task feature parts beside a cube (``<cube>.parts``).
-PARTS_KIND = "micfp-cube-parts"
-
-# Folders written before the marker existed, recognised by what only micfp puts there.
-_LEGACY_FOLDERS = {REPORT_KIND: ("metrics.json",), RUN_KIND: ("state.json", "audio.zarr"),
-                   WAV_KIND: ("mics.csv",), TLS_KIND: ("ca.pem",)}
+# Kinds are defined once, in .kinds; imported here for the modules that name them with check_output.
+from .kinds import (FOLDER_MARKER, PARTS_KIND, REPORT_KIND, RUN_KIND, TLS_KIND, WAV_KIND,  # noqa: E402,F401
+                    read_kind, replaceable)
 
 _SEEN: set[tuple[str, str]] = set()
 
@@ -55,38 +46,6 @@ def resolve(path) -> str:
 def new_uid() -> str:
     """A fresh artifact identity."""
     return uuid.uuid4().hex
-
-
-def artifact_kind(path) -> str | None:
-    """The micfp kind of the folder at ``path``: its Zarr ``micfp`` attrs or its folder marker."""
-    path = str(path)
-    for name, get in (("zarr.json", lambda d: d.get("attributes", {}).get("micfp", {}).get("kind")),
-                      (FOLDER_MARKER, lambda d: d.get("kind"))):
-        try:
-            with open(os.path.join(path, name), encoding="utf-8") as f:
-                kind = get(json.load(f))
-        except (OSError, ValueError, AttributeError):
-            continue
-        if kind:
-            return kind
-    for kind, names in _LEGACY_FOLDERS.items():
-        if any(os.path.exists(os.path.join(path, n)) for n in names):
-            return kind
-    if _legacy_parts(path):
-        return PARTS_KIND
-    return None
-
-
-def _legacy_parts(path: str) -> bool:
-    """Parts left by a run before they carried a marker: an attribute-less Zarr group of numbered arrays."""
-    try:
-        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
-            head = json.load(f)
-        names = [n for n in os.listdir(path) if n != "zarr.json"]
-    except (OSError, ValueError):
-        return False
-    return (path.endswith(".parts") and head.get("node_type") == "group" and not head.get("attributes")
-            and all(n.isdigit() for n in names))
 
 
 def mark_folder(path, kind: str) -> None:
@@ -124,15 +83,6 @@ def _check_common(path, inputs, what: str) -> str:
     return p
 
 
-def _contents(path: str) -> list[str]:
-    """A folder's entries but micfp's own lock files (``.NAME.micfp-lock``, :mod:`pipeline.artifacts.locks`).
-
-    A run takes the locks of its outputs inside its output folder before checking that folder,
-    so a new folder may hold nothing but those.
-    """
-    return [n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".micfp-lock"))]
-
-
 def check_output(path, kind: str | tuple[str, ...], *, inputs=(), what: str = "output") -> str:
     """Check that micfp may write the folder artifact ``path``; returns its resolved path.
 
@@ -158,25 +108,26 @@ def check_output(path, kind: str | tuple[str, ...], *, inputs=(), what: str = "o
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     if os.path.exists(p) and not os.path.isdir(p):
         raise InputError(f"{path}: exists and is a file, not a {what}; micfp does not replace it")
-    if os.path.isdir(p) and _contents(p):
-        found = artifact_kind(p)
-        if found not in kinds:
-            raise InputError(f"{path}: exists and is not a micfp {what} (kind={found!r}); micfp replaces only "
-                             "what it created: choose another path or remove it yourself")
+    if not replaceable(p, kinds):
+        raise InputError(f"{path}: exists and is not a micfp {what} (kind={read_kind(p)!r}); micfp replaces only "
+                         "what it created: choose another path or remove it yourself")
     return p
 
 
-def check_output_file(path, *, inputs=(), what: str = "output file", ours=None) -> str:
+def check_output_file(path, *, inputs=(), what: str = "output file", kind: str | None = None, ours=None) -> str:
     """Check that micfp may write the single file ``path``; returns its resolved path.
 
-    An existing file is replaced only when ``ours(path)`` says micfp wrote it.
+    An existing file is replaced only when it is a micfp artifact of ``kind``
+    (:func:`pipeline.artifacts.kinds.replaceable`), or, for files without a kind marker (an HTML
+    report), when ``ours(path)`` says micfp wrote it.
     """
     p = _check_common(path, inputs, what)
     if is_url(p):
         return p
     if os.path.isdir(p):
         raise InputError(f"{path}: is a folder, not a {what} file")
-    if os.path.exists(p) and not (ours and ours(p)):
+    mine = replaceable(p, kind) if kind else os.path.exists(p) and ours is not None and ours(p)
+    if os.path.exists(p) and not mine:
         raise InputError(f"{path}: exists and is not a micfp {what}; micfp does not replace it: choose another "
                          "path or remove it yourself")
     return p
@@ -188,7 +139,7 @@ def remove_artifact(path, kind: str) -> None:
 
     if not os.path.lexists(path):
         return
-    found = artifact_kind(path) if os.path.isdir(path) and not os.path.islink(path) else None
+    found = read_kind(path) if os.path.isdir(path) and not os.path.islink(path) else None
     if found != kind:
         raise InputError(f"{path}: not a micfp {kind} (kind={found!r}); micfp does not remove it")
     shutil.rmtree(path)

@@ -7,28 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MicfpError
+from ..errors import InputError
+from .kinds import RESULTS_KIND
 from .locks import exclusive, shared
 from .outputs import check_output, check_output_file
 from .swap import check_replaceable, remove_stale, swap_in, temp_sibling
 
 CLEAN = "clean"
-RESULTS_KIND = "micfp-results"
 
 
 def check_results_output(path, *, inputs=()) -> Path:
     """Check that micfp may write the results set ``path`` (a new path or a micfp results set)."""
     if Path(path).suffix == ".nc":
-        return Path(check_output_file(path, inputs=inputs, what="results set", ours=_is_results))
+        return Path(check_output_file(path, inputs=inputs, what="results set", kind=RESULTS_KIND))
     return Path(check_output(path, RESULTS_KIND, inputs=inputs, what="results set"))
-
-
-def _is_results(path) -> bool:
-    try:
-        open_results(path)
-    except MicfpError:
-        return False
-    return True
 
 
 def save_results(ds, path: Path) -> None:

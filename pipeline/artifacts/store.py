@@ -30,9 +30,9 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import IncompleteError, InputError
+from .kinds import STORE_KIND, mics_from_attrs
 from .outputs import new_uid, resolve, verify_seen
 
-STORE_KIND = "micfp-audio-store"
 STORE_VERSION = 1
 CHUNK_SECONDS = 10
 SHARD_CHUNKS = 30  # 5-minute shards: few files, whole-shard writes of ~30 MB at 48 kHz int16
@@ -204,7 +204,7 @@ class AudioStore:
 
     @property
     def mics(self) -> dict[int, str]:
-        return {int(k): v for k, v in self.meta.get("mics", {}).items()}
+        return mics_from_attrs(self.meta)
 
     def recordings(self) -> list[Recording]:
         out = []

@@ -10,7 +10,6 @@ opens the artifact mid-swap.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,38 +19,22 @@ import uuid
 from pathlib import Path
 
 from ..errors import InputError
+from .kinds import replaceable
 
 log = logging.getLogger(__name__)
 
 
-def kind_of(path: str | Path) -> str | None:
-    """The ``micfp`` kind marker of a local Zarr group or NetCDF file; ``None`` if it has none."""
-    p = Path(path)
-    try:
-        if p.is_dir():
-            attrs = json.loads((p / "zarr.json").read_text()).get("attributes", {})
-            return attrs.get("micfp", {}).get("kind")
-        if p.suffix == ".nc":
-            import xarray as xr
-
-            with xr.open_dataset(p, engine="scipy") as ds:
-                meta = ds.attrs.get("micfp", {})
-            return (json.loads(meta) if isinstance(meta, str) else meta).get("kind")
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
-    return None
-
-
 def check_replaceable(path: str | Path, kind: str, what: str) -> None:
     """Refuse to replace ``path`` unless it is absent or a micfp artifact of ``kind``.
+
+    The test is :func:`pipeline.artifacts.kinds.replaceable`, the one micfp applies before any write.
 
     Raises
     ------
     InputError
         When something else (another program's data, another micfp artifact) is there.
     """
-    p = Path(path)
-    if (p.exists() or p.is_symlink()) and kind_of(p) != kind:
+    if not replaceable(path, kind):
         raise InputError(f"{path}: exists and is not a micfp {what}; choose another path")
 
 

@@ -7,7 +7,7 @@ import contextlib
 import sys
 
 from ..cluster.options import add_cluster_arguments as _cluster_args, connect_from_args as _connect
-from ..errors import OUTPUT_ARGS, ConfigError, MicfpError, exit_status
+from ..errors import OUTPUT_ARGS, ConfigError, exit_status
 from ..workflow.options import add_run_arguments
 
 
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the report files and the HTML report")
     _cluster_args(p)
 
-    p = sub.add_parser("info", help="describe an audio store, a feature cube or a results set")
+    p = sub.add_parser("info", help="describe an audio store, a feature cube, a results set or a model file")
     p.add_argument("path")
 
     p = sub.add_parser("train", help="fit, calibrate and save one model (skops file)")
@@ -216,7 +216,7 @@ def cmd_features(args) -> int:
     from ..artifacts.locks import exclusive, shared
     from ..artifacts.store import AudioStore
     from ..features import FeatureConfig, compute_cube
-    from ..features.cube import cube_outputs
+    from ..artifacts.cube import cube_outputs
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
                            segmentations=args.segmentation)
@@ -248,14 +248,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..identify.model import DEFAULT_CLASSIFIER, TrainSettings, save_model, train_model
+    from ..identify.model import DEFAULT_CLASSIFIER, TrainSettings, train_model
 
     settings = TrainSettings(feature_set=args.feature_set, clip_seconds=args.clip_seconds,
                              classifier=args.classifier or DEFAULT_CLASSIFIER, sessions=tuple(args.sessions),
                              mics=tuple(args.mics), sound_type=args.sound_type, accept_rate=args.accept_rate)
+    from ..artifacts.cube import open_cube
     from ..artifacts.locks import shared
-    from ..features import open_cube
-    from ..identify.model import check_model_output
+    from ..artifacts.model import check_model_output, describe_model, save_model
 
     check_model_output(args.model, inputs=(args.cube,))
     with shared(args.cube, what="feature cube"):
@@ -266,29 +266,6 @@ def cmd_train(args) -> int:
     print(describe_model(model.meta))
     print(f"wrote {args.model}")
     return 0
-
-
-def describe_model(meta: dict) -> str:
-    """A few lines on a trained model: what it knows, its held-out scores and its threshold."""
-    def ci(d, k):
-        return f"{d[k]:.3f} [{d[k + '_lo']:.2f}-{d[k + '_hi']:.2f}]" if k in d and d[k] == d[k] else "n/a"
-
-    cal = meta["calibration"]
-    lines = [f"model: {meta['settings']['classifier']} on {meta['feature_set']} features, "
-             f"{meta['clip_seconds']:g} s clips, {meta['n_train_clips']} clips of sessions "
-             f"{', '.join(meta['settings']['sessions'])}; microphones: {', '.join(meta['mics'].values())}",
-             f"held-out ({cal['method']}): accuracy {ci(cal, 'accuracy')}, macro F1 {ci(cal, 'macro_f1')}, "
-             f"identical pair {ci(cal, 'pair_accuracy')}",
-             f"unknown threshold {cal['tau']:.2f}: keeps {cal['file_accept_rate']:.1%} of {cal['n_files']} "
-             f"held-out 30 s pseudo-files"]
-    h = meta.get("heldout")
-    if h:
-        lines.append(f"held-out sessions {', '.join(h['sessions'])} (ParallelPostFit, {h['n_clips']} clips): "
-                     f"accuracy {ci(h, 'accuracy')}, macro F1 {ci(h, 'macro_f1')}, identical pair "
-                     f"{ci(h, 'pair_accuracy')}; 30 s pseudo-files accepted {h['file_accept_rate']:.1%}"
-                     + (f", of unknown microphones rejected {h['unknown_file_reject_rate']:.1%}"
-                        if h["unknown_file_reject_rate"] == h["unknown_file_reject_rate"] else ""))
-    return "\n".join(lines)
 
 
 def cmd_identify(args) -> int:
@@ -311,52 +288,9 @@ def cmd_identify(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from ..artifacts.locks import shared
+    from .info import info
 
-    with shared(args.path, what="store, cube or results set"):
-        return _info(args.path)
-
-
-def _info(path: str) -> int:
-    import zarr
-
-    try:
-        g = zarr.open_group(path, mode="r")
-    except Exception as exc:
-        raise MicfpError(f"{path}: not a Zarr store micfp can read: {exc}") from exc
-    kind = g.attrs.get("micfp", {}).get("kind")
-    if kind == "micfp-audio-store":
-        from ..artifacts.store import AudioStore
-
-        store = AudioStore.open(path, require_complete=False)
-        meta = store.meta
-        print(f"audio store {path}: {'complete' if meta.get('complete') else 'INCOMPLETE'}, "
-              f"{store.sample_rate} Hz")
-        print(store.describe().to_string(index=False))
-        for session, rows in sorted(meta.get("segments", {}).items()):
-            types = sorted({r[2] for r in rows})
-            print(f"session {session}: {len(rows)} segments, sound types: {', '.join(types)}")
-    elif kind == "micfp-feature-cube":
-        from ..features import open_cube
-
-        cube = open_cube(path, require_complete=False)
-        meta = cube.attrs["micfp"]
-        print(f"feature cube {path}: {'complete' if meta.get('complete') else 'INCOMPLETE'}, "
-              f"{cube.sizes['clip']} clips x {cube.sizes['feature']} features")
-        df = cube.drop_vars("features").reset_coords()[["mic", "session", "sound_type", "clip_seconds",
-                                                         "segmentation"]].to_dataframe()
-        print(df.groupby(["session", "sound_type", "clip_seconds"]).size().unstack(fill_value=0).to_string())
-        print("feature sets: " + ", ".join(f"{k} ({v})" for k, v in
-                                           cube.feature_set.to_series().value_counts().sort_index().items()))
-    elif kind == "micfp-results":
-        import xarray as xr
-
-        ds = xr.open_zarr(path, consolidated=False)
-        print(f"results set {path}: " + ", ".join(f"{d}={ds.sizes[d]}" for d in ds.dims))
-        print(ds["accuracy"].to_dataframe().dropna().to_string())
-    else:
-        raise MicfpError(f"{path}: not a micfp store, cube or results set (kind={kind!r})")
-    return 0
+    return info(args.path)
 
 
 def _cluster_parser(sub) -> None:

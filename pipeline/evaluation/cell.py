@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..artifacts.kinds import mics_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
@@ -56,13 +57,13 @@ META_COLUMNS = ("mic", "label", "session", "recording", "sound_type", "start_s",
 
 
 def select_rows(cube, cell: Cell):
-    """A cell's feature rows, unread (:class:`~pipeline.features.rows.FeatureRows`), and its clip table.
+    """A cell's feature rows, unread (:class:`~pipeline.artifacts.rows.FeatureRows`), and its clip table.
 
     ``cube`` is an xarray cube (:func:`~pipeline.features.cube.open_cube`) or a cube opened for
     row access (:func:`~pipeline.features.cube.open_rows`); from the latter only the cell's own
     row group is read, and features only when a fold asks for them.
     """
-    from ..features.rows import CubeRows, FeatureRows, compact
+    from ..artifacts.rows import CubeRows, FeatureRows, compact
 
     if isinstance(cube, CubeRows):
         rows = cube.rows(cell.segmentation, cell.clip_seconds if cell.segmentation == "fixed" else None)
@@ -142,7 +143,7 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
     folds, as ``n_train`` (each fold's own count is in ``folds``).
     """
-    from ..features.rows import FeatureRows
+    from ..artifacts.rows import FeatureRows
 
     X = FeatureRows.of(X)
     labels = sorted(mics)
@@ -194,11 +195,11 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
                   batch: int = PREDICT_BATCH) -> list[np.ndarray]:
     """Predictions of each fold's model on its test rows: ``[models[k].predict(X[tests[k]])]``.
 
-    ``X`` is a matrix or :class:`~pipeline.features.rows.FeatureRows`. Rows are read once, in row
+    ``X`` is a matrix or :class:`~pipeline.artifacts.rows.FeatureRows`. Rows are read once, in row
     order, ``batch`` at a time (memory does not grow with the test set); when folds share test
     rows, one pass per fold.
     """
-    from ..features.rows import FeatureRows
+    from ..artifacts.rows import FeatureRows
 
     X = FeatureRows.of(X)
     n_rows = len(X) if n_rows is None else n_rows
@@ -244,7 +245,7 @@ def cell_cost(cell: Cell) -> float:
 
 def _cube_values(cube) -> dict[str, list]:
     """Feature sets, clip lengths, sound types and sessions of an xarray or row-access cube."""
-    from ..features.rows import CubeRows
+    from ..artifacts.rows import CubeRows
 
     if isinstance(cube, CubeRows):
         return {"feature_set": [str(v) for v in pd.unique(cube.feature_set)], "clip_seconds": cube.clip_lengths,
@@ -308,10 +309,10 @@ class CellTask:
 
 
 def cell_data(task: CellTask):
-    """The cube, a cell's feature rows (unread, :class:`~pipeline.features.rows.FeatureRows`) and
+    """The cube, a cell's feature rows (unread, :class:`~pipeline.artifacts.rows.FeatureRows`) and
     its clip table; with a degraded cube, its clips replace the test session's."""
     from ..artifacts.outputs import verify_seen
-    from ..features.cube import cached_cube
+    from ..artifacts.cube import cached_cube
 
     for path, uid in task.uids:
         verify_seen(path, uid)  # the client's cube, not one at the same path in the worker's folder
@@ -338,7 +339,7 @@ def _cell_task(task: CellTask) -> dict:
     trim_memory()  # what earlier tasks freed, before this cell's peak adds to it
     t0 = time.perf_counter()
     cube, X, meta = cell_data(task)
-    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+    mics = mics_from_attrs(cube.attrs)
     result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train)
     result["condition"] = task.work.condition
     result["seconds"] = time.perf_counter() - t0
@@ -367,7 +368,7 @@ def evaluate(cube_path: str, cells: list[Cell], client, *, n_boot: int = 500, ma
     Nothing is written: ``micfp evaluate`` runs a workflow (:mod:`pipeline.workflow.builtin`).
     """
     from ..artifacts.outputs import resolve
-    from ..features.cube import open_rows
+    from ..artifacts.cube import open_rows
 
     check_max_train(max_train)
     cube_path = resolve(cube_path)  # workers may run in another folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..artifacts.kinds import RESULTS_KIND
 from .metrics import identical_pairs
 
 
@@ -58,7 +59,7 @@ def results_dataset(results: list[dict], mics: dict[int, str]):
                             "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
     ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
     caps = sorted({r.get("max_train_clips") for r in results}, key=lambda v: (v is not None, v or 0))
-    ds.attrs["micfp"] = {"kind": "micfp-results", "complete": True, "mics": {str(k): v for k, v in mics.items()},
+    ds.attrs["micfp"] = {"kind": RESULTS_KIND, "complete": True, "mics": {str(k): v for k, v in mics.items()},
                          "identical_pair": [mics[k] for k in identical_pairs(mics)],
                          "max_train_clips": caps[0] if len(caps) == 1 else caps}
     return ds

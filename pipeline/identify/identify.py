@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MicfpError
-from .model import TrainedModel, file_distance, load_model
+from ..artifacts.model import TrainedModel, load_model
+from .model import file_distance
 
 UNKNOWN = "unknown microphone"
 AGGREGATIONS = ("mean-log", "vote")

@@ -1,9 +1,7 @@
-"""Train one microphone model on a feature cube, calibrate its "unknown" threshold, save and load it.
+"""Train one microphone model on a feature cube and calibrate its "unknown" threshold.
 
-A saved model is a skops file (no code runs on load; only an explicit allow-list of the
-scikit-learn types micfp produces is accepted) holding the fitted pipeline, the open-set
-statistics and the metadata ``micfp identify`` needs to compute the same features: feature set
-and names, clip length, frame settings, microphone names, package versions.
+The model is saved, loaded and checked as a file by :mod:`pipeline.artifacts.model`
+(:class:`~pipeline.artifacts.model.TrainedModel`, ``save_model``, ``load_model``).
 
 Open set: besides the classifier's probabilities, a file gets a squared standardised distance
 (per dimension) to the mean of a microphone's training clips in the pipeline's scaled feature
@@ -19,61 +17,19 @@ statistic over held-out known-microphone pseudo-files (the clips of one recordin
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, InputError
-from ..report.files import json_default
+from ..errors import ConfigError
+from ..artifacts.kinds import MODEL_KIND, mics_from_attrs
 from ..artifacts.locks import reading
-from .model_checks import check_archive, check_openset
+from ..artifacts.model import MODEL_VERSION, TrainedModel, package_versions
 
-MODEL_KIND = "micfp-model"
-MODEL_VERSION = 1
 DEFAULT_CLASSIFIER = "micfp_et"
-
-#: Every type a micfp model file may contain; anything else is refused before loading. Kept in step
-#: with :func:`evaluate.make_model` by ``tests/identify/test_model.py``.
-TRUSTED_TYPES = (
-    "pipeline.evaluation.models._finite",
-    "pipeline.evaluation.evaluate._finite",  # models saved before evaluate.py was split
-    "pipeline.evaluate._finite",  # models saved before the package was grouped by stage
-    "numpy.random.mtrand.RandomState",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn._loss._loss.CyHalfMultinomialLoss",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.MultinomialLogit",
-    "sklearn._loss.loss.HalfMultinomialLoss",
-    "sklearn.decomposition._pca.PCA",
-    "sklearn.dummy.DummyClassifier",
-    "sklearn.ensemble._forest.ExtraTreesClassifier",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._gb.GradientBoostingClassifier",
-    "sklearn.feature_selection._variance_threshold.VarianceThreshold",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    "sklearn.naive_bayes.GaussianNB",
-    "sklearn.neighbors._classification.KNeighborsClassifier",
-    "sklearn.neighbors._kd_tree.KDTree",
-    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._function_transformer.FunctionTransformer",
-    "sklearn.preprocessing._label.LabelBinarizer",
-    "sklearn.svm._classes.SVC",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeRegressor",
-    "sklearn.tree._classes.ExtraTreeClassifier",
-    "sklearn.tree._tree.Tree",
-)
 
 
 @dataclass(frozen=True)
@@ -115,29 +71,6 @@ class TrainSettings:
             raise ConfigError(f"--accept-rate must be in [0.5, 1), got {self.accept_rate}")
 
 
-@dataclass
-class TrainedModel:
-    """A fitted pipeline with its open-set statistics and metadata (see :func:`save_model`)."""
-
-    estimator: object
-    openset: dict
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def mics(self) -> dict[int, str]:
-        return {int(k): v for k, v in self.meta["mics"].items()}
-
-    @property
-    def classes(self) -> np.ndarray:
-        return np.asarray(self.estimator.classes_)
-
-    def frame_settings(self):
-        from ..features.frames import FrameSettings
-
-        return FrameSettings(**self.meta["frame"])
-
-
-# -- open set: pure numpy on a fitted pipeline ---------------------------------------------
 def embed(estimator, X) -> np.ndarray:
     """The pipeline's preprocessing (everything before the classifier) applied to ``X``."""
     return np.asarray(estimator[:-1].transform(X), dtype=np.float64)
@@ -341,16 +274,16 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     import dask
 
     from ..version import __version__
+    from ..artifacts.cube import open_cube
     from ..evaluation.models import fit_model
     from ..evaluation.protocols import time_groups
-    from ..features.cube import open_cube
     from ..features.frames import FrameSettings
 
     echo = echo or (lambda m: None)
     t0 = time.perf_counter()
     cube = open_cube(cube_path)
     cell, X, meta, train_sessions = _selection(cube, settings)
-    all_mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+    all_mics = mics_from_attrs(cube.attrs)
     chosen = _chosen_mics(settings.mics, all_mics, cube_path)
     is_train = (meta["session"].isin(train_sessions) & meta["label"].isin(chosen)).to_numpy()
     Xtr, mtr = X[is_train], meta[is_train].reset_index(drop=True)
@@ -421,177 +354,3 @@ def _fixed_selection(cube, settings: TrainSettings) -> np.ndarray:
 def _params(estimator) -> dict:
     clf = estimator[-1]
     return {k: v for k, v in clf.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
-
-
-def package_versions() -> dict:
-    import numpy
-    import sklearn
-    import skops
-
-    from ..version import __version__
-
-    return {"micfp": __version__, "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
-            "skops": skops.__version__}
-
-
-# -- save / load ---------------------------------------------------------------------------
-def _is_model(path) -> bool:
-    """True when ``path`` is a micfp model file (its skops schema names micfp's kind)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            return MODEL_KIND.encode() in z.read("schema.json")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return False
-
-
-def check_model_output(path, *, inputs=()) -> Path:
-    """Check that micfp may write the model file ``path`` (new, or a micfp model it replaces)."""
-    from ..artifacts.outputs import check_output_file
-
-    return Path(check_output_file(path, inputs=inputs, what="model file", ours=_is_model))
-
-
-def save_model(model: TrainedModel, path) -> Path:
-    """Write ``model`` as a skops file (metadata as JSON inside it)."""
-    import skops.io as sio
-
-    path = check_model_output(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"kind": MODEL_KIND, "version": MODEL_VERSION, "estimator": model.estimator,
-               "openset": {k: (np.asarray(v) if k != "tau" else float(v)) for k, v in model.openset.items()},
-               "meta_json": json.dumps(model.meta, default=json_default)}
-    tmp = path.with_name(path.name + ".tmp")
-    sio.dump(payload, tmp)
-    tmp.replace(path)
-    return path
-
-
-def load_model(path) -> TrainedModel:
-    """Load a model written by :func:`save_model`, refusing anything else.
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable file, an archive that unpacks to far more than its size (nothing
-        is loaded), a type outside :data:`TRUSTED_TYPES` (nothing is loaded), not a micfp model,
-        trained with incompatible package versions, or open-set arrays that do not fit.
-    """
-    import skops.io as sio
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no model file here (make one with `micfp train CUBE {path}`)")
-    check_archive(path)  # before anything is unpacked
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-        types = file_types(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a skops model file ({type(exc).__name__}: {exc})") from exc
-    # skops itself trusts most of scikit-learn; micfp trusts only what it produces
-    refused = sorted({t for t, loader in types if not _allowed(t, loader)} | (set(untrusted) - set(TRUSTED_TYPES)))
-    if refused:
-        raise InputError(f"{path}: untrusted type(s) {', '.join(refused)} refused; only micfp's own models load")
-    try:
-        _import_legacy_modules(untrusted)
-        payload = sio.load(path, trusted=list(untrusted))
-    except Exception as exc:
-        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
-        raise InputError(f"{path}: not a micfp model file")
-    if payload.get("version") != MODEL_VERSION:
-        raise InputError(f"{path}: model format version {payload.get('version')}, this micfp reads "
-                         f"{MODEL_VERSION}; retrain with `micfp train`")
-    try:
-        meta = json.loads(payload["meta_json"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: model metadata is missing or malformed") from exc
-    check_versions(meta.get("versions", {}), path)
-    model = TrainedModel(payload["estimator"], dict(payload["openset"]), meta)
-    _check_consistent(model, path)
-    check_openset(model.openset, model.estimator, path)
-    return model
-
-
-#: Old module paths (before the package was grouped by stage) that saved models may name.
-LEGACY_MODULES = {"pipeline.evaluate": "pipeline.evaluation.models",
-                  "pipeline.evaluation.evaluate": "pipeline.evaluation.models"}
-
-
-def _import_legacy_modules(types) -> None:
-    """Make the old module paths a model file names importable: skops imports functions by path."""
-    import importlib
-    import sys
-
-    for old, new in LEGACY_MODULES.items():
-        if any(t.startswith(old + ".") for t in types):
-            sys.modules.setdefault(old, importlib.import_module(new))
-
-
-def file_types(path) -> set[tuple[str, str]]:
-    """Every ``(module.name, skops loader)`` a skops file refers to, read from its schema (no loading)."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        schema = json.loads(z.read("schema.json"))
-    out: set[tuple[str, str]] = set()
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "__class__" in node:
-                out.add((f"{node.get('__module__')}.{node['__class__']}", str(node.get("__loader__"))))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return out
-
-
-_BUILTINS = {f"builtins.{n}" for n in ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType",
-                                       "slice", "set", "frozenset", "complex", "bytes")}
-
-
-def _allowed(name: str, loader: str) -> bool:
-    if name in TRUSTED_TYPES or name in _BUILTINS:
-        return True
-    # numpy arrays, scalars and dtypes are stored as data (.npy without pickles, or JSON)
-    return name.startswith("numpy.") and loader in ("NdArrayNode", "DTypeNode", "JsonNode")
-
-
-def check_versions(saved: dict, path) -> None:
-    """Refuse a model from another micfp/numpy major or another scikit-learn minor version."""
-    now = package_versions()
-
-    def part(v, n):
-        return tuple(str(v).split(".")[:n])
-
-    for pkg, n in (("micfp", 1), ("numpy", 1), ("scikit-learn", 2)):
-        if pkg not in saved:
-            raise InputError(f"{path}: model metadata lacks the {pkg} version; retrain with `micfp train`")
-        if part(saved[pkg], n) != part(now[pkg], n):
-            raise InputError(f"{path}: trained with {pkg} {saved[pkg]}, this is {now[pkg]}; retrain the model "
-                             f"with `micfp train` in this environment")
-
-
-def _check_consistent(model: TrainedModel, path) -> None:
-    """The metadata must describe the estimator and match this micfp's feature code."""
-    from ..features import sets as fsets
-
-    meta = model.meta
-    try:
-        frame = model.frame_settings()
-        names, _ = fsets.feature_layout(meta["feature_set"], frame)
-    except Exception as exc:
-        raise InputError(f"{path}: model metadata does not describe a feature layout this micfp knows: {exc}") \
-            from exc
-    if names != meta["features"]:
-        raise InputError(f"{path}: the model's {len(meta['features'])} {meta['feature_set']} features differ from "
-                         f"this micfp's ({len(names)}); retrain the model with `micfp train`")
-    n_in = getattr(model.estimator, "n_features_in_", len(names))
-    classes = sorted(int(c) for c in model.classes)
-    if n_in != len(names) or classes != sorted(model.mics):
-        raise InputError(f"{path}: model metadata does not match its estimator (features {n_in} vs "
-                         f"{len(names)}, classes {classes} vs {sorted(model.mics)})")
-
-

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..artifacts.kinds import mics_from_attrs
 from ..errors import InputError
 from .labels import method_name
 
@@ -116,7 +117,7 @@ def signature(cube_path: str | None) -> dict | None:
     frame = FrameSettings(**cube.attrs["micfp"]["config"]["frame"])
     edges = frame.band_edges
     centres = np.sqrt(edges[:-1] * edges[1:])[: len(feats)]
-    labels = {v: int(k) for k, v in cube.attrs["micfp"]["mics"].items()}
+    labels = {v: k for k, v in mics_from_attrs(cube.attrs).items()}
     order = sorted(set(mics), key=lambda m: labels.get(m, 0))
     per_mic = np.array([np.nanmean(X[mics == m], axis=0) for m in order])
     rel = per_mic - per_mic.mean(axis=0)

@@ -34,6 +34,6 @@ def check_evaluate_cells(wf: WorkflowConfig, cells) -> None:
     """Every cell asked for must be in the cube (``micfp evaluate`` refuses, where a TOML grid
     leaves combinations out with a note); the cube is read for its coordinates only."""
     from ..evaluation.cell import check_cells
-    from ..features.cube import open_rows
+    from ..artifacts.cube import open_rows
 
     check_cells(open_rows(str(wf.cube_path)), cells)

@@ -106,7 +106,7 @@ def ensure_cube(store_path: str, cube_path, config, client, *, quiet=False, labe
 
 
 def _recompute_cube(store, fp: str, cube_path: Path, config, client, *, quiet, label):
-    from ..features import compute_cube, open_cube
+    from ..features import compute_cube
     from ..features.cube import FRAMES_KIND, frames_path_for
 
     out = cube_path.parent
@@ -119,10 +119,6 @@ def _recompute_cube(store, fp: str, cube_path: Path, config, client, *, quiet, l
     state[frames] = fp
     _save_state(out, state)
     log.info(f"{label}: computing {cube_path}")
-    compute_cube(store.path, str(cube_path), config, client, quiet=quiet)
-    import zarr
-
-    g = zarr.open_group(str(cube_path), mode="r+")
-    g.attrs["micfp"] = {**g.attrs["micfp"], "store_fingerprint": fp}
-    return open_cube(str(cube_path))
+    # The fingerprint is written with the cube, before its swap: never an attribute rewrite in place.
+    return compute_cube(store.path, str(cube_path), config, client, quiet=quiet, attrs={"store_fingerprint": fp})
 

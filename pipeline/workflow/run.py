@@ -30,6 +30,7 @@ import logging
 import time
 from pathlib import Path
 
+from ..artifacts.kinds import mics_from_attrs
 from ..artifacts.locks import LockedError, exclusive, lock_path, shared
 from ..artifacts.outputs import mark_folder
 from ..artifacts.results import CLEAN, RESULTS_KIND, write_results
@@ -72,7 +73,7 @@ def run_workflow(wf: WorkflowConfig, client, *, quiet: bool = False, report: boo
 def _inputs(wf: WorkflowConfig, client, locks: contextlib.ExitStack, cells: list, timings: dict, *, quiet: bool):
     """The corpus and the cube, made or reused, read-locked: ``(store path or None, cube, cells)``."""
     from ..features import open_cube
-    from ..features.cube import cube_write_id
+    from ..artifacts.cube import cube_write_id
 
     t = time.perf_counter()
     if wf.corpus.kind == "cube":  # an existing cube, used as it is
@@ -146,7 +147,7 @@ def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, qu
         log.info(f"grid: left out {len(cells) - len(kept)} more cells the cube has no clips for")
     cells = kept
     check_cells(cube, [wc.cell for wc in cells])
-    mics = {int(k): v for k, v in cube.attrs["micfp"]["mics"].items()}
+    mics = mics_from_attrs(cube.attrs)
     ledger = ResultsLedger(wf.results_path.with_name(wf.results_path.stem + ".cells.jsonl"),
                            _basis(wf, store_path, cube))
 
@@ -187,10 +188,9 @@ def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, qu
     timings["robustness_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    import zarr
+    from ..artifacts.cube import check_cube
 
-    uid_of = {p: zarr.open_group(p, mode="r").attrs["micfp"].get("uid")
-              for p in {str(wf.cube_path), *deg_cubes.values()}}
+    uid_of = {p: check_cube(p).attrs["micfp"].get("uid") for p in {str(wf.cube_path), *deg_cubes.values()}}
     tasks = [CellTask(str(wf.cube_path), wc, wf.bootstrap, deg_cubes.get(wc.condition), wf.max_train_clips,
                       tuple((p, uid_of[p]) for p in (str(wf.cube_path), deg_cubes.get(wc.condition)) if p))
              for wc in todo]

@@ -254,7 +254,7 @@ def test_lazy_cube_read_across_a_rewrite_fails_clearly(client, tiny_store, tmp_p
     """A lazily opened cube whose path was rewritten since refuses to read the new cube's chunks."""
     from pipeline.errors import IncompleteError
     from pipeline.features import FeatureConfig, compute_cube, open_cube
-    from pipeline.features.cube import cached_cube
+    from pipeline.artifacts.cube import cached_cube
 
     cube = str(tmp_path / "cube.zarr")
     cfg = FeatureConfig(feature_sets=("channel",), clip_seconds=(1.0,))

@@ -118,7 +118,7 @@ def test_foreign_sidecar_refused(tmp_path, small_store, sidecar):
 
 
 def test_remove_artifact_only_removes_marked(tmp_path):
-    from pipeline.features.cube import PARTS_KIND
+    from pipeline.artifacts.kinds import PARTS_KIND
     from pipeline.artifacts.outputs import remove_artifact
 
     side = foreign(tmp_path / "c.zarr.parts")
@@ -294,19 +294,20 @@ def test_parts_of_an_older_run_are_still_recognised(tmp_path):
     """Parts left by a run before the marker existed are micfp's: a new run may replace them."""
     import zarr
 
-    from pipeline.artifacts.outputs import PARTS_KIND, artifact_kind
+    from pipeline.artifacts.kinds import PARTS_KIND, read_kind
 
     g = zarr.open_group(str(tmp_path / "c.zarr.parts"), mode="w", zarr_format=3)
     g.create_array("0", data=np.zeros((3, 2), np.float32))
-    assert artifact_kind(tmp_path / "c.zarr.parts") == PARTS_KIND
+    assert read_kind(tmp_path / "c.zarr.parts") == PARTS_KIND
     (tmp_path / "c.zarr.parts" / "thesis.tex").write_text("precious")
-    assert artifact_kind(tmp_path / "c.zarr.parts") is None
+    assert read_kind(tmp_path / "c.zarr.parts") is None
 
 
 def test_model_file_replaced_only_if_micfp_wrote_it(tmp_path):
     import skops.io as sio
 
-    from pipeline.identify.model import MODEL_KIND, check_model_output
+    from pipeline.artifacts.kinds import MODEL_KIND
+    from pipeline.artifacts.model import check_model_output
 
     ours, theirs = tmp_path / "ours.skops", tmp_path / "theirs.skops"
     sio.dump({"kind": MODEL_KIND}, ours)

@@ -44,3 +44,21 @@ def test_info_on_non_store(tmp_path):
                                  "report", "cluster"])
 def test_help(cmd):
     assert micfp(cmd, "--help").returncode == 0
+
+
+def test_info_on_a_cube_and_a_results_set(tiny_cube, tmp_path):
+    """`micfp info` opens each kind with its own opener: a cube, and a NetCDF results set too."""
+    import xarray as xr
+
+    from pipeline.artifacts.kinds import RESULTS_KIND
+    from pipeline.artifacts.results import write_results
+
+    p = micfp("info", tiny_cube)
+    assert p.returncode == 0, p.stderr
+    assert "feature cube" in p.stdout and "complete" in p.stdout and "feature sets:" in p.stdout
+    ds = xr.Dataset({"accuracy": (("classifier",), [0.75])}, coords={"classifier": ["micfp_lr"]},
+                    attrs={"micfp": {"kind": RESULTS_KIND, "mics": {"1": "a"}}})
+    write_results(ds, tmp_path / "results.nc")
+    p = micfp("info", str(tmp_path / "results.nc"))
+    assert p.returncode == 0, p.stderr
+    assert "results set" in p.stdout and "micfp_lr" in p.stdout and "0.75" in p.stdout

@@ -52,3 +52,17 @@ def test_clips_stay_inside_their_segment(tiny_cube, tiny_store):
         for st, a, b in zip(c.sound_type.values, c.start_s.values, c.end_s.values):
             rows = seg[(seg.sound_type == st) & (seg.start_s <= a + 1e-6) & (seg.end_s >= b - 1e-6)]
             assert len(rows) >= 1, (session, st, a, b)
+
+
+def test_extra_cube_metadata_is_written_before_the_swap(client, tiny_store, tmp_path):
+    """``compute_cube(attrs=...)``: the cube is complete with them (never stamped afterwards), and
+    they cannot override what makes it a cube."""
+    from pipeline.artifacts.cube import check_cube
+    from pipeline.artifacts.kinds import CUBE_KIND
+    from pipeline.features import FeatureConfig, compute_cube
+
+    cube = compute_cube(tiny_store, str(tmp_path / "c.zarr"), FeatureConfig(feature_sets=("channel",),
+                        clip_seconds=(2.0,)), client, quiet=True, attrs={"store_fingerprint": "abc", "kind": "x"})
+    meta = check_cube(str(tmp_path / "c.zarr")).attrs["micfp"]
+    assert meta["store_fingerprint"] == "abc" and meta["kind"] == CUBE_KIND and meta["complete"] is True
+    assert cube.attrs["micfp"]["store_fingerprint"] == "abc"

@@ -53,7 +53,8 @@ def unknown_mic(y: np.ndarray, sr: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def four_mic_model(tiny_cube, client, tmp_path_factory):
-    from pipeline.identify.model import TrainSettings, save_model, train_model
+    from pipeline.artifacts.model import save_model
+    from pipeline.identify.model import TrainSettings, train_model
 
     settings = TrainSettings(clip_seconds=1.0, classifier="micfp_lr", mics=("1", "2", "3", "4"))
     model = train_model(tiny_cube, settings, client)
@@ -82,7 +83,7 @@ def wavs(tiny_store, tmp_path_factory):
 
 
 def test_known_microphone_is_named(four_mic_model, wavs):
-    from pipeline.identify.model import load_model
+    from pipeline.artifacts.model import load_model
 
     model = load_model(four_mic_model)
     r = identify_file(wavs[2], model, top_k=2)
@@ -96,7 +97,7 @@ def test_known_microphone_is_named(four_mic_model, wavs):
 
 
 def test_untrained_microphone_is_unknown(four_mic_model, wavs):
-    from pipeline.identify.model import load_model
+    from pipeline.artifacts.model import load_model
 
     r = identify_file(wavs["eq"], load_model(four_mic_model))
     assert not r["known"] and r["mic"] == UNKNOWN and r["label"] is None

@@ -7,9 +7,10 @@ import pytest
 import skops.io as sio
 
 from pipeline.errors import ConfigError, InputError
+from pipeline.artifacts.kinds import MODEL_KIND
+from pipeline.artifacts.model import MODEL_VERSION, TRUSTED_TYPES, _allowed, file_types, load_model, save_model
 from pipeline.evaluation.models import CLASSIFIERS, fit_model
-from pipeline.identify.model import (MODEL_KIND, MODEL_VERSION, TRUSTED_TYPES, TrainSettings, _allowed, file_types,
-                                     fit_openset, load_model, openset_distance, save_model, train_model)
+from pipeline.identify.model import TrainSettings, fit_openset, openset_distance, train_model
 
 
 def blobs(n_per=30, k=4, d=8, seed=0, shift=0.0):
@@ -180,3 +181,81 @@ def test_openset_shapes_are_checked(tmp_path, trained, bad):
     write_payload(tmp_path / "m.skops", model.estimator, openset, model.meta)
     with pytest.raises(InputError, match=r"m.skops: the model's open-set"):
         load_model(tmp_path / "m.skops")
+
+
+def test_info_describes_a_model_file(trained):
+    """`micfp info MODEL.skops` opens the model with load_model (every check) and describes it."""
+    import subprocess
+    import sys
+
+    model, path = trained
+    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "info", str(path)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"model file {path}" in p.stdout and "micfp_lr on channel features" in p.stdout
+    assert "Neumann KM 184 #1" in p.stdout and "unknown threshold" in p.stdout
+
+
+@pytest.mark.faults
+def test_info_refuses_a_model_file_it_would_not_load(tmp_path, trained):
+    """`micfp info` on an untrusted model: the loader's one line, nothing unpickled."""
+    import subprocess
+    import sys
+
+    from sklearn.ensemble import AdaBoostClassifier
+
+    model, _ = trained
+    write_payload(tmp_path / "evil.skops", AdaBoostClassifier(), model.openset, model.meta)
+    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "info", str(tmp_path / "evil.skops")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "evil.skops: untrusted type(s)" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.faults
+def test_a_model_replaced_while_it_loads_loads_what_was_checked(tmp_path, trained, monkeypatch):
+    """The file is read once: a model saved over it between the type check and the load cannot slip in
+    types that were never checked."""
+    import pipeline.artifacts.model as model_file
+    from sklearn.ensemble import AdaBoostClassifier
+
+    model, path = trained
+    target = tmp_path / "m.skops"
+    target.write_bytes(path.read_bytes())
+    checked = model_file.file_types
+
+    def replaced_after_check(source):
+        out = checked(source)
+        write_payload(target, AdaBoostClassifier(), model.openset, model.meta)  # a concurrent rewrite
+        return out
+
+    monkeypatch.setattr(model_file, "file_types", replaced_after_check)
+    loaded = load_model(target)
+    assert type(loaded.estimator) is type(model.estimator)
+
+
+@pytest.mark.faults
+def test_a_model_is_not_saved_while_another_run_saves_or_reads_it(tmp_path, trained):
+    """Two saves to one path (or a save while `info` reads it) exclude each other; a dead save's
+    temporary file is removed by the next."""
+    import subprocess
+    import sys
+
+    from pipeline.artifacts.locks import LockedError
+
+    model, path = trained
+    out = tmp_path / "m.skops"
+    code = (f"import time; from pipeline.artifacts.locks import shared\n"
+            f"with shared({str(out)!r}):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError, match="m.skops"):
+            save_model(model, out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists()
+    stale = tmp_path / f"m.skops.tmp-{'0' * 32}"
+    stale.write_bytes(b"half a model")
+    save_model(model, out)
+    assert load_model(out).mics == model.mics and not stale.exists()

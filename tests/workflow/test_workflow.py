@@ -207,7 +207,7 @@ def _synthetic_cube(path: Path, sessions=("day1", "day2"), offset=0.0, seed=0) -
 
     import xarray as xr
 
-    from pipeline.features.cube import CUBE_KIND
+    from pipeline.artifacts.cube import CUBE_KIND
 
     rng = np.random.default_rng(seed)
     rows = [(s, m, t, k * 2.0) for s in sessions for m in range(1, 6) for t in ("music", "speech")
@@ -238,7 +238,7 @@ def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
 
     from pipeline.evaluation.cell import Cell
     from pipeline.evaluation.cell import _cell_task, CellTask
-    from pipeline.features.cube import cache_stats, cached_cube, clear_cache
+    from pipeline.artifacts.cube import cache_stats, cached_cube, clear_cache
 
     clear_cache()
     cube = _synthetic_cube(tmp_path / "c.zarr")
@@ -258,7 +258,7 @@ def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
 def test_degraded_cell_data_trains_clean_tests_degraded(tmp_path):
     from pipeline.evaluation.cell import Cell
     from pipeline.evaluation.cell import _cell_task, cell_data, CellTask
-    from pipeline.features.cube import clear_cache
+    from pipeline.artifacts.cube import clear_cache
 
     clean = _synthetic_cube(tmp_path / "clean.zarr")
     degraded = _synthetic_cube(tmp_path / "deg.zarr", sessions=("day2",), offset=100.0, seed=5)
@@ -304,7 +304,7 @@ WITH_NOISE = {"robustness": "\n[robustness]\nsnr_db = [10]\n", "conditions": '["
 
 def test_run_then_rerun_with_one_more_clip_length(client, tiny_store, tmp_path, caplog):
     from pipeline.cli import main
-    from pipeline.features.cube import cache_stats
+    from pipeline.artifacts.cube import cache_stats
     from pipeline.workflow.run import run_workflow
 
     out = tmp_path / "out"

@@ -188,7 +188,7 @@ class CubeRows:
 
     Holds the cube's attributes, its feature coordinates and where each (segmentation, clip
     length) group of rows lies; clip coordinates and features are read only for the rows a
-    selection asks for. Opened with :func:`pipeline.features.cube.open_rows`.
+    selection asks for. Opened with :func:`pipeline.artifacts.cube.open_rows`.
     """
 
     def __init__(self, path: str, group: zarr.Group):

@@ -1,4 +1,4 @@
-"""Row access to stored cubes (pipeline/features/rows.py): what cells read on workers."""
+"""Row access to stored cubes (pipeline/artifacts/rows.py): what cells read on workers."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.artifacts.rows import FeatureRows, RowRun, row_runs
 from pipeline.evaluation.cell import Cell, run_cell, select, select_rows
-from pipeline.features.rows import FeatureRows, RowRun, row_runs
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_row_runs():
 
 
 def test_cube_rows_select_like_the_xarray_cube(tiny_cube):
-    from pipeline.features.cube import open_cube, open_rows
+    from pipeline.artifacts.cube import open_cube, open_rows
 
     cube, rows_cube = open_cube(tiny_cube), open_rows(tiny_cube)
     assert rows_cube.runs and rows_cube.attrs["micfp"]["row_groups"]  # recorded by compute_cube
@@ -91,7 +91,7 @@ def test_cube_rows_of_a_cube_without_recorded_groups(tmp_path):
     """Cubes written before the row groups were recorded (or by hand) are read the same way."""
     import xarray as xr
 
-    from pipeline.features.cube import open_rows
+    from pipeline.artifacts.cube import open_rows
 
     from test_workflow import _synthetic_cube
 
@@ -107,9 +107,11 @@ def test_cube_rows_of_a_cube_without_recorded_groups(tmp_path):
 
 
 def test_run_cell_on_unread_rows_equals_the_matrix(tiny_cube):
-    from pipeline.features.cube import open_rows
+    from pipeline.artifacts.cube import open_rows
 
-    mics = {int(k): v for k, v in open_rows(tiny_cube).attrs["micfp"]["mics"].items()}
+    from pipeline.artifacts.kinds import mics_from_attrs
+
+    mics = mics_from_attrs(open_rows(tiny_cube).attrs)
     for protocol in ("session", "grouped-kfold"):
         cell = Cell(1.0, "all", "channel", "logistic_regression", protocol)
         R, meta = select_rows(open_rows(tiny_cube), cell)
@@ -127,16 +129,16 @@ def test_small_cube_loads_without_the_inherited_distributed_scheduler(tiny_cube)
     import sys
 
     code = ("import dask; dask.config.set(scheduler='dask.distributed')\n"
-            "from pipeline.features.cube import cached_cube\n"
+            "from pipeline.artifacts.cube import cached_cube\n"
             f"print(int(cached_cube({str(tiny_cube)!r}).sizes['clip']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.strip().splitlines()[-1]) > 0
 
 def test_large_cubes_are_opened_for_row_access_on_workers(tiny_cube, monkeypatch):
+    from pipeline.artifacts import cube as cube_mod
+    from pipeline.artifacts.rows import CubeRows
     from pipeline.evaluation.cell import CellTask, WorkCell, _cell_task
-    from pipeline.features import cube as cube_mod
-    from pipeline.features.rows import CubeRows
 
     cell = Cell(1.0, "all", "channel", "logistic_regression", "session")
     cube_mod.clear_cache()
@@ -153,7 +155,7 @@ def test_large_cubes_are_opened_for_row_access_on_workers(tiny_cube, monkeypatch
 
 def test_a_cell_the_cube_cannot_serve_is_a_clear_error(tmp_path):
     from pipeline.errors import ConfigError
-    from pipeline.features.cube import open_rows
+    from pipeline.artifacts.cube import open_rows
 
     from test_workflow import _synthetic_cube
 

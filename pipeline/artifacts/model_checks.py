@@ -9,6 +9,7 @@ estimator, or ``identify`` would fail deep inside numpy, or quietly compare wron
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -25,8 +26,10 @@ MAX_RATIO = 50
 OPENSET_KEYS = ("classes", "means", "precision", "tau")
 
 
-def check_archive(path) -> None:
+def check_archive(path, data: bytes | None = None) -> None:
     """Refuse a model file that is not a zip archive or that unpacks to far more than it could hold.
+
+    ``data``: the file's bytes, when already read (then checked instead of the file at ``path``).
 
     Raises
     ------
@@ -35,11 +38,11 @@ def check_archive(path) -> None:
     """
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as z:
             infos = z.infolist()
+        size = path.stat().st_size if data is None else len(data)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"{path}: not a skops model file ({type(exc).__name__}: {exc})") from exc
-    size = path.stat().st_size
     limit = max(MAX_UNPACKED_BYTES, MAX_RATIO * size)
     total = sum(i.file_size for i in infos)
     if total > limit:
