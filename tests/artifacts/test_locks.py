@@ -74,6 +74,7 @@ def test_shared_and_exclusive_exclude_each_other(tmp_path):
     assert try_lock(art, "shared") == "ok"
 
 
+@pytest.mark.faults
 def test_lock_released_on_error(tmp_path):
     out = tmp_path / "a.zarr"
     with pytest.raises(RuntimeError):
@@ -105,6 +106,7 @@ def test_reentrant_within_a_process(tmp_path):
         assert held(x) == "shared"
 
 
+@pytest.mark.faults
 def test_reader_of_a_missing_folder_creates_nothing(tmp_path):
     with shared(str(tmp_path / "no" / "such.zarr")):
         pass

@@ -153,6 +153,7 @@ def test_large_cubes_are_opened_for_row_access_on_workers(tiny_cube, monkeypatch
     cube_mod.clear_cache()
 
 
+@pytest.mark.faults
 def test_a_cell_the_cube_cannot_serve_is_a_clear_error(tmp_path):
     from pipeline.errors import ConfigError
     from pipeline.artifacts.cube import open_rows

@@ -30,6 +30,7 @@ def test_round_trip_and_complete(tmp_path):
     assert rec.id == "day_1~b4409c01-mic1"  # "day 1" loses its space: a hash of the name keeps it distinct
 
 
+@pytest.mark.faults
 def test_partial_store_is_refused(tmp_path):
     st, rec = make_store(tmp_path / "s.zarr")
     with pytest.raises(IncompleteError, match="incomplete"):
@@ -39,6 +40,7 @@ def test_partial_store_is_refused(tmp_path):
     assert AudioStore.open(st.path, require_complete=False).recordings() == [rec]
 
 
+@pytest.mark.faults
 def test_resume_keeps_ledger(tmp_path):
     st, rec = make_store(tmp_path / "s.zarr")
     st.record_shards(rec.id, [0])
@@ -50,6 +52,7 @@ def test_resume_keeps_ledger(tmp_path):
     assert st2.shards_done(rec.id) == set()
 
 
+@pytest.mark.faults
 def test_errors_name_the_path(tmp_path):
     with pytest.raises(InputError, match="no audio store"):
         AudioStore.open(str(tmp_path / "missing.zarr"))
@@ -61,6 +64,7 @@ def test_errors_name_the_path(tmp_path):
         AudioStore.create(st.path, 44100)
 
 
+@pytest.mark.faults
 def test_read_only_location_is_a_clear_error(tmp_path):
     import os
 
@@ -76,6 +80,7 @@ def test_read_only_location_is_a_clear_error(tmp_path):
         os.chmod(ro, 0o755)
 
 
+@pytest.mark.faults
 def test_failed_write_is_not_marked_complete(tmp_path, monkeypatch):
     """A write that fails (full disk) leaves the shard out of the ledger and the store incomplete."""
     st, rec = make_store(tmp_path / "s.zarr")

@@ -11,6 +11,7 @@ def micfp(*args, timeout=120):
                           timeout=timeout)
 
 
+@pytest.mark.faults
 def test_missing_store_is_one_line(tmp_path):
     p = micfp("features", str(tmp_path / "nope.zarr"), str(tmp_path / "cube.zarr"))
     assert p.returncode == 2
@@ -18,16 +19,19 @@ def test_missing_store_is_one_line(tmp_path):
     assert "nope.zarr" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.faults
 def test_bad_clip_length_fails_before_compute(tmp_path):
     p = micfp("features", str(tmp_path / "x.zarr"), str(tmp_path / "c.zarr"), "--clip-seconds", "0")
     assert p.returncode == 2 and "clip length must be positive" in p.stderr
 
 
+@pytest.mark.faults
 def test_unknown_feature_set(tmp_path):
     p = micfp("features", str(tmp_path / "x.zarr"), str(tmp_path / "c.zarr"), "--feature-set", "mfcc")
     assert p.returncode == 2 and "unknown feature set 'mfcc'" in p.stderr
 
 
+@pytest.mark.faults
 def test_bad_max_train_clips_fails_before_compute(tmp_path):
     p = micfp("evaluate", str(tmp_path / "cube.zarr"), str(tmp_path / "out"), "--max-train-clips", "0")
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0

@@ -63,6 +63,7 @@ def test_profile_resolution_order(clean_env, tmp_path):
     ("kind: remote\ntls: {cert: a.pem}\n", "tls must map ca-file"),
     ("- a list\n", "must be a YAML mapping"),
 ])
+@pytest.mark.faults
 def test_bad_profiles_name_the_file_and_the_problem(clean_env, tmp_path, text, message):
     f = tmp_path / "bad.yaml"
     f.write_text(text)
@@ -73,6 +74,7 @@ def test_bad_profiles_name_the_file_and_the_problem(clean_env, tmp_path, text, m
         load_profile("nope")
 
 
+@pytest.mark.faults
 def test_cli_reports_an_unknown_profile_in_one_line(clean_env, capsys):
     code, _, err = cli(capsys, "simulate", "/nonexistent/x.zarr", "--cluster", "nope")
     assert code == 2 and err.strip().count("\n") == 0
@@ -117,6 +119,7 @@ def test_pbs_job_script(clean_env):
     assert "distributed.cli.dask_worker tcp://SCHEDULER-HOST:8786" in script
 
 
+@pytest.mark.faults
 def test_jobqueue_profiles_refuse_to_start_without_a_batch_system(clean_env):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
@@ -205,6 +208,7 @@ def test_version_check_modes():
     check_workers(_FakeClient(other_numpy), "off")
 
 
+@pytest.mark.faults
 @pytest.mark.cluster
 def test_workers_that_cannot_import_pipeline_are_refused(tmp_path, clean_env):
     from distributed import LocalCluster

@@ -26,6 +26,7 @@ def test_make_certs_writes_a_ca_and_a_certificate_it_signs(tmp_path):
     ssl.create_default_context(cafile=files["ca-file"]).load_cert_chain(files["cert"], files["key"])
 
 
+@pytest.mark.faults
 def test_missing_certificates_are_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="ca-file .*ca.pem does not exist.*micfp cluster certs"):
         security(tls_files(tmp_path), where="remote-tls.yaml")

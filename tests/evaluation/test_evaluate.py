@@ -123,6 +123,7 @@ def test_random_split_is_thesis_stratified_80_20():
     assert meta.label[te].value_counts().nunique() <= 2
 
 
+@pytest.mark.faults
 def test_protocol_errors():
     with pytest.raises(ConfigError, match="two sessions"):
         list(protocol_splits(clip_table(sessions=("day1",)), "session"))
@@ -228,6 +229,7 @@ def test_cap_training_folds_share_their_draws():
         assert set(k) <= set(tr)
 
 
+@pytest.mark.faults
 def test_cap_training_rejects_bad_caps():
     meta = clip_table(n_per=10)
     tr = np.arange(len(meta))

@@ -49,6 +49,7 @@ def test_channel_features_ignore_gain():
     np.testing.assert_allclose(feats[0], feats[1], atol=1e-3)
 
 
+@pytest.mark.faults
 def test_unknown_set_is_config_error():
     with pytest.raises(ConfigError, match="unknown feature set 'mfcc'"):
         fsets.expand(("mfcc",))

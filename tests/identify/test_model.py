@@ -94,6 +94,7 @@ def test_a_model_saved_before_the_package_was_grouped_by_stage_loads(tmp_path, t
     np.testing.assert_allclose(loaded.estimator.predict_proba(X), model.estimator.predict_proba(X))
 
 
+@pytest.mark.faults
 def test_untrusted_type_is_refused(tmp_path, trained):
     from sklearn.ensemble import AdaBoostClassifier
 
@@ -104,6 +105,7 @@ def test_untrusted_type_is_refused(tmp_path, trained):
         load_model(path)
 
 
+@pytest.mark.faults
 def test_mismatched_versions_and_features_are_refused(tmp_path, trained):
     model, _ = trained
     old = dict(model.meta, versions={**model.meta["versions"], "scikit-learn": "0.24.2"})
@@ -116,6 +118,7 @@ def test_mismatched_versions_and_features_are_refused(tmp_path, trained):
         load_model(tmp_path / "feat.skops")
 
 
+@pytest.mark.faults
 def test_not_a_model_is_refused(tmp_path):
     (tmp_path / "junk.skops").write_bytes(b"not a zip file")
     with pytest.raises(InputError, match="junk.skops: not a skops model file"):
@@ -127,6 +130,7 @@ def test_not_a_model_is_refused(tmp_path):
         load_model(tmp_path / "missing.skops")
 
 
+@pytest.mark.faults
 def test_train_settings_errors(tiny_cube):
     with pytest.raises(ConfigError, match="unknown classifier"):
         TrainSettings(classifier="xgboost")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zarr
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.faults]  # faults: killed workers and clients
 
 PLAN_MINUTES = (0.8, 0.5)
 

@@ -11,6 +11,9 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.faults  # the bad-input and fault catalogue
+
+
 CASES = 300
 
 CHILD = textwrap.dedent("""

@@ -69,6 +69,7 @@ def test_simulated_wav_round_trips_sample_identical(tmp_path, client, tiny_plan,
 
 
 # -- store layout, resume, idempotence ----------------------------------------------------------------
+@pytest.mark.faults
 def test_multi_shard_ingest_resume_and_change(tmp_path, client):
     src = tmp_path / "src"
     n = SR * 60 * 11  # 11 min: three 5-minute shards
@@ -105,6 +106,7 @@ def test_multi_shard_ingest_resume_and_change(tmp_path, client):
     np.testing.assert_array_equal(st.read("day1-mic1"), data[("day1", 1)])
 
 
+@pytest.mark.faults
 def test_failed_rerun_leaves_complete_store_untouched(tmp_path, client):
     src = tmp_path / "src"
     data = kaggle(src)
@@ -117,6 +119,7 @@ def test_failed_rerun_leaves_complete_store_untouched(tmp_path, client):
     np.testing.assert_array_equal(st.read("day1-mic2"), data[("day1", 2)])
 
 
+@pytest.mark.faults
 def test_file_changed_during_ingest_leaves_store_incomplete(tmp_path, client):
     src = tmp_path / "src"
     kaggle(src)
@@ -128,6 +131,7 @@ def test_file_changed_during_ingest_leaves_store_incomplete(tmp_path, client):
         AudioStore.open(str(tmp_path / "a.zarr"))
 
 
+@pytest.mark.faults
 def test_stale_recordings_removed(tmp_path, client):
     src = tmp_path / "src"
     kaggle(src, labels=(1, 2, 3))
@@ -309,6 +313,7 @@ BAD = ["truncated", "not-audio", "empty", "header-only", "corrupt-flac", "duplic
        "segment-overlap", "segment-bad-number", "unlabelled-name", "duplicate-mics-csv"]
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_is_one_line_naming_the_file(tmp_path, case):
     expected = _bad_corpus(tmp_path / "src", case)
@@ -317,6 +322,7 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, case):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.faults
 def test_unknown_layout(tmp_path):
     (tmp_path / "flat").mkdir()
     sf.write(tmp_path / "flat" / "a.wav", noise(SR), SR)
@@ -347,6 +353,7 @@ def test_all_zero_file_warns(tmp_path, client):
     assert AudioStore.open(str(tmp_path / "a.zarr")).complete
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("align", ["shortest", "keep"])
 def test_different_lengths_reported_and_aligned(tmp_path, client, align):
     root = tmp_path / "src"
@@ -361,6 +368,7 @@ def test_different_lengths_reported_and_aligned(tmp_path, client, align):
     np.testing.assert_array_equal(st.read("day1-mic1"), data[("day1", 1)][: lengths[1]])
 
 
+@pytest.mark.faults
 def test_bad_settings():
     with pytest.raises(ConfigError, match="--align"):
         IngestSettings(align="longest")
@@ -376,6 +384,7 @@ def micfp(*args, timeout=120):
                           timeout=timeout)
 
 
+@pytest.mark.faults
 def test_cli_bad_file_is_one_line_and_writes_nothing(tmp_path):
     _bad_corpus(tmp_path / "src", "truncated")
     p = micfp("ingest", str(tmp_path / "src"), str(tmp_path / "a.zarr"))
@@ -394,6 +403,7 @@ def test_cli_ingest_and_info(tmp_path):
     assert zarr.open_group(str(tmp_path / "a.zarr"), mode="r").attrs["micfp"]["complete"] is True
 
 
+@pytest.mark.faults
 def test_sessions_that_clash_as_ids(tmp_path):
     # One folder on a case-insensitive file system (macOS, Windows): refused, not merged.
     kaggle(tmp_path / "src", sessions=("Day1", "day1"))

@@ -94,6 +94,7 @@ def test_unreachable_rate_gives_the_nearest_and_says_so():
     assert level == 0.0 and measured < 400
 
 
+@pytest.mark.faults
 def test_bad_conditions_are_config_errors():
     with pytest.raises(ConfigError, match="unknown codec"):
         Degradation("codec", codec="aac", kbps=64)

@@ -99,6 +99,7 @@ def test_robustness_workflow_conditions():
     (("[[grid]]", "[features]\nclip_seconds = [1]\n\n[[grid]]"), "clip length 2 s"),
     (("name = \"t\"", "name = \"t\"\n[workflow.extra]"), "expected"),
 ])
+@pytest.mark.faults
 def test_config_errors_name_the_file_and_key(tmp_path, patch, message):
     text = textwrap.dedent(BASE).replace(*patch)
     p = _write(tmp_path, text)
@@ -108,6 +109,7 @@ def test_config_errors_name_the_file_and_key(tmp_path, patch, message):
     assert message in str(err.value)
 
 
+@pytest.mark.faults
 def test_bad_toml_and_missing_file(tmp_path):
     p = _write(tmp_path, "[workflow\nname=1")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -116,6 +118,7 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_workflow(tmp_path / "nope.toml")
 
 
+@pytest.mark.faults
 def test_clip_longer_than_the_corpus_fails_before_compute(tmp_path):
     from pipeline.workflow.grid import check_before_compute
 
