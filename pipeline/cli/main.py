@@ -261,7 +261,7 @@ def cmd_train(args) -> int:
     with shared(args.cube, what="feature cube"):
         open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
         with _connect(args) as client:
-            model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
+            model = train_model(args.cube, settings, client)
     save_model(model, args.model)
     print(describe_model(model.meta))
     print(f"wrote {args.model}")
