@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..features import clip_lengths
 from ..artifacts.kinds import MODEL_KIND, mics_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.model import MODEL_VERSION, TrainedModel, package_versions
@@ -346,7 +347,7 @@ def _chosen_mics(wanted, all_mics: dict[int, str], cube_path) -> list[int]:
 
 def _fixed_selection(cube, settings: TrainSettings) -> np.ndarray:
     """Cube clip indices of :func:`evaluate.select`'s rows, in the same order."""
-    sel = (cube.segmentation == "fixed").values & np.isclose(cube.clip_seconds.values, settings.clip_seconds)
+    sel = (cube.segmentation == "fixed").values & clip_lengths.same(cube.clip_seconds.values, settings.clip_seconds)
     if settings.sound_type != "all":
         sel &= (cube.sound_type == settings.sound_type).values
     return np.flatnonzero(sel)
