@@ -197,17 +197,14 @@ def _signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
-def warm_up(*, echo=None) -> None:
+def warm_up() -> None:
     """Compile or load every numba kernel micfp uses, once, serially, in a subprocess.
 
     Call before starting processes that run kernels. Holds an exclusive lock on the cache
     directory, so concurrent warm-ups (two commands, several workers of one host) run one
     after another and the later ones find the stamp current and return at once.
 
-    Parameters
-    ----------
-    echo : callable, optional
-        Told (one line) when kernels are compiled, which takes about a minute on a fresh install.
+    Logs one line (INFO) when kernels are compiled, which takes about a minute on a fresh install.
 
     Raises
     ------
@@ -227,8 +224,7 @@ def warm_up(*, echo=None) -> None:
     with _exclusive(lock):
         if _read_stamp(path) == stamp(path):
             return
-        if echo:
-            echo("compiling micfp's numba kernels once for this environment (about a minute on a fresh install)")
+        log.info("compiling micfp's numba kernels once for this environment (about a minute on a fresh install)")
         for attempt in (1, 2):
             try:
                 res = _run_child()

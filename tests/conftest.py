@@ -11,7 +11,7 @@ def client():
     """A LocalCluster with two worker processes (not threads), as users run it."""
     from pipeline.cluster.connect import ClusterSettings, connect
 
-    with connect(ClusterSettings(workers=2, dashboard_address="127.0.0.1:0"), echo=lambda m: None) as c:
+    with connect(ClusterSettings(workers=2, dashboard_address="127.0.0.1:0")) as c:
         yield c
 
 

@@ -135,7 +135,8 @@ def test_corrupt_cache_recovers(warm_dir, tmp_path):
 def test_concurrent_warm_ups_serialise(tmp_path):
     """Two commands starting at once on an empty cache: one compiles, the other waits and loads."""
     env = _env(XDG_CACHE_HOME=str(tmp_path))
-    code = "from pipeline import jit; jit.warm_up(echo=print); print('cache', jit.cache_dir())"
+    code = ("import logging, sys; logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='%(message)s'); "
+            "from pipeline import jit; jit.warm_up(); print('cache', jit.cache_dir())")
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]

@@ -223,8 +223,11 @@ class CubeRows:
 
     def rows(self, segmentation: str, clip_seconds: float | None = None) -> np.ndarray:
         """Row numbers (ascending) of one segmentation, and of one nominal length if given."""
+        # imported here: pipeline.features imports this module (its cube assembly uses row_runs)
+        from ..features.clip_lengths import same
+
         runs = [r for r in self.runs if r.segmentation == segmentation
-                and (clip_seconds is None or np.isclose(r.clip_seconds, clip_seconds))]
+                and (clip_seconds is None or same(r.clip_seconds, clip_seconds))]
         if not runs:
             return np.zeros(0, np.int64)
         return np.concatenate([np.arange(r.start, r.stop, dtype=np.int64) for r in runs])

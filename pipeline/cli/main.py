@@ -18,6 +18,15 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _clip_seconds(text: str) -> tuple[float, ...]:
+    from ..features import clip_lengths
+
+    try:
+        return clip_lengths.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -69,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("cube")
     p.add_argument("--feature-set", type=_names, default=("all",), help="thesis, spectral, channel or all")
-    p.add_argument("--clip-seconds", type=_floats, default=(0.5, 1.0, 2.0))
+    p.add_argument("--clip-seconds", type=_clip_seconds, default=(0.5, 1.0, 2.0))
     p.add_argument("--segmentation", type=_names, default=("fixed",), help="fixed and/or silence")
     _cluster_args(p)
 
@@ -81,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also: micfp_svc, micfp_et)")
     p.add_argument("--feature-set", type=_names, default=None, help="default: thesis for the thesis's "
                    "classifiers, channel for the micfp_* models")
-    p.add_argument("--clip-seconds", type=_floats, default=(2.0,))
+    p.add_argument("--clip-seconds", type=_clip_seconds, default=(2.0,))
     p.add_argument("--sound-type", type=_names, default=("all",))
     p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the CIs")
     p.add_argument("--max-train-clips", type=int, default=None, metavar="N",
@@ -261,7 +270,7 @@ def cmd_train(args) -> int:
     with shared(args.cube, what="feature cube"):
         open_cube(args.cube)  # a missing or incomplete cube fails before a cluster starts
         with _connect(args) as client:
-            model = train_model(args.cube, settings, client, echo=lambda m: print(m, file=sys.stderr, flush=True))
+            model = train_model(args.cube, settings, client)
     save_model(model, args.model)
     print(describe_model(model.meta))
     print(f"wrote {args.model}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,8 @@ from .profiles import Profile, config, default_scheduler_file, resolve, worker_e
 from .interrupt import children_ignore_sigint, silence_distributed
 from .interrupt import restore as restore_loggers
 from ..jit import warm_up
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
 # Libraries whose versions must agree between client and workers for results to be identical.
@@ -66,10 +68,10 @@ class ClusterSettings:
 
 
 @contextlib.contextmanager
-def connect(settings: ClusterSettings | None = None, *, echo=None):
+def connect(settings: ClusterSettings | None = None):
     """Yield a connected client; a cluster made here (local, jobs, pods) is closed on exit.
 
-    The dashboard link is printed (through ``echo``) before any work starts. numba's kernels
+    The dashboard link is logged (INFO) before any work starts. numba's kernels
     are compiled once (:func:`pipeline.jit.warm_up`) before a local cluster's workers start,
     and on every worker before it gets tasks.
 
@@ -80,7 +82,6 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
         same code as this client.
     """
     settings = settings or ClusterSettings()
-    echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     profile = settings.profile()
     starter = {"local": _start_local, "remote": _start_remote, "slurm": _start_jobqueue,
                "pbs": _start_jobqueue, "kubernetes": _start_kubernetes}[profile.kind]
@@ -89,14 +90,14 @@ def connect(settings: ClusterSettings | None = None, *, echo=None):
         with contextlib.ExitStack() as stack:
             try:
                 if profile.kind == "local":
-                    warm_up(echo=echo)  # before its workers start, so that they only load the kernels
+                    warm_up()  # before its workers start, so that they only load the kernels
                 client, where = starter(profile, settings, stack)
                 stack.callback(client.close)
                 check_workers(client, config("check-versions", "strict"))
                 from .warmup import WarmUpPlugin
 
                 client.register_plugin(WarmUpPlugin())  # every worker, also remote and later ones
-                echo(f"Dask {where}; dashboard: {client.dashboard_link}")
+                log.info(f"Dask {where}; dashboard: {client.dashboard_link}")
                 yield client
             except KeyboardInterrupt:
                 # Closing the cluster now logs killed workers and lost tasks: the user asked for it.

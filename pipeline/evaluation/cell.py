@@ -17,6 +17,7 @@ from ..artifacts.kinds import mics_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
+from ..features import clip_lengths
 from .metrics import identical_pairs, point_metrics, score
 from .models import CLASSIFIERS, fit_model
 from .protocols import (
@@ -79,7 +80,7 @@ def select_rows(cube, cell: Cell):
         c = cube
         sel = (c.segmentation == cell.segmentation).values
         if cell.segmentation == "fixed":
-            sel &= np.isclose(c.clip_seconds.values, cell.clip_seconds)
+            sel &= clip_lengths.same(c.clip_seconds.values, cell.clip_seconds)
         if cell.sound_type != "all":
             sel &= (c.sound_type == cell.sound_type).values
         rows = np.flatnonzero(sel)
@@ -272,7 +273,7 @@ def select_check(cube, cell: Cell, *, have: dict | None = None) -> None:
     if cell.feature_set != "all" and cell.feature_set not in have["feature_set"]:
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")
-    if cell.segmentation == "fixed" and not np.isclose(have["clip_seconds"], cell.clip_seconds).any():
+    if cell.segmentation == "fixed" and not clip_lengths.contains(have["clip_seconds"], cell.clip_seconds):
         raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube (has {have['clip_seconds']})")
     if cell.sound_type != "all" and cell.sound_type not in have["sound_type"]:
         raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube (has {sorted(have['sound_type'])})")

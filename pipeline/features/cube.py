@@ -38,6 +38,7 @@ from ..artifacts.rows import RowRun, row_runs
 # here, where callers (and ``pipeline.features.open_cube``) have always found them.
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
                               cube_write_id, frames_path_for, open_cube, open_rows)
+from . import clip_lengths
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
@@ -79,12 +80,7 @@ class FeatureConfig:
             raise ConfigError("at least one segmentation is needed")
         if "fixed" in self.segmentations and not self.clip_seconds:
             raise ConfigError("fixed segmentation needs at least one clip length")
-        min_len = self.frame.n_fft / self.frame.sample_rate
-        for c in self.clip_seconds:
-            if not np.isfinite(c) or c <= 0:
-                raise ConfigError(f"clip length must be positive, got {c}")
-            if c < min_len:
-                raise ConfigError(f"clip length {c} s is shorter than one analysis frame ({min_len:.3f} s)")
+        clip_lengths.check(self.clip_seconds, self.frame)
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -97,7 +93,7 @@ class FeatureConfig:
                 f"{self.frame.sample_rate} Hz"
             )
         longest = max((r.duration_s for r in store.recordings()), default=0.0)
-        too_long = [c for c in self.clip_seconds if c > longest]
+        too_long = clip_lengths.longer_than(self.clip_seconds, longest)
         if too_long:
             raise ConfigError(f"clip length {too_long[0]} s is longer than every recording (longest {longest:.1f} s)")
 
@@ -239,7 +235,7 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
     for seg_start, seg_stop, sound_type in task.segments:
         if "fixed" in config.segmentations:
             for L in config.clip_seconds:
-                n = int(round(L * sr))
+                n = clip_lengths.samples(L, sr)
                 st = fixed_clips(seg_start, seg_stop, n)
                 st = st[(st >= task.win_start) & (st < task.win_stop)]
                 pieces += [(a, a + n, float(L), "fixed", sound_type) for a in st]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import clip_lengths
 from . import sets as fsets
 from .clips import clip_frame_range, fixed_clips, reduce_frames
 from .frames import FrameSettings, frame_features
@@ -40,7 +41,7 @@ def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: Frame
     """
     y = np.asarray(y).ravel()
     sr = frame.sample_rate
-    n = int(round(clip_seconds * sr))
+    n = clip_lengths.samples(clip_seconds, sr)
     names, _ = fsets.feature_layout(feature_sets, frame)
     starts = fixed_clips(0, y.size, n)
     if starts.size == 0:

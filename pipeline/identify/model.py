@@ -17,6 +17,7 @@ statistic over held-out known-microphone pseudo-files (the clips of one recordin
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -25,9 +26,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..features import clip_lengths
 from ..artifacts.kinds import MODEL_KIND, mics_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.model import MODEL_VERSION, TrainedModel, package_versions
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CLASSIFIER = "micfp_et"
 
@@ -257,7 +261,7 @@ def _block_distances(Xb, estimator, openset):
 
 
 @reading("cube_path", "feature cube")
-def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=None) -> TrainedModel:
+def train_model(cube_path: str, settings: TrainSettings, client=None) -> TrainedModel:
     """Fit, calibrate and (when sessions are held out) score one model on a feature cube.
 
     Parameters
@@ -268,8 +272,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     client : distributed.Client, optional
         Tuning (dask-ml GridSearchCV), the calibration folds (joblib Dask backend) and held-out
         prediction (ParallelPostFit) run on its cluster; without it, everything runs here.
-    echo : callable, optional
-        Progress messages.
+        Progress is logged (INFO).
     """
     import dask
 
@@ -279,7 +282,6 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     from ..evaluation.protocols import time_groups
     from ..features.frames import FrameSettings
 
-    echo = echo or (lambda m: None)
     t0 = time.perf_counter()
     cube = open_cube(cube_path)
     cell, X, meta, train_sessions = _selection(cube, settings)
@@ -291,13 +293,13 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     mics = {lab: all_mics[lab] for lab in sorted(set(y.tolist()))}
     if len(mics) < 2:
         raise ConfigError(f"{cube_path}: the training selection holds {len(mics)} microphone(s); need two")
-    echo(f"train: {settings.classifier} on {len(y)} clips of {len(mics)} microphones "
-         f"(sessions {', '.join(train_sessions)}, {settings.feature_set} features, {settings.clip_seconds:g} s)")
+    log.info(f"train: {settings.classifier} on {len(y)} clips of {len(mics)} microphones "
+             f"(sessions {', '.join(train_sessions)}, {settings.feature_set} features, {settings.clip_seconds:g} s)")
     groups = time_groups(mtr)
     estimator = fit_model(settings.classifier, Xtr, y, groups, len(mics),
                           scheduler=client if client is not None else "synchronous")
     openset = fit_openset(estimator, Xtr, y)
-    echo("train: calibrating on held-out folds")
+    log.info("train: calibrating on held-out folds")
     cal = calibrate(estimator, Xtr, y, mtr, mics, settings, client=client)
     openset["tau"] = cal["tau"]
     cfg = cube.attrs["micfp"]["config"]
@@ -317,7 +319,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None, *, echo=No
     model = TrainedModel(estimator, openset, meta_out)
     held = np.flatnonzero(~meta["session"].isin(train_sessions).to_numpy())
     if held.size:
-        echo(f"train: predicting {held.size} held-out clips with ParallelPostFit")
+        log.info(f"train: predicting {held.size} held-out clips with ParallelPostFit")
         clip_sel = _fixed_selection(cube, settings)[held]
         with dask.config.set(scheduler=client) if client is not None else dask.config.set(scheduler="threads"):
             model.meta["heldout"] = score_heldout(model, cube, clip_sel, np.flatnonzero(fsel))
@@ -345,7 +347,7 @@ def _chosen_mics(wanted, all_mics: dict[int, str], cube_path) -> list[int]:
 
 def _fixed_selection(cube, settings: TrainSettings) -> np.ndarray:
     """Cube clip indices of :func:`evaluate.select`'s rows, in the same order."""
-    sel = (cube.segmentation == "fixed").values & np.isclose(cube.clip_seconds.values, settings.clip_seconds)
+    sel = (cube.segmentation == "fixed").values & clip_lengths.same(cube.clip_seconds.values, settings.clip_seconds)
     if settings.sound_type != "all":
         sel &= (cube.sound_type == settings.sound_type).values
     return np.flatnonzero(sel)

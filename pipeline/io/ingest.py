@@ -24,7 +24,7 @@ A decode error found by a task (e.g. corruption inside a FLAC stream) aborts the
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -38,6 +38,8 @@ from ..artifacts.locks import locked
 from ..cluster.runner import BatchedRecord, run_tasks
 from ..artifacts.store import AudioStore, Recording, recording_id, write_shard, STORE_KIND
 from ..artifacts.outputs import check_output, resolve
+
+log = logging.getLogger(__name__)
 
 ALIGN = ("shortest", "keep")
 #: Without an explicit ``--align``, a session is not cut to a file shorter than this fraction
@@ -363,13 +365,9 @@ def ingest_shard(task: ShardTask) -> list[tuple[int, float]]:
 
 
 # -- driver ----------------------------------------------------------------------------------
-def _echo(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 @locked("store_path", "audio store")
 def ingest(src: str, store_path: str, client, settings: IngestSettings | None = None, *,
-           plan: IngestPlan | None = None, quiet: bool = False, echo=_echo) -> IngestReport:
+           plan: IngestPlan | None = None, quiet: bool = False) -> IngestReport:
     """Ingest a recording folder (or manifest) into the audio store at ``store_path``.
 
     Parameters
@@ -382,8 +380,8 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
     settings : IngestSettings, optional
     plan : IngestPlan, optional
         A plan already made by :func:`plan_ingest` (the CLI checks input before connecting).
-    echo : callable
-        Where warnings go (default: stderr).
+    quiet : bool
+        No progress bar. Warnings (a silent file, files of different lengths) are logged.
 
     Returns
     -------
@@ -394,7 +392,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
                               what="audio store")
     plan = plan or plan_ingest(src, settings)
     for w in plan.warnings:
-        echo(one_line(f"micfp: warning: {w}"))
+        log.warning(one_line(f"micfp: warning: {w}"))
     store = AudioStore.create(store_path, plan.sample_rate, mics=plan.mics,
                               segments={k: list(v) for k, v in plan.segments.items()})
     wanted = {r.id for r in plan.recordings}
@@ -439,7 +437,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
         if len(peaks.get(rid, [])) == n_shards.get(rid, -1) and max(peaks[rid]) == 0.0:
             w = f"{s.file.path}: all samples are zero (silent recording{'' if s.channel is None else f', channel {s.channel}'})"
             warnings.append(w)
-            echo(one_line(f"micfp: warning: {w}"))
+            log.warning(one_line(f"micfp: warning: {w}"))
     frac = len(tasks) / max(total, 1)
     return IngestReport(store=store.path, recordings=len(plan.sources), seconds=plan.seconds, shards_total=total,
                         shards_written=len(tasks), bytes_read=int(sum(i.size for i in {s.info.path: s.info for s

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..artifacts.kinds import mics_from_attrs
 from ..errors import InputError
+from ..features.clip_lengths import same
 from .labels import method_name
 
 THRESHOLDS = (0.95, 0.99)
@@ -69,7 +70,7 @@ def pick(df, *, protocol=None, method=None, condition="clean", sound_type=None, 
     if sound_type is not None:
         sel = sel[sel["sound_type"] == sound_type]
     if clip is not None:
-        sel = sel[np.isclose(sel["clip_seconds"], clip)]
+        sel = sel[same(sel["clip_seconds"], clip)]
     return sel
 
 
@@ -109,7 +110,7 @@ def signature(cube_path: str | None) -> dict | None:
     fixed = cube.clip_seconds.values[cube.segmentation.values.astype(str) == "fixed"]
     sel = cube.segmentation.values.astype(str) == "fixed"
     if fixed.size:
-        sel &= np.isclose(cube.clip_seconds.values, fixed.max())
+        sel &= same(cube.clip_seconds.values, fixed.max())
     X = cube.features.isel(clip=np.flatnonzero(sel), feature=[list(cube.feature.values.astype(str)).index(f)
                                                               for f in feats]).values.astype(np.float64)
     mics = cube.mic.values[sel].astype(str)
@@ -157,7 +158,7 @@ def analyse(ds, cube_path: str | None = None) -> dict:
         raise InputError(f"no clean {main} results for {method_name(*imp)} in the results set")
     longest = float(clean_all["clip_seconds"].max())
     a["longest"] = longest
-    head = clean_all[np.isclose(clean_all["clip_seconds"], longest)].sort_values("accuracy").iloc[-1]
+    head = clean_all[same(clean_all["clip_seconds"], longest)].sort_values("accuracy").iloc[-1]
     a["headline"] = head.to_dict()
     a["by_protocol"] = {p: r.iloc[0].to_dict() for p in protocols
                         if not (r := pick(df, protocol=p, method=imp, sound_type="all", clip=longest)).empty}
@@ -191,7 +192,7 @@ def analyse(ds, cube_path: str | None = None) -> dict:
         by = by[by["types"] == by["types"].max()]
         ok = by[by["n"] >= 30]
         clip = float(ok.index.max() if not ok.empty else by["n"].idxmax())
-        at = per_type[np.isclose(per_type["clip_seconds"], clip)].set_index("sound_type")
+        at = per_type[same(per_type["clip_seconds"], clip)].set_index("sound_type")
         a["sound_types"] = {"clip_seconds": clip, "accuracy": at["accuracy"].to_dict(),
                             "lo": at["accuracy_lo"].to_dict(), "hi": at["accuracy_hi"].to_dict(),
                             "n": at["n_test"].astype(int).to_dict()}
@@ -209,7 +210,7 @@ def analyse(ds, cube_path: str | None = None) -> dict:
                 for c in ds.condition.values}
         rows = []
         for (fs, clf), g in df[(df["protocol"] == "session") & (df["sound_type"] == "all")
-                               & np.isclose(df["clip_seconds"], clip)].groupby(["feature_set", "classifier"]):
+                               & same(df["clip_seconds"], clip)].groupby(["feature_set", "classifier"]):
             clean = g[g["condition"] == "clean"]
             if clean.empty:
                 continue

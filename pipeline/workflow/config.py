@@ -176,7 +176,7 @@ def load_workflow(path, *, out: str | None = None) -> WorkflowConfig:
 def _load(path, out) -> WorkflowConfig:
     from ..evaluation.models import CLASSIFIERS
     from ..evaluation.protocols import PROTOCOLS, check_max_train
-    from ..features import FeatureConfig
+    from ..features import FeatureConfig, clip_lengths
     from ..features.clips import SilenceSettings
     from ..features.cube import SEGMENTATIONS
     from ..features.frames import FrameSettings
@@ -265,7 +265,7 @@ def _load(path, out) -> WorkflowConfig:
     need_sets = sorted({s for g in grids for s in g.feature_sets})
     need_segs = [s for s in SEGMENTATIONS if any(s in g.segmentations for g in grids)]
     clip_seconds = f.numbers("clip_seconds", tuple(need_clips))
-    missing = sorted(set(need_clips) - set(clip_seconds))
+    missing = clip_lengths.missing(need_clips, clip_seconds)
     if missing:
         f.fail(f"[grid] asks for clip length {missing[0]:g} s, which [features] clip_seconds "
                f"{list(clip_seconds)} does not compute")

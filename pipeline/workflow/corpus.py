@@ -68,7 +68,7 @@ def _ingest(c: CorpusConfig, store_path: str, client, *, quiet=False) -> str:
     from ..io.ingest import ingest
 
     log.info(f"corpus: ingesting {c.path} into {store_path}")
-    report = ingest(c.path, store_path, client, _ingest_settings(c), plan=_ingest_plan(c), quiet=quiet, echo=log.info)
+    report = ingest(c.path, store_path, client, _ingest_settings(c), plan=_ingest_plan(c), quiet=quiet)
     return report.store
 
 

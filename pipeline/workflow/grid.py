@@ -10,6 +10,7 @@ from ..artifacts.outputs import check_output
 from ..artifacts.results import CLEAN, check_results_output
 from ..errors import ConfigError
 from ..evaluation.cell import WorkCell
+from ..features import clip_lengths
 from .config import WorkflowConfig
 from .corpus import _ingest_plan, _plan
 
@@ -34,7 +35,7 @@ def availability_from_segments(segments: dict, sample_rate: int, features) -> "p
             a_n, b_n = int(round(a * sample_rate)), int(round(b * sample_rate))
             if "fixed" in features.segmentations:
                 for L in features.clip_seconds:
-                    n = int(round(L * sample_rate))
+                    n = clip_lengths.samples(L, sample_rate)
                     starts = a_n + n * np.arange(max(0, (b_n - a_n) // n))
                     for blk, cnt in zip(*np.unique(np.floor(starts / sample_rate / GROUP_SECONDS), return_counts=True)):
                         rows.append((str(session), str(st), float(L), "fixed", int(blk), int(cnt)))
@@ -67,7 +68,7 @@ def infeasible(cell, avail, sessions: list[str]) -> str | None:
         sel = sel[sel["sound_type"] == cell.sound_type]
     sel = sel[sel["segmentation"] == cell.segmentation]
     if cell.segmentation == "fixed":
-        sel = sel[np.isclose(sel["clip_seconds"].to_numpy(), cell.clip_seconds)]
+        sel = sel[clip_lengths.same(sel["clip_seconds"].to_numpy(), cell.clip_seconds)]
     sel = sel[sel["n"] > 0]
     what = "all sound types" if cell.sound_type == "all" else f"sound type {cell.sound_type}"
     if sel.empty:
@@ -197,7 +198,7 @@ def check_before_compute(wf: WorkflowConfig) -> tuple[list[WorkCell], list[str]]
     if wf.corpus.kind == "simulate":
         plan = _plan(wf.corpus)
         longest = max(plan.n_samples(s) for s in plan.sessions) / plan.sample_rate
-        too_long = [c for c in wf.features.clip_seconds if c > longest]
+        too_long = clip_lengths.longer_than(wf.features.clip_seconds, longest)
         if too_long:
             raise ConfigError(f"{wf.source}: clip length {too_long[0]:g} s is longer than every simulated "
                               f"recording ({longest:.0f} s)")

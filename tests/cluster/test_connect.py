@@ -218,7 +218,7 @@ def test_workers_that_cannot_import_pipeline_are_refused(tmp_path, clean_env):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0", preload=[str(preload)]) as cluster:
         with pytest.raises(ClusterError, match="do not run micfp 0.1.0.*cannot import pipeline.*docs/cluster.md"):
-            with connect(ClusterSettings(scheduler=cluster.scheduler_address), echo=lambda m: None):
+            with connect(ClusterSettings(scheduler=cluster.scheduler_address)):
                 pass
 
 
@@ -235,7 +235,7 @@ def test_allocator_settings_win_over_values_an_earlier_nanny_left(monkeypatch):
     # distributed's nanny copies its pre-spawn environment into this process's os.environ and
     # then prefers os.environ to its config: a stale value must not reach new workers
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    with connect(ClusterSettings(workers=1, dashboard_address="127.0.0.1:0"), echo=lambda m: None) as c:
+    with connect(ClusterSettings(workers=1, dashboard_address="127.0.0.1:0")) as c:
         assert set(worker_env(c).values()) == {tuple(sorted(worker_environ().items()))}
     import os
 

@@ -22,7 +22,7 @@ PLAN_MINUTES = (0.8, 0.5)
 def _cluster(n):
     from pipeline.cluster.connect import ClusterSettings, connect
 
-    return connect(ClusterSettings(workers=n, dashboard_address="127.0.0.1:0"), echo=lambda m: None)
+    return connect(ClusterSettings(workers=n, dashboard_address="127.0.0.1:0"))
 
 
 @pytest.fixture(scope="module")

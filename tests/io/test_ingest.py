@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import zarr
+from log_helpers import logged
 
 from pipeline.errors import ConfigError, IncompleteError, InputError
 from pipeline.io.ingest import IngestSettings, ShardTask, ingest, plan_ingest, read_task_audio
@@ -42,8 +43,8 @@ def kaggle(root, sessions=("day1",), labels=(1, 2), n=SR * 3, sr=SR, segments=No
 
 
 def quiet_ingest(src, store, client, settings=None, **kw):
-    msgs = []
-    report = ingest(str(src), str(store), client, settings, quiet=True, echo=msgs.append, **kw)
+    with logged("pipeline.io.ingest") as msgs:  # the warnings ingest logs
+        report = ingest(str(src), str(store), client, settings, quiet=True, **kw)
     return report, msgs
 
 

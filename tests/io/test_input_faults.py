@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from log_helpers import logged
 
 from pipeline.errors import InputError
 from pipeline.io.ingest import IngestSettings, ingest, plan_ingest
@@ -44,8 +45,8 @@ def corpus(root, sessions=("day1",), labels=(1, 2), n=SR * 3, sr=SR, channels=No
 
 
 def run_ingest(src, store, client, settings=None):
-    msgs = []
-    report = ingest(str(src), str(store), client, settings, quiet=True, echo=msgs.append)
+    with logged("pipeline.io.ingest") as msgs:  # the warnings ingest logs
+        report = ingest(str(src), str(store), client, settings, quiet=True)
     return report, msgs
 
 
