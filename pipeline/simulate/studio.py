@@ -15,7 +15,6 @@ into requests therefore yields bit-identical samples.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from functools import lru_cache
 
