@@ -25,9 +25,9 @@ def read_audio(path, sample_rate: int, channel: int = 0) -> tuple[np.ndarray, in
     """One channel of an audio file as float32 at ``sample_rate``; returns ``(y, original rate)``."""
     import soundfile as sf
 
-    from ..io.audio import check_readable
+    from ..io.audio import probe
 
-    check_readable(path)
+    probe(str(path))  # one line naming the file once: unreadable, not audio, empty, truncated
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
