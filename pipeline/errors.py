@@ -56,7 +56,7 @@ class ClusterError(MicfpError):
 
 
 #: Per command, the argument naming what it writes: named when the OS reports no path.
-OUTPUT_ARGS = {"demo": "out", "simulate": "out", "ingest": "store", "features": "cube", "evaluate": "out",
+OUTPUT_ARGS = {"demo": "out", "simulate": "out", "ingest": "store", "features": "cube", "evaluate": "out", "export": "out",
                "train": "model", "run": "out", "report": "html"}
 _FULL = (28, 122)  # ENOSPC, EDQUOT
 

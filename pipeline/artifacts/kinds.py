@@ -25,6 +25,8 @@ REPORT_KIND = "micfp-report"
 RUN_KIND = "micfp-run"
 WAV_KIND = "micfp-wav-corpus"
 TLS_KIND = "micfp-tls"
+#: A Parquet export of a cube (``micfp export``; a CSV export is recognised by its header).
+EXPORT_KIND = "micfp-feature-export"
 
 #: Marker file of the folders micfp writes (report folders, run and demo outputs, WAV corpora).
 FOLDER_MARKER = ".micfp.json"

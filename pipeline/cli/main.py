@@ -9,6 +9,8 @@ import sys
 from ..cluster.options import add_cluster_arguments as _cluster_args, connect_from_args as _connect
 from ..errors import OUTPUT_ARGS, ConfigError, exit_status
 from ..workflow.options import add_run_arguments
+from .arguments import (AGGREGATIONS, CLASSIFIERS, FEATURE_SETS, MIN_SILENCE_S, PROTOCOLS, SEGMENTATIONS,
+                        SILENCE_THRESHOLD_DB, Parser, choice_list, finish, listing)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -34,32 +36,39 @@ def _names(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     from ..version import __version__
 
-    parser = argparse.ArgumentParser(prog="micfp", description="Which microphone recorded this audio?")
+    parser = Parser(prog="micfp", description="Which microphone recorded this audio?",
+                    epilog="examples:\n  micfp demo\n  micfp features --help")
     parser.add_argument("--version", action="version", version=f"micfp {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="simulate a studio into a Zarr store, features, evaluation, report")
-    p.add_argument("--out", default="micfp-out", help="output folder (default ./micfp-out)")
-    p.add_argument("--scale", choices=["tiny", "small", "thesis"], default="small")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="micfp-out", help="output folder")
+    p.add_argument("--scale", choices=["tiny", "small", "thesis"], default="small",
+                   help="size of the simulated studio: tiny for a quick look, small for a few minutes' run, thesis "
+                        "for the thesis's hours of audio")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated studio")
     p.add_argument("--no-report", action="store_true", help="skip the report files and the HTML report")
     _cluster_args(p)
 
     p = sub.add_parser("simulate", help="the simulated recording studio")
-    p.add_argument("out", help="Zarr audio store (or folder, with --format wav)")
-    p.add_argument("--format", choices=["zarr", "wav"], default="zarr")
-    p.add_argument("--minutes-per-session", type=_floats, default=(3.0, 1.5),
-                   help="one number for all sessions or one per session (default 3,1.5)")
+    p.add_argument("out", help="Zarr audio store to write (or a folder, with --format wav)")
+    p.add_argument("--format", choices=["zarr", "wav"], default="zarr",
+                   help="zarr: an audio store for `micfp features`; wav: the thesis's folder layout")
+    p.add_argument("--minutes-per-session", type=_floats, default=(3.0, 1.5), metavar="M[,M...]",
+                   help="minutes per microphone: one number for all sessions or one per session")
     p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: from the minutes)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sources", default=None, help="folder of real recordings (sub-folder name = sound type)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the programme and the room")
+    p.add_argument("--sources", default=None, metavar="DIR",
+                   help="folder of real recordings to play (sub-folder name = sound type); default: synthetic "
+                        "sounds")
     _cluster_args(p)
 
     p = sub.add_parser("ingest", help="recordings (WAV/FLAC/OGG folders or a manifest) into a Zarr audio store")
     p.add_argument("src", help="recording folder (thesis layout or a tree) or a manifest CSV")
     p.add_argument("store", help="Zarr audio store to create or resume")
-    p.add_argument("--layout", choices=["auto", "kaggle", "manifest", "tree"], default="auto")
+    p.add_argument("--layout", choices=["auto", "kaggle", "manifest", "tree"], default="auto",
+                   help="kaggle: SRC/<session>/<prefix>-<N>.wav; manifest: a CSV; tree: --pattern; auto: guess")
     p.add_argument("--manifest", metavar="CSV", help="manifest CSV with path,mic,session[,sound_type,start_s,end_s]")
     p.add_argument("--resample", type=int, metavar="HZ", help="resample every file to HZ (needed for mixed rates)")
     p.add_argument("--channel", type=_channel, metavar="K|each",
@@ -75,60 +84,81 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_args(p)
 
     p = sub.add_parser("features", help="compute the feature cube of an audio store")
-    p.add_argument("store")
-    p.add_argument("cube")
-    p.add_argument("--feature-set", type=_names, default=("all",), help="thesis, spectral, channel or all")
-    p.add_argument("--clip-seconds", type=_clip_seconds, default=(0.5, 1.0, 2.0))
-    p.add_argument("--segmentation", type=_names, default=("fixed",), help="fixed and/or silence")
+    p.add_argument("store", help="audio store (from `micfp ingest` or `micfp simulate`)")
+    p.add_argument("cube", help="feature cube to write (Zarr; an existing micfp cube is replaced)")
+    p.add_argument("--feature-set", type=choice_list(FEATURE_SETS, "feature set"), default=("all",),
+                   metavar="SET[,SET...]", help=f"feature sets to compute: {listing(FEATURE_SETS)}")
+    p.add_argument("--clip-seconds", type=_clip_seconds, default=(0.5, 1.0, 2.0), metavar="S[,S...]",
+                   help="lengths of the fixed clips, seconds")
+    p.add_argument("--segmentation", type=choice_list(SEGMENTATIONS, "segmentation"), default=("fixed",),
+                   metavar="SEG[,SEG...]", help="fixed: consecutive clips of each length; silence: the thesis's "
+                   "split of each recording on its silences, clip length 0 in the cube")
+    p.add_argument("--silence-threshold-db", type=float, default=None, metavar="DB",
+                   help=f"with --segmentation silence: frames quieter than DB dBFS RMS are silence "
+                        f"(default {SILENCE_THRESHOLD_DB:g}; the thesis used -55 to -80)")
+    p.add_argument("--min-silence-s", type=float, default=None, metavar="S",
+                   help=f"with --segmentation silence: only silences of at least S seconds split "
+                        f"(default {MIN_SILENCE_S:g}; the thesis used 1.1 to 1.4)")
     _cluster_args(p)
 
     p = sub.add_parser("evaluate", help="train and score classifiers on a cube")
-    p.add_argument("cube")
-    p.add_argument("out", help="report folder")
-    p.add_argument("--protocol", type=_names, default=("session",))
-    p.add_argument("--classifiers", type=_names, default=None, help="default: the thesis's eight and micfp_lr "
-                   "(also: micfp_svc, micfp_et)")
-    p.add_argument("--feature-set", type=_names, default=None, help="default: thesis for the thesis's "
-                   "classifiers, channel for the micfp_* models")
-    p.add_argument("--clip-seconds", type=_clip_seconds, default=(2.0,))
-    p.add_argument("--sound-type", type=_names, default=("all",))
-    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the CIs")
+    p.add_argument("cube", help="feature cube (from `micfp features`)")
+    p.add_argument("out", help="report folder to write (metrics, figures, results.zarr)")
+    p.add_argument("--protocol", type=choice_list(PROTOCOLS, "protocol"), default=("session",),
+                   metavar="P[,P...]", help=f"evaluation protocols: {listing(PROTOCOLS)}")
+    p.add_argument("--classifiers", type=choice_list(CLASSIFIERS, "classifier"), default=None,
+                   metavar="C[,C...]", help=f"any of {listing(CLASSIFIERS)} (default: the thesis's eight and "
+                   "micfp_lr)")
+    p.add_argument("--feature-set", type=choice_list(FEATURE_SETS, "feature set"), default=None,
+                   metavar="SET[,SET...]", help=f"any of {listing(FEATURE_SETS)} (default: thesis for the "
+                   "thesis's classifiers, channel for the micfp_* models)")
+    p.add_argument("--clip-seconds", type=_clip_seconds, default=(2.0,), metavar="S[,S...]",
+                   help="clip lengths to evaluate, seconds; each must be in the cube")
+    p.add_argument("--sound-type", type=_names, default=("all",), metavar="T[,T...]",
+                   help="all (every clip), or sound types of the cube (see `micfp info CUBE`; the simulator's: "
+                        "sweep, lowfreq, music, speech1, speech2)")
+    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the confidence intervals")
     p.add_argument("--max-train-clips", type=int, default=None, metavar="N",
                    help="fit on at most N training clips per fold, a seeded subsample stratified by microphone x "
                         "sound type (default: all; test clips are never subsampled)")
     p.add_argument("--no-report", action="store_true", help="skip the report files and the HTML report")
     _cluster_args(p)
 
+    _export_parser(sub)
+
     p = sub.add_parser("info", help="describe an audio store, a feature cube, a results set or a model file")
-    p.add_argument("path")
+    p.add_argument("path", help="audio store, feature cube, results set (results.zarr) or model file (.skops)")
 
     p = sub.add_parser("train", help="fit, calibrate and save one model (skops file)")
-    p.add_argument("cube")
+    p.add_argument("cube", help="feature cube (from `micfp features`)")
     p.add_argument("model", help="output model file (.skops)")
-    p.add_argument("--feature-set", default="channel", help="thesis, spectral, channel or all (default channel)")
-    p.add_argument("--clip-seconds", type=float, default=2.0, help="clip length (default 2)")
-    p.add_argument("--classifier", default=None, help="default: micfp_et; any of micfp evaluate's classifiers")
-    p.add_argument("--sessions", type=_names, default=(), help="training sessions (default all); the others "
-                   "are predicted with ParallelPostFit and scored as held-out data")
-    p.add_argument("--mics", type=_names, default=(), help="microphones to train on, names or labels (default all)")
-    p.add_argument("--sound-type", default="all")
+    p.add_argument("--feature-set", choices=FEATURE_SETS, default="channel", help="features the model uses")
+    p.add_argument("--clip-seconds", type=float, default=2.0, help="clip length, seconds; must be in the cube")
+    p.add_argument("--classifier", choices=CLASSIFIERS, default=None, metavar="NAME",
+                   help=f"{listing(CLASSIFIERS)} (default: micfp_et)")
+    p.add_argument("--sessions", type=_names, default=(), metavar="S[,S...]", help="training sessions (default "
+                   "all); the others are predicted with ParallelPostFit and scored as held-out data")
+    p.add_argument("--mics", type=_names, default=(), metavar="M[,M...]",
+                   help="microphones to train on, names or labels (default all)")
+    p.add_argument("--sound-type", default="all", help="all, or one sound type of the cube to train on")
     p.add_argument("--accept-rate", type=float, default=0.99,
-                   help="share of held-out known-microphone files the unknown threshold keeps (default 0.99)")
+                   help="share of held-out known-microphone files the unknown threshold keeps")
     _cluster_args(p)
 
     p = sub.add_parser("identify", help="which microphone recorded each file")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG; any sample rate)")
     p.add_argument("--model", required=True, help="model file from `micfp train`")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--channel", type=int, default=0, help="channel of multi-channel files (default 0)")
-    p.add_argument("--aggregate", choices=["mean-log", "vote"], default="mean-log",
-                   help="how clip probabilities make the file's (default mean-log)")
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="list the K most likely microphones")
+    p.add_argument("--channel", type=int, default=0, help="channel of multi-channel files, 0-based")
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default="mean-log",
+                   help="how clip probabilities make the file's: mean-log (normalised geometric mean) or vote "
+                        "(share of clips)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run one task per file on this Dask scheduler (default: here, no cluster)")
 
     p = sub.add_parser("run", help="run a workflow (a .toml config or a .py script from workflows/)")
-    p.add_argument("workflow", help="e.g. workflows/ablation.toml")
+    p.add_argument("workflow", help="workflow config or script, e.g. workflows/ablation.toml")
     add_run_arguments(p)
 
     p = sub.add_parser("report", help="figures and an HTML report from a results set")
@@ -137,7 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cube", default=None, help="feature cube for the spectral signatures "
                    "(default: the one the results were computed from)")
     _cluster_parser(sub)
-    return parser
+    return finish(parser)
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="a cube's features as Parquet or CSV, one row per clip, for other tools")
+    p.add_argument("cube", help="feature cube (from `micfp features`)")
+    p.add_argument("out", help="OUT.parquet (a folder of Parquet files, one per partition) or OUT.csv (one file); "
+                   "an existing micfp export is replaced, anything else refused")
+    p.add_argument("--feature-set", type=choice_list(FEATURE_SETS, "feature set"), default=("all",),
+                   metavar="SET[,SET...]", help=f"feature columns: {listing(FEATURE_SETS)}")
+    p.add_argument("--clip-seconds", type=_clip_seconds, default=None, metavar="S[,S...]",
+                   help="clip lengths to export, seconds; 0 for the silence-split clips (default: every length)")
+    p.add_argument("--segmentation", type=choice_list(SEGMENTATIONS, "segmentation"), default=None,
+                   metavar="SEG[,SEG...]", help=f"{listing(SEGMENTATIONS)} clips (default: both)")
+    _cluster_args(p)
 
 
 def main(argv=None) -> int:
@@ -228,7 +272,7 @@ def cmd_features(args) -> int:
     from ..artifacts.cube import cube_outputs
 
     config = FeatureConfig(feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
-                           segmentations=args.segmentation)
+                           segmentations=args.segmentation, silence=_silence_settings(args))
     cube_outputs(args.store, args.cube)  # every output checked before a cluster starts
     # Locked before anything is read or a cluster starts: an ingest into the store, or another
     # run on the cube, refuses (or is refused) at once, not after the compute.
@@ -238,6 +282,24 @@ def cmd_features(args) -> int:
             cube = compute_cube(args.store, args.cube, config, client)
     print(f"wrote {args.cube}: {cube.sizes['clip']} clips x {cube.sizes['feature']} features")
     return 0
+
+
+def _silence_settings(args):
+    """The silence split of ``micfp features``' options, checked (one line) before anything starts."""
+    from ..features import SilenceSettings
+
+    options = {"threshold_db": ("--silence-threshold-db", args.silence_threshold_db),
+               "min_silence_s": ("--min-silence-s", args.min_silence_s)}
+    given = {k: v for k, (_, v) in options.items() if v is not None}
+    if given and "silence" not in args.segmentation:
+        raise ConfigError(f"{options[next(iter(given))][0]} sets the silence split: add --segmentation silence "
+                          "(or fixed,silence)")
+    for k, v in given.items():  # one at a time, so the message names the option at fault
+        try:
+            SilenceSettings(**{k: v})
+        except ValueError as exc:
+            raise ConfigError(f"{options[k][0]} {v:g}: {exc}") from None
+    return SilenceSettings(**given)
 
 
 def cmd_evaluate(args) -> int:
@@ -253,6 +315,21 @@ def cmd_evaluate(args) -> int:
     check_outputs(wf)  # the report folder first: a foreign folder is refused whatever the cube
     check_evaluate_cells(wf, cells)  # every cell asked for is in the cube
     run_config(wf, args, _connect)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..artifacts.locks import exclusive, shared
+    from ..features.export import check_export_output, plan_export, write_export
+
+    out = check_export_output(args.out, args.cube)
+    # Locked, the cube opened and the selection checked before a cluster starts.
+    with shared(args.cube, what="feature cube"), exclusive(out, what="feature export"):
+        plan = plan_export(args.cube, out, feature_sets=args.feature_set, clip_seconds=args.clip_seconds,
+                           segmentations=args.segmentation)
+        with _connect(args):
+            write_export(plan)
+    print(f"wrote {args.out}: {plan.n_clips} clips x {plan.n_features} features")
     return 0
 
 
@@ -280,7 +357,7 @@ def cmd_train(args) -> int:
 def cmd_identify(args) -> int:
     import json
 
-    from ..identify.identify import format_results, identify_files
+    from ..identify.identify import error_lines, format_results, identify_files
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -292,8 +369,13 @@ def cmd_identify(args) -> int:
                                      top_k=args.top_k, how=args.aggregate)
     else:
         results = identify_files(args.files, args.model, channel=args.channel, top_k=args.top_k, how=args.aggregate)
-    print(json.dumps(results, indent=1) if args.json else format_results(results))
-    return 2 if any("error" in r for r in results) else 0
+    text = json.dumps(results, indent=1) if args.json else format_results(results)
+    if text:
+        print(text)
+    errors = error_lines(results)  # on stderr: stdout holds only answers (or the whole JSON document)
+    for line in errors:
+        print(line, file=sys.stderr)
+    return 2 if errors else 0
 
 
 def cmd_info(args) -> int:
@@ -320,11 +402,12 @@ def _cluster_parser(sub) -> None:
         q = csub.add_parser(action, help=text)
         q.add_argument("--scheduler-file", **sfile)
     q = csub.add_parser("certs", help="write a test CA and certificate (ca.pem, cert.pem, key.pem) for TLS")
-    q.add_argument("dir")
-    q.add_argument("--hosts", type=_names, default=("127.0.0.1", "localhost"))
+    q.add_argument("dir", help="folder to write the certificates to (new, or an earlier `certs` folder)")
+    q.add_argument("--hosts", type=_names, default=("127.0.0.1", "localhost"), metavar="H[,H...]",
+                   help="host names and addresses the certificate is valid for")
     csub.add_parser("profiles", help="list the cluster profiles and where they are defined")
     q = csub.add_parser("render", help="print a profile's SLURM/PBS job script or Kubernetes manifests")
-    q.add_argument("profile")
+    q.add_argument("profile", help="profile name (see `micfp cluster profiles`) or a YAML file")
     q.add_argument("--job", default=None, help="command of a Kubernetes DaskJob (e.g. 'micfp run workflows/x.toml')")
 
 
@@ -395,7 +478,8 @@ def cmd_report(args) -> int:
 
 COMMANDS = {"demo": cmd_demo, "simulate": cmd_simulate, "features": cmd_features, "evaluate": cmd_evaluate,
             "info": cmd_info, "ingest": cmd_ingest, "cluster": cmd_cluster,
-            "run": cmd_run, "report": cmd_report, "train": cmd_train, "identify": cmd_identify}
+            "run": cmd_run, "report": cmd_report, "train": cmd_train, "identify": cmd_identify,
+            "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,7 @@ so clip features never mix audio from either side of a clip (or sound-type) boun
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numba
@@ -23,19 +24,38 @@ class SilenceSettings:
     Parameters
     ----------
     threshold_db : float
-        Frames quieter than this (dBFS RMS) are silent.
+        Frames quieter than this (dBFS RMS) are silent; below 0 dBFS (full scale). The thesis
+        used -55 to -80 dBFS.
     min_silence_s : float
-        Only silences at least this long split clips.
+        Only silences at least this long split clips; positive. The thesis used 1.1 to 1.4 s.
     min_clip_s : float
         Drop non-silent pieces shorter than this.
     max_clip_s : float
         Cut longer pieces into pieces of this length (0 = never).
+
+    Raises
+    ------
+    ValueError
+        A setting out of range (one line naming it), when the settings are made: before any compute.
     """
 
     threshold_db: float = -60.0
     min_silence_s: float = 1.1
     min_clip_s: float = 0.5
     max_clip_s: float = 0.0
+
+    def __post_init__(self):
+        checks = (("threshold_db", lambda v: v < 0,
+                   "must be below 0 dBFS (full scale); the thesis used -55 to -80 dBFS"),
+                  ("min_silence_s", lambda v: v > 0, "must be positive; the thesis used 1.1 to 1.4 s"),
+                  ("min_clip_s", lambda v: v >= 0, "must be 0 or more"),
+                  ("max_clip_s", lambda v: v >= 0, "must be 0 (never cut) or more"))
+        for name, ok, rule in checks:
+            value = getattr(self, name)
+            # a NaN passes no comparison; a string or None would fail later, inside a task
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+                    or not ok(value):
+                raise ValueError(f"silence {name} {rule}, got {value!r}")
 
 
 def clip_frame_range(start: np.ndarray, stop: np.ndarray, s: FrameSettings) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MicfpError
 from ..artifacts.model import TrainedModel, load_model
+from ..errors import InputError, MicfpError, one_line
 from .model import file_distance
 
 UNKNOWN = "unknown microphone"
@@ -26,9 +26,9 @@ def read_audio(path, sample_rate: int, channel: int = 0) -> tuple[np.ndarray, in
     """One channel of an audio file as float32 at ``sample_rate``; returns ``(y, original rate)``."""
     import soundfile as sf
 
-    from ..io.audio import check_readable
+    from ..io.audio import probe
 
-    check_readable(path)
+    probe(str(path))  # one line naming the file once: unreadable, not audio, empty, truncated
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
@@ -127,8 +127,8 @@ def _safe(path, model, channel, top_k, how) -> dict:
     # a bad file is reported on its own line; the other files still get an answer
     try:
         return identify_file(path, model, channel=channel, top_k=top_k, how=how)
-    except MicfpError as exc:
-        return {"file": str(path), "error": str(exc)}
+    except MicfpError as exc:  # one line: the message and its details, if any, after it
+        return {"file": str(path), "error": "; ".join((exc.message, *exc.details))}
 
 
 def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: int = 3, how: str = "mean-log",
@@ -158,14 +158,26 @@ def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: i
 
 
 def format_results(results: list[dict]) -> str:
-    """One line per file: verdict, probability, evidence and the runners-up."""
+    """One line per identified file: verdict, probability, evidence and the runners-up.
+
+    Files that failed are left out: :func:`error_lines` reports them (on stderr, in the CLI).
+    """
     lines = []
     for r in results:
         if "error" in r:
-            lines.append(f"{r['file']}: error: {r['error']}")
             continue
         top = ", ".join(f"{t['mic']} {t['probability']:.2f}" for t in r["top_k"])
         verdict = r["mic"] if r["known"] else f"{UNKNOWN} (closest: {r['closest_mic']})"
         lines.append(f"{r['file']}: {verdict}  p={r['probability']:.2f}  distance={r['distance']:.2f} "
                      f"(threshold {r['threshold']:.2f})  clips={r['n_clips']}  top: {top}")
     return "\n".join(lines)
+
+
+def error_lines(results: list[dict]) -> list[str]:
+    """One line per file that failed, naming its path once: ``micfp: error: PATH: problem``."""
+    out = []
+    for r in results:
+        if "error" in r:
+            msg = r["error"] if r["error"].startswith(r["file"]) else f"{r['file']}: {r['error']}"
+            out.append(f"micfp: error: {one_line(msg)}")
+    return out

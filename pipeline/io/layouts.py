@@ -171,6 +171,29 @@ def _segments_csv(path: Path) -> tuple[list, list[str]]:
     return check_segments(rows, str(path))
 
 
+def _missing_segments(sessions: dict[str, str], seg_files: dict[str, str], table: str = "segments.csv") -> list[str]:
+    """One warning per session without a sound-type table when other sessions have one.
+
+    Parameters
+    ----------
+    sessions : dict
+        ``{session: where}``: the session's folder (or manifest and session), named by the warning.
+    seg_files : dict
+        ``{session: file}`` of the sessions that have a table.
+    table : str
+        What the missing table is called.
+
+    Such a session's recordings become one ``unlabelled`` stretch: they drop out of every
+    per-sound-type result, which a forgotten (or misnamed) file should not do silently.
+    """
+    if not seg_files:
+        return []
+    example = seg_files[sorted(seg_files)[0]]
+    return [f"{where}: no {table}, unlike {len(seg_files)} other session(s) (e.g. {example}); its recordings "
+            "count as one 'unlabelled' sound type" for session, where in sorted(sessions.items())
+            if session not in seg_files]
+
+
 def _duplicates(files: list[SourceFile], names_from: str) -> list[str]:
     """Two files of one session with the same label, and one microphone name given to two labels.
 
@@ -249,8 +272,9 @@ def _read_kaggle(root: Path) -> Layout:
     if not files and not problems:
         raise InputError(f"{root}: no <session>/<prefix>-<N>.wav files found")
     problems += _duplicates(files, _names_from(root / "mics.csv", root))
+    warnings = _missing_segments({f.session: str(Path(f.path).parent) for f in files}, seg_files)
     return Layout("kaggle", str(root), tuple(files), mics or {f.label: f.mic for f in files}, segments, seg_files,
-                  tuple(problems))
+                  tuple(problems), tuple(warnings))
 
 
 def _labels_for(values: list[str], mics: dict[int, str]) -> dict[str, tuple[int, str]]:
@@ -304,8 +328,11 @@ def _read_manifest(src: str, manifest: str | None) -> Layout:
         segments[session] = tuple(segments[session])
         problems += seg_problems
     problems += _duplicates(files, _names_from(mics_csv, path))
+    seg_files = {s: str(path) for s in segments}
+    warnings = _missing_segments({f.session: f"{path} (session {f.session})" for f in files}, seg_files,
+                                 table="start_s/end_s rows")
     return Layout("manifest", str(path), tuple(files), {lab: n for lab, n in names.values()}, segments,
-                  {s: str(path) for s in segments}, tuple(problems))
+                  seg_files, tuple(problems), tuple(warnings))
 
 
 def _read_tree(root: Path, pattern: str | None) -> Layout:
@@ -340,6 +367,7 @@ def _read_tree(root: Path, pattern: str | None) -> Layout:
             problems += seg_problems
     warnings = [f"{root}: {len(skipped)} audio file(s) do not match --pattern and are skipped, e.g. {skipped[0]}"
                 ] if skipped else []
+    warnings += _missing_segments({f.session: str(root / f.session) for f in files}, seg_files)
     problems += _duplicates(files, _names_from(root / "mics.csv", root))
     return Layout("tree", str(root), tuple(files), {lab: n for lab, n in names.values()}, segments, seg_files,
                   tuple(problems), tuple(warnings))

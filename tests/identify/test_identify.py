@@ -131,3 +131,25 @@ def test_cli_train_and_identify_json(tiny_cube, client, tmp_path, wavs, capsys):
     assert json.loads(capsys.readouterr().out)[0]["mic"] == res[0]["mic"]
     assert main(["identify", str(wavs[1]), "--model", str(tmp_path / "missing.skops")]) == 2
     assert "no model file here" in capsys.readouterr().err
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_file_errors_on_stderr_one_line_each(four_mic_model, wavs, tmp_path, capsys, as_json):
+    from pipeline.cli import main
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav")
+    files = [str(wavs[1]), str(wavs["short"]), str(broken)]
+    assert main(["identify", *files, "--model", str(four_mic_model), *(["--json"] if as_json else [])]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 2
+    for line, path in zip(errors, files[1:]):
+        assert line.startswith(f"micfp: error: {path}: ") and line.count(path) == 1, line
+    assert "shorter than the model's 1 s clips" in errors[0]
+    if as_json:  # stdout stays one JSON document, errors included
+        res = json.loads(captured.out)
+        assert [r["file"] for r in res] == files and "error" in res[2] and "mic" in res[0]
+    else:  # stdout holds the answers only
+        assert captured.out.splitlines()[0].startswith(f"{files[0]}: ") and files[1] not in captured.out
