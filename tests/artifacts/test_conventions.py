@@ -70,6 +70,8 @@ def test_cube_clip_index_and_band_view(tiny_cube):
     np.testing.assert_allclose(ltas["frequency_hz"].values, centres)
     np.testing.assert_array_equal(ltas.values[:, 5], cube.features.sel(feature="ltas_mean_05").values)
     assert (ltas["mic"].values == cube["mic"].values).all()
+    per_mic = ltas.groupby("mic").mean()  # the documented query (docs/cube.md)
+    assert per_mic.dims == ("mic", "band") and "frequency_hz" in per_mic.coords
 
 
 def test_audio_store_consolidated_when_complete_and_not_while_resumed(tmp_path):
