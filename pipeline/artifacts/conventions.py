@@ -37,7 +37,7 @@ VARIABLES: dict[str, tuple[str | None, str]] = {
     "end_s": (_S, "clip end time from the start of its recording"),
     "segmentation": (None, "how clips were cut (fixed or silence)"),
     "feature": (None, "feature name"),
-    "feature_set": (None, "feature set the feature belongs to"),
+    "feature_set": (None, "feature set"),
     "frequency_hz": ("Hz", "centre frequency of the feature's 1/6-octave band (NaN if not a band feature)"),
     # results set
     "condition": (None, "recording condition (clean or a degradation)"),
