@@ -210,3 +210,38 @@ def clear_cache() -> None:
 def cache_stats() -> dict[str, int]:
     """How many times this process opened each cube (``client.run(cache_stats)`` on workers)."""
     return dict(_LOADS)
+
+
+def spectra(cube, name: str = "ltas_mean"):
+    """A per-band feature family of a cube as a ``(clip, band)`` DataArray with ``frequency_hz``.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        A cube from :func:`open_cube` (written with a ``frequency_hz`` feature coordinate).
+    name : str
+        The family: ``"ltas_mean"`` (level-normalised long-term spectrum, dB) or ``"ltas_p10"``
+        (quiet-frame spectrum, dB).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(clip, band)``; coordinates ``band`` (0..n-1), ``frequency_hz`` (band centre) and
+        the clip coordinates. Lazy if the cube is.
+    """
+    if "frequency_hz" not in cube.coords:
+        raise InputError("this feature cube has no frequency_hz coordinate (written by an older micfp); "
+                         "recompute it with `micfp features`")
+    feature = np.asarray(cube["feature"].values).astype(str)
+    cols = np.flatnonzero(np.char.startswith(feature, f"{name}_"))
+    if cols.size == 0:
+        raise InputError(f"the feature cube has no {name}_* features (compute the channel feature set)")
+    out = cube["features"].isel(feature=cols)
+    freq = out["frequency_hz"].values
+    out = out.drop_vars([c for c in out.coords if "feature" in out[c].dims])
+    out = out.rename(feature="band").assign_coords(
+        band=("band", np.arange(cols.size), {"long_name": "band number"}),
+        frequency_hz=("band", freq, {"units": "Hz", "long_name": "band centre frequency"}))
+    out.name = name
+    out.attrs = {"units": "dB", "long_name": f"{name} band levels"}
+    return out

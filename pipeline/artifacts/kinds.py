@@ -87,11 +87,18 @@ def _folder_kind(path: str) -> str | None:
     return None
 
 
+def netcdf_engine_for(path) -> str:
+    """The xarray engine that reads the NetCDF file ``path``: ``scipy`` for netCDF3 (results sets
+    of older micfp), ``h5netcdf`` for netCDF4 (HDF5)."""
+    with open(path, "rb") as fh:
+        return "scipy" if fh.read(3) == b"CDF" else "h5netcdf"
+
+
 def _netcdf_kind(path: Path) -> str | None:
     import xarray as xr
 
     try:
-        with xr.open_dataset(path, engine="scipy") as ds:
+        with xr.open_dataset(path, engine=netcdf_engine_for(path)) as ds:
             meta = ds.attrs.get("micfp", {})
     except Exception:  # not NetCDF, truncated...: the reader's many error types mean one thing here
         return None

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .kinds import RESULTS_KIND
+from .conventions import annotate
+from .kinds import RESULTS_KIND, netcdf_engine_for
 from .locks import exclusive, shared
 from .outputs import check_output, check_output_file
 from .swap import check_replaceable, remove_stale, swap_in, temp_sibling
@@ -46,9 +47,18 @@ def write_results(ds, path: Path) -> Path:
         check_replaceable(path, RESULTS_KIND, "results set")
         remove_stale(path)
         tmp = Path(temp_sibling(path))
-        _write_results_to(ds, path.suffix, tmp)
+        _write_results_to(annotate(ds, "micfp results set"), path.suffix, tmp)
         swap_in(tmp, path, RESULTS_KIND, "results set")
     return path
+
+
+def netcdf_engine() -> str:
+    """``h5netcdf`` (netCDF4: variable-length strings, compression) if installed, else ``scipy`` (netCDF3)."""
+    try:
+        import h5netcdf  # noqa: F401
+    except ImportError:
+        return "scipy"
+    return "h5netcdf"
 
 
 def _write_results_to(ds, suffix: str, tmp: Path) -> None:
@@ -56,16 +66,19 @@ def _write_results_to(ds, suffix: str, tmp: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
+        # consolidated metadata (written: the set never changes) is not yet in the v3 specification
+        warnings.filterwarnings("ignore", message=".*Zarr [Ff]ormat 3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         if suffix == ".nc":
             out = ds.copy()
-            out.attrs = {"micfp": json.dumps(ds.attrs["micfp"])}  # netCDF attributes cannot nest
+            out.attrs = {**ds.attrs, "micfp": json.dumps(ds.attrs["micfp"])}  # netCDF attributes cannot nest
+            engine = netcdf_engine()
             for k in list(out.variables):
                 if out[k].dtype == object:
                     out[k] = out[k].astype(str)
-            out.to_netcdf(tmp, engine="scipy")
+            out.to_netcdf(tmp, engine=engine, **({"format": "NETCDF4"} if engine == "h5netcdf" else {}))
         else:
-            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)
 
 
 def open_results(path):
@@ -82,7 +95,7 @@ def _open_results(path: Path):
         raise InputError(f"{path}: no results set here (run `micfp run` or `micfp evaluate`)")
     try:
         if path.suffix == ".nc":
-            ds = xr.open_dataset(path, engine="scipy").load()
+            ds = xr.open_dataset(path, engine=netcdf_engine_for(path)).load()
         else:
             ds = xr.open_zarr(path, consolidated=False).load()
     except Exception as exc:
@@ -98,10 +111,11 @@ def _open_results(path: Path):
             values = ds[name].values
             if ds[name].dtype.kind == "S":
                 values = np.char.decode(values, "utf-8")
+            var = (ds[name].dims, _plain_str(values), ds[name].attrs)  # CF attributes kept
             if name in ds.coords:
-                ds = ds.assign_coords({name: (ds[name].dims, _plain_str(values))})
+                ds = ds.assign_coords({name: var})
             else:
-                ds[name] = (ds[name].dims, _plain_str(values))
+                ds[name] = var
     if "condition" not in ds.dims:  # a results set from `micfp evaluate`: all clean
         ds = ds.expand_dims(condition=[CLEAN])
     return ds

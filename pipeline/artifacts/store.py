@@ -30,6 +30,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import IncompleteError, InputError
+from .conventions import consolidate, global_attrs, unconsolidate, variable_attrs
 from .kinds import STORE_KIND, mics_from_attrs
 from .outputs import new_uid, resolve, verify_seen
 
@@ -132,7 +133,9 @@ class AudioStore:
         """
         path = str(path)
         try:
-            group = zarr.open_group(resolve(path), mode="a", zarr_format=3, storage_options=storage_options)
+            # The live metadata, not a consolidated copy written when the store was last complete.
+            group = zarr.open_group(resolve(path), mode="a", zarr_format=3, storage_options=storage_options,
+                                    use_consolidated=False)
         except Exception as exc:  # read-only FS, bad URL, not a zarr dir...
             raise InputError(f"{path}: cannot create audio store: {exc}") from exc
         meta = dict(group.attrs.get("micfp", {}))
@@ -154,8 +157,13 @@ class AudioStore:
             meta["segments"] = {k: [[float(a), float(b), str(t)] for a, b, t in v] for k, v in segments.items()}
         meta.setdefault("mics", {})
         meta.setdefault("segments", {})
-        group.attrs["micfp"] = meta
+        # CF global attributes; a resumed store's history gains a line.
+        cf = global_attrs("micfp audio store")
+        if group.attrs.get("history"):
+            cf["history"] = f"{group.attrs['history']}\n{cf['history']}"
+        group.update_attributes({"micfp": meta, **cf})
         group.require_group("audio")
+        unconsolidate(group, ("audio",))  # a resumed store: its attributes change from now on
         return cls(resolve(path), group)
 
     @classmethod
@@ -164,7 +172,8 @@ class AudioStore:
         """Open an existing store; a partial one is refused unless ``require_complete=False``."""
         path = str(path)
         try:
-            group = zarr.open_group(resolve(path), mode=mode, storage_options=storage_options)
+            group = zarr.open_group(resolve(path), mode=mode, storage_options=storage_options,
+                                    use_consolidated=False)  # live metadata: see conventions.py
         except FileNotFoundError as exc:
             raise InputError(f"{path}: no audio store here (run `micfp ingest` or `micfp simulate`)") from exc
         except Exception as exc:
@@ -188,6 +197,8 @@ class AudioStore:
         meta = self.meta
         meta.update(kw)
         self.group.attrs["micfp"] = meta
+        if meta.get("complete"):  # consolidated when complete (and again if changed after that)
+            consolidate(self.group.store, ("audio", ""))
 
     @property
     def uid(self) -> str | None:
@@ -260,6 +271,8 @@ class AudioStore:
             done = old.pop("shards_done", [])
             written = old.pop("written", None)
             if old == meta and arr.shape == (rec.n_samples,):
+                if "long_name" not in arr.attrs:  # written before micfp wrote CF attributes
+                    arr.update_attributes(audio_attrs(rec))
                 if not written:  # written before micfp kept the id: give it one, keep its shards
                     arr.attrs["micfp"] = {**meta, "written": uuid.uuid4().hex, "shards_done": done}
                 return arr
@@ -274,7 +287,7 @@ class AudioStore:
             fill_value=0,
             dimension_names=[f"sample_{rec.id}"],
         )
-        arr.attrs["micfp"] = {**meta, "written": uuid.uuid4().hex, "shards_done": []}
+        arr.update_attributes({**audio_attrs(rec), "micfp": {**meta, "written": uuid.uuid4().hex, "shards_done": []}})
         return arr
 
     def identity(self, rid: str) -> dict:
@@ -366,17 +379,58 @@ def write_shard(path: str, rid: str, start: int, data: np.ndarray, storage_optio
     return zlib.crc32(np.ascontiguousarray(data))  # the buffer itself: no copy
 
 
+def audio_attrs(rec: Recording) -> dict:
+    """CF attributes of a recording's PCM array.
+
+    ``scale_factor`` maps integer PCM to floats in [-1, 1): xarray's CF decoding (``xr.decode_cf``
+    of :func:`open_store`'s dataset, or ``xr.open_zarr`` of the ``audio`` group) gives float audio.
+    micfp itself reads the integers with Zarr, which ignores it.
+    """
+    attrs = {"long_name": f"audio samples of recording {rec.id} (microphone {rec.mic}, session {rec.session})",
+             "units": "1"}
+    dtype = np.dtype(rec.dtype)
+    if dtype.kind == "i":
+        attrs["scale_factor"] = 1.0 / (np.iinfo(dtype).max + 1)
+    return attrs
+
+
 def open_store(path: str, *, require_complete: bool = True, storage_options: dict | None = None):
     """Open an audio store as an :class:`xarray.Dataset` (lazy, dask-backed).
 
-    One data variable per recording (dimension ``sample_<id>``), with the recording's
-    metadata as attributes; the store metadata (sample rate, segments, mics) in ``attrs``.
+    One data variable per recording (dimension ``sample_<id>``, integer PCM as stored), with the
+    recording's metadata and CF attributes (``scale_factor``: ``xr.decode_cf(ds)`` gives float
+    audio) as attributes and a lazy coordinate ``time_<id>`` (seconds from the recording's
+    start, float64, computed per chunk). A ``recording`` dimension holds the recordings' ids
+    with coordinates ``mic``, ``label``, ``session`` and ``duration_s``. The store metadata
+    (sample rate, segments, mics) is in ``attrs["micfp"]`` and also, flattened, in ``attrs``.
     """
+    import dask.array as da
     import xarray as xr
 
     store = AudioStore.open(path, require_complete=require_complete, storage_options=storage_options)
-    ds = xr.open_zarr(store.path, group="audio", consolidated=False, storage_options=storage_options)
+    # Raw integers (no CF decoding), as the store holds them; a partial store has no
+    # consolidated metadata, so it is not looked for.
+    ds = xr.open_zarr(store.path, group="audio", consolidated=False, storage_options=storage_options,
+                      mask_and_scale=False)
+    recs = {r.id: r for r in store.recordings()}
+    times = {}
     for name in ds.data_vars:
-        ds[name].attrs = {k: v for k, v in ds[name].attrs.get("micfp", {}).items() if k != "shards_done"}
-    ds.attrs = store.meta
+        rec = recs[name]
+        ds[name].attrs = {**audio_attrs(rec), **{k: v for k, v in ds[name].attrs.get("micfp", {}).items()
+                                                 if k != "shards_done"}}
+        dim = ds[name].dims[0]
+        chunks = ds[name].chunks[0] if ds[name].chunks else (rec.n_samples,)
+        # A dask arange: hours of audio cost nothing until a slice of it is read.
+        t = da.arange(rec.n_samples, chunks=chunks, dtype=np.float64) / rec.sample_rate
+        times[f"time_{name}"] = xr.Variable((dim,), t, variable_attrs("time"))
+    ids = list(recs)
+    table = {"recording": ("recording", np.array(ids, dtype=object), {"long_name": "recording id"}),
+             "mic": ("recording", np.array([recs[i].mic for i in ids], dtype=object), variable_attrs("mic")),
+             "label": ("recording", np.array([recs[i].label for i in ids], dtype=np.int64), variable_attrs("label")),
+             "session": ("recording", np.array([recs[i].session for i in ids], dtype=object),
+                         variable_attrs("session")),
+             "duration_s": ("recording", np.array([recs[i].duration_s for i in ids]),
+                            {"units": "s", "long_name": "recording duration"})}
+    ds = ds.assign_coords({**times, **table})
+    ds.attrs = {**{k: v for k, v in store.group.attrs.items() if k != "micfp"}, **store.meta}
     return ds

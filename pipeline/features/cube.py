@@ -34,6 +34,7 @@ from ..artifacts.kinds import CUBE_KIND, FRAMES_KIND, PARTS_KIND
 from ..artifacts.outputs import new_uid, remove_artifact, verify_seen
 from ..artifacts.swap import check_replaceable, discard, remove_stale, swap_in, temp_sibling
 from ..artifacts.rows import RowRun, row_runs
+from ..artifacts.conventions import annotate, consolidate
 # The stored cube is opened and checked in pipeline.artifacts.cube; its openers are re-exported
 # here, where callers (and ``pipeline.features.open_cube``) have always found them.
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
@@ -441,6 +442,8 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
         coords[k] = xr.Variable(("clip",), v, fastpath=True)
     coords["feature"] = ("feature", np.array(names, dtype=object))
     coords["feature_set"] = ("feature", np.array(owners, dtype=object))
+    coords["frequency_hz"] = ("feature", fsets.feature_frequencies(names, config.frame))
+    coords["clip"] = ("clip", np.arange(n_rows))  # an index, so .sel(clip=...) works
     # Where each group's rows lie and which sessions and sound types there are: evaluation
     # tasks read a cell's rows from these without loading millions of clip coordinates.
     # uid: the artifact's identity, checked by workers; write_id: a new one per write, so a cube
@@ -451,7 +454,8 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
             "row_groups": [r.to_json() for r in row_groups],
             "sessions": [str(v) for v in names_of["session"]],
             "sound_types": [str(v) for v in names_of["sound_type"]]}
-    ds = xr.Dataset({"features": (("clip", "feature"), X)}, coords=coords, attrs={"micfp": meta})
+    ds = annotate(xr.Dataset({"features": (("clip", "feature"), X)}, coords=coords, attrs={"micfp": meta}),
+                  "micfp feature cube")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
@@ -461,10 +465,11 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
                    encoding={"features": {"compressors": (FEATURES_CODEC,), "chunks": (chunk_rows, len(names))}})
     g = zarr.open_group(target, mode="r+")
     g.attrs["micfp"] = {**meta, "complete": True}
+    consolidate(target)  # once complete: the cube does not change after this
     if local:
         swap_in(target, cube_path, CUBE_KIND, "feature cube")
     # The temporary parts (thousands of files at thesis scale) are deleted in the background:
     # the cube is complete and the next stage need not wait.
     if Path(parts_path).is_dir():  # a local folder (remote stores have no cheap rename)
         discard(parts_path)
-    return open_cube(cube_path, coords=clip_coords)  # the coordinates in hand, not read back
+    return open_cube(cube_path, coords={**clip_coords, "clip": coords["clip"][1]})  # the coordinates in hand, not read back

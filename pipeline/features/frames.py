@@ -112,12 +112,18 @@ class FrameSettings:
         return self.fmin * 2.0 ** (np.arange(n + 1) / self.bands_per_octave)
 
     @cached_property
+    def band_centres(self) -> np.ndarray:
+        """LTAS band centre frequencies in Hz: the geometric mean of each band's edges."""
+        edges = self.band_edges
+        return np.sqrt(edges[:-1] * edges[1:])
+
+    @cached_property
     def ltas_matrix(self) -> np.ndarray:
         """(n_bins, n_bands) averaging matrix; each band holds at least one bin."""
         f = self.freqs
         edges = self.band_edges
         m = np.zeros((f.size, edges.size - 1), np.float32)
-        centres = np.sqrt(edges[:-1] * edges[1:])
+        centres = self.band_centres
         for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
             sel = (f >= lo) & (f < hi)
             if not sel.any():  # narrow low bands: take the bin nearest the band centre

@@ -65,6 +65,23 @@ def feature_layout(sets, s: FrameSettings) -> tuple[list[str], list[str]]:
     return names, owner
 
 
+#: Feature-name prefixes of the per-band features (followed by the band number).
+BAND_PREFIXES = ("ltas_mean_", "ltas_p10_")
+
+
+def feature_frequencies(names, s: FrameSettings) -> np.ndarray:
+    """Each feature's band centre in Hz (``ltas_mean_k``, ``ltas_p10_k``); NaN for other features.
+
+    ``ltas_diff_k`` (band k+1 minus band k) lies between two bands and gets NaN too.
+    """
+    centres = s.band_centres
+    out = np.full(len(names), np.nan)
+    for i, name in enumerate(names):
+        if name.startswith(BAND_PREFIXES):
+            out[i] = centres[int(name.rsplit("_", 1)[1])]
+    return out
+
+
 def needs_percentiles(sets) -> tuple[float, ...]:
     return (QUIET_PERCENTILE,) if "channel" in expand(sets) else ()
 
