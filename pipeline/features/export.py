@@ -145,7 +145,8 @@ def select(cube, *, feature_sets=("all",), clip_seconds=None, segmentations=None
 
 def _coordinates(cube, rows: np.ndarray) -> pd.DataFrame:
     """The clip coordinates of ``rows``: :data:`COORDS` first, then the others, indexed by clip."""
-    names = [n for n, v in cube.variables.items() if n in cube.coords and v.dims == ("clip",)]
+    # ``clip`` itself (the cube's integer index) is the table's index, not a column
+    names = [n for n, v in cube.variables.items() if n in cube.coords and v.dims == ("clip",) and n != INDEX]
     order = [n for n in COORDS if n in names] + sorted(n for n in names if n not in COORDS)
     # the bare variables: cube[name] would carry (and copy) every other clip coordinate
     return pd.DataFrame({n: cube.variables[n].values[rows] for n in order},
