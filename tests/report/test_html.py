@@ -317,3 +317,20 @@ def test_every_method_figure_shows_a_handful_with_readable_names(tmp_path, monke
     assert len(labels) <= figures.METHODS_SHOWN + 2  # + baseline + chance
     assert seen["bands"] == 2 and not any("/" in t for t in labels)
     assert "more in the table" in seen["title"]
+
+
+@pytest.mark.faults
+def test_a_foreign_metrics_csv_beside_the_page_is_not_replaced(tmp_path):
+    from pipeline.errors import InputError
+
+    res = _results(tmp_path, CURVE)
+    page = tmp_path / "mine" / "page.html"
+    page.parent.mkdir()
+    (page.parent / "metrics.csv").write_text("my,own,numbers\n1,2,3\n")
+    with pytest.raises(InputError, match=r"metrics.csv: exists and is not a micfp metrics table"):
+        _render(res, page)
+    assert (page.parent / "metrics.csv").read_text() == "my,own,numbers\n1,2,3\n" and not page.exists()
+    (page.parent / "metrics.csv").unlink()
+    _render(res, page)
+    _render(res, page)  # micfp's own table is replaced
+    assert "accuracy" in (page.parent / "metrics.csv").read_text()
