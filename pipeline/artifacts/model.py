@@ -29,6 +29,10 @@ TRUSTED_TYPES = (
     "pipeline.evaluation.evaluate._finite",  # models saved before evaluate.py was split
     "pipeline.evaluate._finite",  # models saved before the package was grouped by stage
     "numpy.random.mtrand.RandomState",
+    # micfp_svc: the SVC inside Platt scaling (scikit-learn 1.9 deprecated SVC(probability=True))
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "sklearn._loss._loss.CyHalfBinomialLoss",
     "sklearn._loss._loss.CyHalfMultinomialLoss",
     "sklearn._loss.link.LogitLink",
@@ -53,7 +57,7 @@ TRUSTED_TYPES = (
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelBinarizer",
-    "sklearn.svm._classes.SVC",
+    "sklearn.svm._classes.SVC",  # also micfp_svc models saved with SVC(probability=True): they still load
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._classes.ExtraTreeClassifier",

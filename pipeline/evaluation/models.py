@@ -20,7 +20,8 @@ DEFAULT_CLASSIFIERS = THESIS_CLASSIFIERS + ("micfp_lr",)
 #: Hyper-parameter grids searched (GroupKFold over time blocks, macro F1) for the tuned models.
 PARAM_GRIDS = {
     "micfp_lr": {"clf__C": [0.01, 0.1, 1.0, 10.0]},
-    "micfp_svc": {"clf__C": [1.0, 10.0, 100.0], "clf__gamma": ["scale", 3e-3, 1e-3]},
+    # the SVC sits inside CalibratedClassifierCV (see make_model): its parameters are nested
+    "micfp_svc": {"clf__estimator__C": [1.0, 10.0, 100.0], "clf__estimator__gamma": ["scale", 3e-3, 1e-3]},
     "micfp_et": {"clf__max_features": ["sqrt", 0.3]},
 }
 RANDOM_STATE = 42
@@ -34,6 +35,7 @@ def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
     microphones). The tuned ``micfp_*`` models skip PCA (the channel's fingerprint lives in small
     directions PCA would drop) and start from the centre of their :data:`PARAM_GRIDS`.
     """
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.decomposition import PCA
     from sklearn.ensemble import (
         ExtraTreesClassifier,
@@ -61,9 +63,12 @@ def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
         "naive_bayes": GaussianNB,
         "decision_tree": lambda: DecisionTreeClassifier(random_state=RANDOM_STATE),
         "micfp_lr": lambda: LogisticRegression(C=1.0, max_iter=5000, random_state=RANDOM_STATE),
-        # probability=True: Platt-scaled probabilities for ``micfp identify``
-        "micfp_svc": lambda: SVC(C=10.0, gamma="scale", probability=True, cache_size=SVC_CACHE_MB,
-                                 random_state=RANDOM_STATE),
+        # Platt-scaled probabilities for ``micfp identify``: what SVC(probability=True) did (deprecated
+        # in scikit-learn 1.9): the SVC fitted on all the data, a sigmoid fitted on out-of-fold
+        # decision values (ensemble=False; cv=5 folds, as libsvm's internal Platt scaling used)
+        "micfp_svc": lambda: CalibratedClassifierCV(
+            SVC(C=10.0, gamma="scale", cache_size=SVC_CACHE_MB, random_state=RANDOM_STATE),
+            method="sigmoid", cv=5, ensemble=False),
         "micfp_et": lambda: ExtraTreesClassifier(n_estimators=300, random_state=RANDOM_STATE),
     }
     if name not in clf:

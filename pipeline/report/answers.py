@@ -33,9 +33,11 @@ def answers(a: dict) -> list[tuple[str, str]]:
         verdict = "No: the accuracy is at chance level."
     s = (f"{verdict} Under the {PROTOCOL_TITLES.get(main, main)} protocol, {imp} names the right microphone out of "
          f"{n_mics} for {ci(h)} of {int(h['n_test'])} test clips of {sec(a['longest'])} (chance: {pct(chance)}).")
-    others = [f"{p} {ci(r)}" for p, r in a["by_protocol"].items() if p != main]
+    s += " " + _method_choice(a)
+    others = [f"{p} {ci(r)}" + ("" if r["method"] == tuple(a["improved"]) else f" ({method_name(*r['method'])})")
+              for p, r in a.get("best_by_protocol", {}).items() if p != main]
     if others:
-        s += " Other protocols: " + "; ".join(others) + "."
+        s += " Other protocols, each with its best method: " + "; ".join(others) + "."
     out.append(("Can a microphone be identified from its recordings alone?", s))
 
     # 2. What differs?
@@ -131,3 +133,22 @@ def answers(a: dict) -> list[tuple[str, str]]:
          + "; ".join(parts) + ".")
     out.append(("What minimum length of recording is needed?", s))
     return out
+
+
+def _method_choice(a: dict) -> str:
+    """Which method the answers quote, and by how much it beat the thesis baseline and the runner-up."""
+    imp = method_name(*a["improved"])
+    if a.get("n_methods", 1) < 2:
+        return f"{imp} is the only method in this grid."
+    s = (f"{imp} is the best of the {a['n_methods']} methods in this grid (mean accuracy "
+         f"{pct(a['improved_accuracy'])} over the protocol's clean cells")
+    if a.get("runner_up"):
+        s += f"; next: {method_name(*a['runner_up'])}, {pct(a['runner_up_accuracy'])}"
+    s += ")"
+    if a["improved"][0] == "thesis" and not a.get("baseline"):
+        s += ", the thesis baseline itself"
+    elif a.get("baseline"):
+        d = 100 * (a["improved_accuracy"] - a["baseline_accuracy"])
+        s += (f", {abs(d):.1f} points {'above' if d >= 0 else 'below'} the thesis baseline, "
+              f"{method_name(*a['baseline'])} ({pct(a['baseline_accuracy'])})")
+    return s + "."

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import THRESHOLDS, confusion, pick
+from .analysis import THRESHOLDS, confusion, pick, rank_methods, row_normalised
 from .labels import PROTOCOL_TITLES, method_name, sec
 
 
@@ -24,14 +24,20 @@ def _plt():
     return plt
 
 
-def plot_confusion(conf, names, title: str, path: Path) -> Path:
-    """A confusion matrix in the thesis's style (scikit-learn display, blue map, counts)."""
+def plot_confusion(conf, names, title: str, path: Path, *, normalise: bool = False) -> Path:
+    """A confusion matrix in the thesis's style (scikit-learn display, blue map, counts).
+
+    ``normalise``: each row as fractions of the true microphone's clips (:func:`row_normalised`),
+    so microphones with few test clips read on the same scale.
+    """
     from sklearn.metrics import ConfusionMatrixDisplay
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
-    disp = ConfusionMatrixDisplay(np.asarray(conf), display_labels=names)
-    disp.plot(ax=ax, cmap="Blues", colorbar=True, values_format="d", xticks_rotation=35)
+    disp = ConfusionMatrixDisplay(row_normalised(conf) if normalise else np.asarray(conf), display_labels=names)
+    disp.plot(ax=ax, cmap="Blues", colorbar=True, values_format=".2f" if normalise else "d", xticks_rotation=35)
+    if normalise:
+        disp.im_.set_clim(0, 1)
     ax.set_title(title)
     return _save(fig, path)
 
@@ -83,24 +89,41 @@ def fig_clip_curves(a: dict, protocol: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+#: At most this many methods in the every-method figure besides the thesis baseline (the rest are in the table).
+METHODS_SHOWN = 4
+
+
 def fig_methods(a: dict, protocol: str, path: Path) -> Path | None:
-    """Accuracy against clip length for every feature set x classifier (all sound types, clean)."""
+    """Accuracy against clip length for the best few methods and the thesis baseline (all sound types, clean).
+
+    The best :data:`METHODS_SHOWN` by mean accuracy (:func:`~.analysis.rank_methods`) and the thesis
+    baseline; bands only for the improved method and the baseline, so the lines stay readable.
+    """
     df = pick(a["df"], protocol=protocol, sound_type="all")
     df = df[df["clip_seconds"] > 0]
     if df["clip_seconds"].nunique() < 2:
         return None
+    ranked = list(rank_methods(df).index)
+    shown = ranked[:METHODS_SHOWN]
+    if a["baseline"] and tuple(a["baseline"]) in ranked and tuple(a["baseline"]) not in shown:
+        shown.append(tuple(a["baseline"]))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=100)
-    for (fs, clf), g in df.groupby(["feature_set", "classifier"]):
-        g = g.sort_values("clip_seconds")
-        line, = ax.plot(g["clip_seconds"], g["accuracy"], marker="o", label=f"{clf} / {fs}",
-                        lw=2.2 if (fs, clf) == tuple(a["improved"]) else 1.2)
-        ax.fill_between(g["clip_seconds"], g["accuracy_lo"], g["accuracy_hi"], color=line.get_color(), alpha=0.1)
+    for m in shown:
+        g = pick(df, method=m).sort_values("clip_seconds")
+        tag = " (improved)" if m == tuple(a["improved"]) else " (thesis baseline)" if m == a["baseline"] else ""
+        main = tag != ""
+        line, = ax.plot(g["clip_seconds"], g["accuracy"], marker="o", label=method_name(*m) + tag,
+                        lw=2.2 if main else 1.0, alpha=1.0 if main else 0.8)
+        if main:
+            ax.fill_between(g["clip_seconds"], g["accuracy_lo"], g["accuracy_hi"], color=line.get_color(), alpha=0.12)
     ax.axhline(a["chance"], color="grey", ls="--", lw=0.8, label="chance")
     _clip_axis(ax, df["clip_seconds"])
+    rest = len(ranked) - len(shown)
     ax.set(ylabel="accuracy", ylim=(0, 1.02),
-           title=f"Every method, all sound types, {protocol} protocol")
-    ax.legend(fontsize=7, ncol=2)
+           title=f"Best methods, all sound types, {PROTOCOL_TITLES.get(protocol, protocol)}"
+                 + (f"\n({rest} more in the table of every cell)" if rest else ""))
+    ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
 
@@ -215,7 +238,8 @@ def fig_baseline(a: dict, path: Path) -> Path | None:
 
 
 def fig_confusions(ds, a: dict, folder: Path) -> list[tuple[str, Path]]:
-    """Confusion matrices of the improved method and the baseline (headline cell settings)."""
+    """Confusion matrices of the improved method and the baseline (headline cell settings), counts and
+    row-normalised."""
     names = [str(x) for x in ds.true_mic.values]
     out = []
     h = a["headline"]
@@ -229,4 +253,8 @@ def fig_confusions(ds, a: dict, folder: Path) -> list[tuple[str, Path]]:
             conf = confusion(ds, row).astype(int)
             title = f"{method_name(*m)}\n{p} protocol, {sec(row['clip_seconds'])} clips, acc {row['accuracy']:.2f}"
             out.append((title, plot_confusion(conf, names, title, folder / f"confusion-{tag}-{p}.png")))
+            # beside the counts: each true microphone's clips as fractions
+            frac = title + "\nfraction of each true microphone's clips"
+            out.append((frac, plot_confusion(conf, names, frac, folder / f"confusion-{tag}-{p}-normalised.png",
+                                             normalise=True)))
     return out

@@ -17,6 +17,8 @@ def metrics_frame(results: list[dict]) -> pd.DataFrame:
     rows = []
     for r in results:
         row = dict(r["cell"])
+        if "condition" in r:  # a workflow's test conditions (noise, codecs): otherwise rows would repeat
+            row["condition"] = r["condition"]
         for k in ("accuracy", "macro_f1", "weighted_f1", "pair_accuracy"):
             for s in ("", "_lo", "_hi"):
                 row[k + s] = r[k + s]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -44,6 +45,16 @@ def _is_html_report(path) -> bool:
     return GENERATOR in head or "<title>micfp report:" in head
 
 
+def _is_metrics_csv(path) -> bool:
+    """A metrics table micfp wrote (the page's or ``micfp run``'s): its header names micfp's columns."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            header = set(f.readline().strip().split(","))
+    except OSError:
+        return False
+    return {"feature_set", "classifier", "protocol", "accuracy", "accuracy_lo", "n_test"} <= header
+
+
 def _template_source(name: str) -> str:
     # importlib.resources, so the templates are found in a wheel or zip as well as in a checkout.
     return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
@@ -67,7 +78,7 @@ def _table(df):
                                      "rows": [[str(v) for v in row] for row in df.itertuples(index=False)]}
 
 
-def write_html_report(results, html_path=None, *, cube: str | None = None) -> Path:
+def write_html_report(results, html_path=None, *, cube: str | None = None, metrics_csv=None) -> Path:
     """Write the report page and its PNG figures; returns the HTML path.
 
     Parameters
@@ -78,12 +89,22 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
         Default ``report/index.html`` beside the results set; figures go to ``figures/`` beside it.
     cube : str, optional
         The feature cube for spectral signatures; default the cube named in the results set.
+    metrics_csv : str or Path, optional
+        The metrics table the page links to (``micfp run`` passes the ``metrics.csv`` of its report
+        files). Default: ``metrics.csv`` beside the page, written here with one row per finished cell
+        (an existing one is replaced only when micfp wrote it).
     """
     from ..artifacts.results import open_results
 
     results = Path(results)
     html_path = Path(html_path) if html_path else results.parent / "report" / "index.html"
     html_path = Path(check_output_file(html_path, inputs=(results,), what="HTML report", ours=_is_html_report))
+    if metrics_csv is None:  # a metrics.csv beside the page that micfp did not write is never replaced
+        metrics_csv = Path(check_output_file(html_path.parent / "metrics.csv", inputs=(results,),
+                                             what="metrics table", ours=_is_metrics_csv))
+        write_csv = True
+    else:
+        write_csv = False
     ds = open_results(results)
     meta = ds.attrs["micfp"]
     figs_dir = html_path.parent / "figures"
@@ -94,6 +115,9 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
     with shared(cube, what="feature cube") if cube else contextlib.nullcontext():
         a = analyse(ds, cube)
     qa = answers(a)
+    if write_csv:
+        metrics_csv.parent.mkdir(parents=True, exist_ok=True)
+        a["df"].to_csv(metrics_csv, index=False)
 
     def section(title, figs=(), table=None, note=None):
         shown = [{"src": str(Path(p).relative_to(html_path.parent)), "alt": alt} for p, alt in figs if p]
@@ -132,7 +156,7 @@ def write_html_report(results, html_path=None, *, cube: str | None = None) -> Pa
         title=f"micfp report: {meta.get('workflow', results.name)}", results=str(results), n_cells=len(a["df"]),
         mics=list(a["mics"].values()), answers=qa, improved=method_name(*a["improved"]),
         baseline=method_name(*a["baseline"]) if a["baseline"] else None, selected_on_test=a["selected_on_test"],
-        sections=sections)
+        sections=sections, metrics_csv=os.path.relpath(Path(metrics_csv).resolve(), html_path.parent.resolve()))
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(page, encoding="utf-8")
     (html_path.parent / "answers.json").write_text(json.dumps([{"question": q, "answer": t} for q, t in qa], indent=1))

@@ -10,7 +10,7 @@ from .labels import fmt
 
 #: The columns of the every-cell table, in order.
 CELL_COLUMNS = ("condition", "protocol", "feature_set", "classifier", "sound_type", "clip_seconds", "accuracy",
-                "accuracy_lo", "accuracy_hi", "pair_accuracy", "n_test")
+                "accuracy_lo", "accuracy_hi", "macro_f1", "pair_accuracy", "n_test")
 
 
 def min_clip_table(a: dict) -> pd.DataFrame | None:
@@ -34,9 +34,10 @@ def conditions_table(a: dict) -> pd.DataFrame | None:
 
 
 def cells_table(a: dict) -> pd.DataFrame:
-    """Every finished cell with its accuracy (95 % CI) and identical-pair accuracy, sorted by its axes."""
-    table = a["df"][list(CELL_COLUMNS)].copy()
+    """Every finished cell with its accuracy (95 % CI), macro F1 and identical-pair accuracy, sorted by its axes."""
+    # results sets written before macro F1 was kept lack the column: shown as missing
+    table = a["df"].reindex(columns=list(CELL_COLUMNS))
     table = table.sort_values(["condition", "protocol", "feature_set", "classifier", "sound_type", "clip_seconds"])
-    for c in ("accuracy", "accuracy_lo", "accuracy_hi", "pair_accuracy"):
+    for c in ("accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "pair_accuracy"):
         table[c] = table[c].map(lambda v: f"{v:.3f}" if np.isfinite(v) else "–")
     return table

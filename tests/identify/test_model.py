@@ -263,3 +263,38 @@ def test_a_model_is_not_saved_while_another_run_saves_or_reads_it(tmp_path, trai
     stale.write_bytes(b"half a model")
     save_model(model, out)
     assert load_model(out).mics == model.mics and not stale.exists()
+
+
+def test_a_micfp_svc_model_saves_loads_and_predicts(tmp_path, trained, tiny_cube):
+    """micfp_svc is CalibratedClassifierCV(SVC): its calibration types are trusted."""
+    from pipeline.evaluation.cell import Cell, select
+    from pipeline.features import open_cube
+    from pipeline.evaluation.protocols import time_groups
+
+    model, _ = trained
+    X, meta = select(open_cube(tiny_cube), Cell(1.0, "all", "channel", "micfp_svc", "session"))
+    y = np.asarray(meta["label"])
+    est = fit_model("micfp_svc", X, y, time_groups(meta), len(model.mics))
+    write_payload(tmp_path / "svc.skops", est, model.openset, model.meta)
+    loaded = load_model(tmp_path / "svc.skops")
+    np.testing.assert_allclose(loaded.estimator.predict_proba(X[:5]), est.predict_proba(X[:5]))
+
+
+def test_a_micfp_svc_saved_with_probability_true_still_loads(tmp_path, trained, tiny_cube):
+    """Models trained before micfp_svc became CalibratedClassifierCV(SVC) hold ``SVC(probability=True)``:
+    their types stay trusted and they still predict probabilities."""
+    from sklearn.base import clone
+    from sklearn.svm import SVC
+
+    from pipeline.evaluation.cell import Cell, select
+    from pipeline.features import open_cube
+
+    model, _ = trained
+    X, meta = select(open_cube(tiny_cube), Cell(1.0, "all", "channel", "micfp_lr", "session"))
+    y = np.asarray(meta["label"])
+    old = clone(model.estimator).set_params(clf=SVC(C=10.0, probability=True, random_state=42))
+    with pytest.warns(FutureWarning, match="probability"):  # how such a model was made
+        old.fit(X, y)
+    write_payload(tmp_path / "old-svc.skops", old, model.openset, model.meta)
+    loaded = load_model(tmp_path / "old-svc.skops")
+    np.testing.assert_allclose(loaded.estimator.predict_proba(X[:5]), old.predict_proba(X[:5]))

@@ -220,3 +220,117 @@ def test_report_on_a_micfp_evaluate_results_set(tmp_path):
     save_results(results_dataset(recs, MICS), tmp_path / "results.zarr")
     q = _answers(tmp_path / "results.zarr")
     assert "90.0 %" in q[0] and "1 s, 2 s" in q[4]
+
+
+# -- the answers follow the best method of the grid (issue 23) -------------------------------------
+def _grid_where_svc_wins(tmp_path: Path) -> Path:
+    """micfp_lr 25 points behind micfp_svc on channel features; the thesis baseline further behind."""
+    from pipeline.artifacts.results import write_results
+    from pipeline.workflow.ledger import results_set
+
+    recs = []
+    for clip, acc in {0.5: 0.70, 1.0: 0.90, 2.0: 0.95}.items():
+        recs.append(_record(acc, clip, "all", "channel", "micfp_svc", "session"))
+        recs.append(_record(acc - 0.25, clip, "all", "channel", "micfp_lr", "session"))
+        recs.append(_record(acc - 0.40, clip, "all", "thesis", "svc", "session"))
+        recs.append(_record(acc - 0.45, clip, "all", "thesis", "knn", "session"))
+        recs.append(_record(acc - 0.50, clip, "all", "spectral", "micfp_et", "session"))
+        recs.append(_record(acc - 0.55, clip, "all", "spectral", "naive_bayes", "session"))
+    return write_results(results_set(recs, MICS, {"clean": {"kind": "clean"}}, {"workflow": "svc-wins"}),
+                         tmp_path / "svc.zarr")
+
+
+def test_answers_quote_the_best_method_not_a_fixed_one(tmp_path):
+    """Before: the answers followed micfp_lr whenever it was run, even 25 points behind another method."""
+    from pipeline.report.labels import method_name
+
+    q = _answers(_grid_where_svc_wins(tmp_path))
+    best, base = method_name("channel", "micfp_svc"), method_name("thesis", "svc")
+    assert q[0].startswith("Yes") and f"{best} names the right microphone" in q[0] and "95.0 %" in q[0]
+    # which method won, and by how much over the thesis baseline (means over 0.5, 1 and 2 s)
+    assert f"{best} is the best of the 6 methods in this grid (mean accuracy 85.0 %" in q[0]
+    assert f"next: {method_name('channel', 'micfp_lr')}, 60.0 %" in q[0]
+    assert f"40.0 points above the thesis baseline, {base} (45.0 %)" in q[0]
+    assert f"({best}, session protocol)" in q[4]
+
+
+def test_ties_go_to_the_identical_pair_then_to_micfp_lr():
+    import pandas as pd
+
+    from pipeline.report.analysis import choose_methods
+
+    rows = [("channel", "micfp_lr", 0.9, 0.8), ("channel", "micfp_svc", 0.9, 0.9), ("thesis", "svc", 0.9, 0.9),
+            ("thesis", "knn", 0.5, 0.5)]
+    df = pd.DataFrame([{"condition": "clean", "sound_type": "all", "protocol": "session", "clip_seconds": 1.0,
+                        "feature_set": fs, "classifier": c, "accuracy": acc, "pair_accuracy": pair}
+                       for fs, c, acc, pair in rows])
+    m = choose_methods(df, "session")
+    assert m["improved"] == ("channel", "micfp_svc") and m["baseline"] == ("thesis", "svc")
+    df.loc[df["classifier"] == "micfp_lr", "pair_accuracy"] = 0.9
+    assert choose_methods(df, "session")["improved"] == ("channel", "micfp_lr")
+
+
+def test_page_has_macro_f1_a_metrics_csv_link_and_normalised_confusions(tmp_path):
+    import pandas as pd
+
+    path, page = _render(_grid_where_svc_wins(tmp_path))
+    source = path.read_text(encoding="utf-8")
+    assert "<th>macro_f1</th>" in source
+    assert '<a href="metrics.csv">' in source
+    csv = pd.read_csv(path.parent / "metrics.csv")
+    assert len(csv) == 18 and {"macro_f1", "accuracy", "classifier", "condition"} <= set(csv.columns)
+    assert any(src.endswith("confusion-improved-session-normalised.png") for src in page.images)
+    assert any(src.endswith("methods.png") for src in page.images)
+
+
+def test_row_normalised_confusion_rows_sum_to_one():
+    from pipeline.report.analysis import row_normalised
+
+    conf = np.array([[30, 10, 0], [5, 5, 0], [0, 0, 0]])
+    rates = row_normalised(conf)
+    np.testing.assert_allclose(rates.sum(axis=1), [1.0, 1.0, 0.0])  # no test clips: an empty row
+    np.testing.assert_allclose(rates[0], [0.75, 0.25, 0.0])
+
+
+def test_every_method_figure_shows_a_handful_with_readable_names(tmp_path, monkeypatch):
+    """Before: every method's line and band with raw identifiers (``micfp_svc / channel``)."""
+    from pipeline.artifacts.results import open_results
+    from pipeline.report import figures
+    from pipeline.report.analysis import analyse
+    from pipeline.report.labels import method_name
+
+    a = analyse(open_results(_grid_where_svc_wins(tmp_path)))
+    seen = {}
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        seen["labels"] = [t.get_text() for t in ax.get_legend().get_texts()]
+        seen["bands"] = len(ax.collections)
+        seen["title"] = ax.get_title()
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep)
+    figures.fig_methods(a, "session", tmp_path / "methods.png")
+    labels = seen["labels"]
+    assert labels[0] == method_name("channel", "micfp_svc") + " (improved)"
+    assert method_name("thesis", "svc") + " (thesis baseline)" in labels
+    assert len(labels) <= figures.METHODS_SHOWN + 2  # + baseline + chance
+    assert seen["bands"] == 2 and not any("/" in t for t in labels)
+    assert "more in the table" in seen["title"]
+
+
+@pytest.mark.faults
+def test_a_foreign_metrics_csv_beside_the_page_is_not_replaced(tmp_path):
+    from pipeline.errors import InputError
+
+    res = _results(tmp_path, CURVE)
+    page = tmp_path / "mine" / "page.html"
+    page.parent.mkdir()
+    (page.parent / "metrics.csv").write_text("my,own,numbers\n1,2,3\n")
+    with pytest.raises(InputError, match=r"metrics.csv: exists and is not a micfp metrics table"):
+        _render(res, page)
+    assert (page.parent / "metrics.csv").read_text() == "my,own,numbers\n1,2,3\n" and not page.exists()
+    (page.parent / "metrics.csv").unlink()
+    _render(res, page)
+    _render(res, page)  # micfp's own table is replaced
+    assert "accuracy" in (page.parent / "metrics.csv").read_text()
