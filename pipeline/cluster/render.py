@@ -18,24 +18,50 @@ from .profiles import Profile
 PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"
 
 
+# The dask-jobqueue cluster class of each batch-system kind. Its job class (``Cluster.job_cls``)
+# names the site config section micfp defers to (``jobqueue.<config_name>.*``).
+# Tests swap in dask_jobqueue.local.LocalCluster (jobs as local processes) to start a real cluster.
+JOBQUEUE_CLASSES = {"slurm": "dask_jobqueue.slurm.SLURMCluster", "pbs": "dask_jobqueue.pbs.PBSCluster"}
+# List options whose site-config entries are kept and the profile's appended (a site's
+# `module load` lines stay in the job script before micfp's own prologue).
+MERGED_LISTS = ("job_script_prologue", "job_extra_directives")
+
+
 def _jobqueue_classes(kind: str):
+    import importlib
+
+    module, _, name = JOBQUEUE_CLASSES[kind].rpartition(".")
     try:
-        if kind == "slurm":
-            from dask_jobqueue import SLURMCluster as Cluster
-            from dask_jobqueue.slurm import SLURMJob as Job
-        else:
-            from dask_jobqueue import PBSCluster as Cluster
-            from dask_jobqueue.pbs import PBSJob as Job
+        Cluster = getattr(importlib.import_module(module), name)
     except ImportError as exc:
         raise ConfigError(f"the {kind} profile needs dask-jobqueue (pip install dask-jobqueue)") from exc
-    return Cluster, Job
+    return Cluster, Cluster.job_cls
 
 
-def _jobqueue_kwargs(profile: Profile) -> dict:
+def _site(Job, key: str):
+    """The site's dask config ``jobqueue.<section>.<key>`` (``None`` when not set)."""
+    import dask.config
+
+    return dask.config.get(f"jobqueue.{Job.config_name}.{key}", None)
+
+
+def _jobqueue_kwargs(profile: Profile, Job) -> dict:
+    """Keyword arguments of the dask-jobqueue cluster/job: only what the profile sets.
+
+    Everything else comes from the site's dask config (``jobqueue.slurm.*``, ``jobqueue.pbs.*``),
+    which dask-jobqueue reads itself. One worker thread per core (the kernels release the GIL
+    little) unless the profile or the site sets ``processes``.
+    """
     kw = {k: v for k, v in (profile.options.get("jobqueue") or {}).items() if v is not None}
     for need in ("cores", "memory"):
-        if not kw.get(need):
-            raise ConfigError(f"{profile.source}: jobqueue.{need} is required for a {profile.kind} profile")
+        if kw.get(need) is None and _site(Job, need) is None:
+            raise ConfigError(f"{profile.source}: no {need} per job: set jobqueue.{need} in the profile or "
+                              f"jobqueue.{Job.config_name}.{need} in the dask config")
+    if kw.get("processes") is None and _site(Job, "processes") is None:
+        kw["processes"] = int(kw.get("cores") or _site(Job, "cores"))
+    for key in MERGED_LISTS:
+        if key in kw:
+            kw[key] = list(_site(Job, key) or []) + list(kw[key])
     return kw
 
 
@@ -49,8 +75,8 @@ def job_script(profile: Profile, scheduler: str = PLACEHOLDER_SCHEDULER) -> str:
         raise ConfigError(f"{profile.source}: job scripts are for slurm and pbs profiles, not {profile.kind}")
     _, Job = _jobqueue_classes(profile.kind)
     try:
-        return Job(scheduler=scheduler, name="micfp-worker", **_jobqueue_kwargs(profile)).job_script()
-    except TypeError as exc:
+        return Job(scheduler=scheduler, name="micfp-worker", **_jobqueue_kwargs(profile, Job)).job_script()
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{profile.source}: bad jobqueue option: {exc}") from exc
 
 
@@ -65,7 +91,7 @@ def jobqueue_cluster(profile: Profile):
 
     Cluster, Job = _jobqueue_classes(profile.kind)
     submit = Job.submit_command
-    if not shutil.which(submit):
+    if submit and not shutil.which(submit):  # None: dask_jobqueue's LocalCluster (jobs as local processes)
         raise ConfigError(f"{profile.source}: {submit} not found: a {profile.kind} profile runs on a login node "
                           f"of a {profile.kind.upper()} cluster")
     sched = dict(profile.options.get("scheduler-options") or {})
@@ -74,63 +100,50 @@ def jobqueue_cluster(profile: Profile):
                           "address the compute nodes reach")
     sched.setdefault("dashboard_address", "127.0.0.1:8787")
     try:
-        return Cluster(scheduler_options=sched, **_jobqueue_kwargs(profile))
-    except TypeError as exc:
+        return Cluster(scheduler_options=sched, **_jobqueue_kwargs(profile, Job))
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{profile.source}: bad jobqueue option: {exc}") from exc
 
 
-def cluster_manifest(profile: Profile) -> dict:
-    """The ``DaskCluster`` resource (``kubernetes.dask.org/v1``) of a ``kubernetes`` profile."""
+def _make_cluster_spec():
+    try:
+        from dask_kubernetes.operator import make_cluster_spec
+    except ImportError as exc:
+        raise ConfigError("the kubernetes profile needs dask-kubernetes (pip install dask-kubernetes)") from exc
+    return make_cluster_spec
+
+
+def cluster_spec_arguments(profile: Profile) -> dict:
+    """Keyword arguments of ``dask_kubernetes.operator.make_cluster_spec`` for a ``kubernetes`` profile."""
     if profile.kind != "kubernetes":
         raise ConfigError(f"{profile.source}: manifests are for kubernetes profiles, not {profile.kind}")
     opt = profile.options
     if not opt.get("image"):
         raise ConfigError(f"{profile.source}: image is required (a worker image with micfp installed, "
                           "see cluster/Dockerfile)")
-    name = opt.get("name") or "micfp"
-    env = [{"name": str(k), "value": str(v)} for k, v in (opt.get("env") or {}).items() if v is not None]
-    resources = opt.get("resources") or {}
-    worker_command = opt.get("worker-command") or "dask worker --nthreads 1"
-    image = opt["image"]
-    worker_args = shlex.split(worker_command) + ["--name", "$(DASK_WORKER_NAME)", "--dashboard",
-                                                 "--dashboard-address", "8788"]
-    probe = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
-    spec = {
-        "apiVersion": "kubernetes.dask.org/v1",
-        "kind": "DaskCluster",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "micfp"}},
-        "spec": {
-            "idleTimeout": int(opt.get("idle-timeout") or 0),
-            "worker": {
-                "replicas": int(opt.get("n-workers", 2)),
-                "spec": {"containers": [{
-                    "name": "worker", "image": image, "args": worker_args, "env": env, "resources": resources,
-                    "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
-                }]},
-            },
-            "scheduler": {
-                # Inside its pod the scheduler listens on the pod network; the ClusterIP service
-                # keeps it unreachable from outside the Kubernetes cluster.
-                "spec": {"containers": [{
-                    "name": "scheduler", "image": image, "args": ["dask", "scheduler", "--host", "0.0.0.0"],
-                    "env": copy.deepcopy(env), "resources": copy.deepcopy(resources),
-                    "ports": [{"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
-                              {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"}],
-                    "readinessProbe": {**probe, "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 300},
-                    "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20},
-                }]},
-                "service": {
-                    "type": opt.get("scheduler-service-type") or "ClusterIP",
-                    "selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"},
-                    "ports": [{"name": "tcp-comm", "protocol": "TCP", "port": 8786, "targetPort": "tcp-comm"},
-                              {"name": "http-dashboard", "protocol": "TCP", "port": 8787,
-                               "targetPort": "http-dashboard"}],
-                },
-            },
-        },
+    return {
+        "name": opt.get("name") or "micfp",
+        "image": opt["image"],
+        "n_workers": int(opt.get("n-workers", 2)),
+        "resources": opt.get("resources") or {},
+        "env": {str(k): str(v) for k, v in (opt.get("env") or {}).items() if v is not None},
+        "worker_command": opt.get("worker-command") or "dask worker --nthreads 1",
+        "scheduler_service_type": opt.get("scheduler-service-type") or "ClusterIP",
+        "idle_timeout": int(opt.get("idle-timeout") or 0),
     }
-    if opt.get("namespace"):
-        spec["metadata"]["namespace"] = opt["namespace"]
+
+
+def cluster_manifest(profile: Profile) -> dict:
+    """The ``DaskCluster`` resource (``kubernetes.dask.org/v1``) of a ``kubernetes`` profile.
+
+    dask-kubernetes' own ``make_cluster_spec`` (what ``KubeCluster`` itself submits), with
+    micfp's label and the profile's namespace added. The scheduler service defaults to
+    ``ClusterIP``: unreachable from outside the Kubernetes cluster.
+    """
+    spec = _make_cluster_spec()(**cluster_spec_arguments(profile))
+    spec["metadata"]["labels"] = {"app.kubernetes.io/part-of": "micfp"}
+    if profile.options.get("namespace"):
+        spec["metadata"]["namespace"] = profile.options["namespace"]
     return spec
 
 

@@ -21,6 +21,14 @@ from pipeline.cluster.profiles import load_profile, parse_profile, resolve
 
 HPC_ENV = {"MICFP_ACCOUNT": "lab42", "MICFP_QUEUE": "short", "MICFP_ENV": "/shared/envs/micfp",
            "MICFP_SCHEDULER_INTERFACE": "ib0"}
+# What a site's dask config gives (jobqueue.slurm.* / jobqueue.pbs.*): the shipped profiles defer to it.
+SITE = {"cores": 4, "memory": "16GiB", "walltime": "02:00:00"}
+
+
+@pytest.fixture
+def site_config():
+    with dask.config.set({"jobqueue.slurm": SITE, "jobqueue.pbs": SITE}):
+        yield
 
 
 # -- profiles -----------------------------------------------------------------------------------
@@ -84,7 +92,7 @@ def _directives(script: str, prefix: str) -> list[str]:
     return [line[len(prefix):].strip() for line in script.splitlines() if line.startswith(prefix)]
 
 
-def test_slurm_job_script(clean_env, capsys):
+def test_slurm_job_script(clean_env, capsys, site_config):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
     script = render.job_script(load_profile("slurm"))
@@ -106,9 +114,10 @@ def test_slurm_job_script(clean_env, capsys):
     assert not any(x.startswith("-A") for x in _directives(render.job_script(load_profile("slurm")), "#SBATCH"))
 
 
-def test_pbs_job_script(clean_env):
+def test_pbs_job_script(clean_env, site_config):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
+    clean_env.setenv("MICFP_RESOURCE_SPEC", "select=1:ncpus=4:mem=16GB")
     script = render.job_script(load_profile("pbs"))
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     d = _directives(script, "#PBS")
@@ -117,14 +126,20 @@ def test_pbs_job_script(clean_env):
     assert "distributed.cli.dask_worker tcp://SCHEDULER-HOST:8786" in script
 
 
-def test_jobqueue_profiles_refuse_to_start_without_a_batch_system(clean_env):
+def test_jobqueue_profiles_refuse_to_start_without_a_batch_system(clean_env, site_config):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
     with pytest.raises(ConfigError, match="sbatch not found"):
         render.jobqueue_cluster(load_profile("slurm"))
+
+
+@pytest.mark.faults
+def test_jobqueue_profile_without_memory_anywhere_names_both_places(clean_env):
     bad = parse_profile({"kind": "slurm", "jobqueue": {"cores": 1}}, "x", "x.yaml")
-    with pytest.raises(ConfigError, match="jobqueue.memory is required"):
-        render.job_script(bad)
+    with dask.config.set({"jobqueue.slurm.memory": None}):
+        with pytest.raises(ConfigError, match="x.yaml: no memory per job: set jobqueue.memory in the profile or "
+                                              "jobqueue.slurm.memory in the dask config"):
+            render.job_script(bad)
 
 
 # -- Kubernetes --------------------------------------------------------------------------------------
