@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import dask.config
+import dask_jobqueue  # noqa: F401 - its config defaults, before any dask.config.set of jobqueue.*
 import pytest
 import yaml
 
@@ -27,7 +28,7 @@ SITE = {"cores": 4, "memory": "16GiB", "walltime": "02:00:00"}
 
 @pytest.fixture
 def site_config():
-    with dask.config.set({"jobqueue.slurm": SITE, "jobqueue.pbs": SITE}):
+    with dask.config.set({f"jobqueue.{kind}.{k}": v for kind in ("slurm", "pbs") for k, v in SITE.items()}):
         yield
 
 
