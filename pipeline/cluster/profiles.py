@@ -37,11 +37,11 @@ SHIPPED_PROFILES = Path(__file__).resolve().with_name("profiles")
 OPTIONS = {
     "local": {"n-workers", "threads-per-worker", "memory-limit", "host", "dashboard-address"},
     "remote": {"address", "scheduler-file", "tls", "timeout"},
-    "slurm": {"jobs", "adapt", "wait-for-workers", "startup-timeout", "jobqueue", "scheduler-options"},
+    "pbs": {"jobs", "adapt", "wait-for-workers", "startup-timeout", "jobqueue", "scheduler-options"},
     "kubernetes": {"name", "namespace", "image", "n-workers", "resources", "env", "worker-command",
                    "scheduler-service-type", "idle-timeout", "wait-for-workers", "startup-timeout", "job"},
 }
-OPTIONS["pbs"] = OPTIONS["slurm"]
+OPTIONS["slurm"] = OPTIONS["pbs"] | {"job"}  # job.command: run inside one job (pipeline.cluster.slurm_runner)
 TLS_KEYS = {"ca-file", "cert", "key"}
 
 

@@ -173,10 +173,20 @@ def job_manifest(profile: Profile, command: list[str] | str | None = None) -> di
     return manifest
 
 
-def render(profile: Profile, command: str | None = None) -> str:
-    """What a profile deploys, as text: a job script (slurm, pbs) or YAML manifests (kubernetes)."""
+def render(profile: Profile, command: str | None = None, worker_job: bool = False) -> str:
+    """What a profile deploys, as text: a batch script (slurm, pbs) or YAML manifests (kubernetes).
+
+    A ``slurm`` profile with a command (``command``, or its ``job.command``) renders the batch
+    script that runs the command with its scheduler inside the job
+    (:mod:`pipeline.cluster.slurm_runner`); ``worker_job`` (and ``pbs``) the worker job script
+    that ``--cluster slurm`` submits from a login node.
+    """
     import yaml
 
+    if profile.kind == "slurm" and not worker_job and (command or (profile.options.get("job") or {}).get("command")):
+        from .slurm_runner import batch_script
+
+        return batch_script(profile, command)
     if profile.kind in ("slurm", "pbs"):
         return job_script(profile)
     if profile.kind == "kubernetes":

@@ -109,7 +109,7 @@ def test_slurm_job_script(clean_env, capsys, site_config):
     argv = shlex.split(lines[worker])
     assert argv[0] == "python3" and argv[3] == render.PLACEHOLDER_SCHEDULER
     assert argv[argv.index("--nthreads") + 1] == "1" and argv[argv.index("--nworkers") + 1] == "4"
-    assert cli(capsys, "cluster", "render", "slurm")[1] == script
+    assert cli(capsys, "cluster", "render", "slurm", "--worker-job")[1] == script
     # an unset account is left out, not rendered as an empty "#SBATCH -A"
     clean_env.delenv("MICFP_ACCOUNT")
     assert not any(x.startswith("-A") for x in _directives(render.job_script(load_profile("slurm")), "#SBATCH"))
@@ -186,6 +186,16 @@ def test_kubernetes_manifests_validate_against_the_operator_crds(clean_env, caps
     assert job["spec"]["cluster"]["spec"] == cluster["spec"]
     assert cluster["spec"]["scheduler"]["service"]["type"] == "ClusterIP"
     assert cluster["spec"]["worker"]["replicas"] == 4
+    # dask-kubernetes' own spec for the profile's settings, plus micfp's label and namespace
+    from dask_kubernetes.operator import make_cluster_spec
+
+    theirs = make_cluster_spec(name="micfp", image="registry.lab/micfp:0.1.0", n_workers=4,
+                               resources={"requests": {"cpu": "1", "memory": "4Gi"},
+                                          "limits": {"cpu": "1", "memory": "4Gi"}},
+                               env={}, worker_command="dask worker --nthreads 1 --memory-limit 4GiB")
+    assert cluster["spec"] == theirs["spec"]
+    assert cluster["metadata"] == {**theirs["metadata"], "namespace": "default",
+                                   "labels": {"app.kubernetes.io/part-of": "micfp"}}
     # the validator does catch a broken manifest
     broken = json.loads(json.dumps(cluster))
     broken["spec"]["worker"]["replicas"] = "four"
