@@ -13,56 +13,10 @@ import copy
 import shlex
 
 from ..errors import ConfigError
+from .jobqueue import jobqueue_classes, jobqueue_kwargs
 from .profiles import Profile
 
 PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"
-
-
-# The dask-jobqueue cluster class of each batch-system kind. Its job class (``Cluster.job_cls``)
-# names the site config section micfp defers to (``jobqueue.<config_name>.*``).
-# Tests swap in dask_jobqueue.local.LocalCluster (jobs as local processes) to start a real cluster.
-JOBQUEUE_CLASSES = {"slurm": "dask_jobqueue.slurm.SLURMCluster", "pbs": "dask_jobqueue.pbs.PBSCluster"}
-# List options whose site-config entries are kept and the profile's appended (a site's
-# `module load` lines stay in the job script before micfp's own prologue).
-MERGED_LISTS = ("job_script_prologue", "job_extra_directives")
-
-
-def _jobqueue_classes(kind: str):
-    import importlib
-
-    module, _, name = JOBQUEUE_CLASSES[kind].rpartition(".")
-    try:
-        Cluster = getattr(importlib.import_module(module), name)
-    except ImportError as exc:
-        raise ConfigError(f"the {kind} profile needs dask-jobqueue (pip install dask-jobqueue)") from exc
-    return Cluster, Cluster.job_cls
-
-
-def _site(Job, key: str):
-    """The site's dask config ``jobqueue.<section>.<key>`` (``None`` when not set)."""
-    import dask.config
-
-    return dask.config.get(f"jobqueue.{Job.config_name}.{key}", None)
-
-
-def _jobqueue_kwargs(profile: Profile, Job) -> dict:
-    """Keyword arguments of the dask-jobqueue cluster/job: only what the profile sets.
-
-    Everything else comes from the site's dask config (``jobqueue.slurm.*``, ``jobqueue.pbs.*``),
-    which dask-jobqueue reads itself. One worker thread per core (the kernels release the GIL
-    little) unless the profile or the site sets ``processes``.
-    """
-    kw = {k: v for k, v in (profile.options.get("jobqueue") or {}).items() if v is not None}
-    for need in ("cores", "memory"):
-        if kw.get(need) is None and _site(Job, need) is None:
-            raise ConfigError(f"{profile.source}: no {need} per job: set jobqueue.{need} in the profile or "
-                              f"jobqueue.{Job.config_name}.{need} in the dask config")
-    if kw.get("processes") is None and _site(Job, "processes") is None:
-        kw["processes"] = int(kw.get("cores") or _site(Job, "cores"))
-    for key in MERGED_LISTS:
-        if key in kw:
-            kw[key] = list(_site(Job, key) or []) + list(kw[key])
-    return kw
 
 
 def job_script(profile: Profile, scheduler: str = PLACEHOLDER_SCHEDULER) -> str:
@@ -73,9 +27,9 @@ def job_script(profile: Profile, scheduler: str = PLACEHOLDER_SCHEDULER) -> str:
     """
     if profile.kind not in ("slurm", "pbs"):
         raise ConfigError(f"{profile.source}: job scripts are for slurm and pbs profiles, not {profile.kind}")
-    _, Job = _jobqueue_classes(profile.kind)
+    _, Job = jobqueue_classes(profile.kind)
     try:
-        return Job(scheduler=scheduler, name="micfp-worker", **_jobqueue_kwargs(profile, Job)).job_script()
+        return Job(scheduler=scheduler, name="micfp-worker", **jobqueue_kwargs(profile, Job)).job_script()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{profile.source}: bad jobqueue option: {exc}") from exc
 
@@ -89,7 +43,7 @@ def jobqueue_cluster(profile: Profile):
     """
     import shutil
 
-    Cluster, Job = _jobqueue_classes(profile.kind)
+    Cluster, Job = jobqueue_classes(profile.kind)
     submit = Job.submit_command
     if submit and not shutil.which(submit):  # None: dask_jobqueue's LocalCluster (jobs as local processes)
         raise ConfigError(f"{profile.source}: {submit} not found: a {profile.kind} profile runs on a login node "
@@ -100,7 +54,7 @@ def jobqueue_cluster(profile: Profile):
                           "address the compute nodes reach")
     sched.setdefault("dashboard_address", "127.0.0.1:8787")
     try:
-        return Cluster(scheduler_options=sched, **_jobqueue_kwargs(profile, Job))
+        return Cluster(scheduler_options=sched, **jobqueue_kwargs(profile, Job))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{profile.source}: bad jobqueue option: {exc}") from exc
 

@@ -78,17 +78,17 @@ def batch_script(profile: Profile, command: str | list[str] | None = None) -> st
     from dask.utils import parse_bytes
     from dask_jobqueue.slurm import SLURMJob, slurm_format_bytes_ceil
 
-    from .render import _jobqueue_kwargs, _site
+    from .jobqueue import jobqueue_kwargs, site_config
 
     command = command or (profile.options.get("job") or {}).get("command")
     if not command:
         raise ConfigError(f"{profile.source}: give the command the job runs (job.command in the profile, "
                           "or --job 'micfp run workflows/...')")
     argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
-    kw = _jobqueue_kwargs(profile, SLURMJob)
+    kw = jobqueue_kwargs(profile, SLURMJob)
 
     def get(key):
-        return kw[key] if kw.get(key) is not None else _site(SLURMJob, key)
+        return kw[key] if kw.get(key) is not None else site_config(SLURMJob, key)
 
     processes = int(get("processes"))
     workers = int(profile.get("jobs", 1)) * processes

@@ -16,7 +16,7 @@ import dask_jobqueue  # noqa: F401 - its config defaults, before any dask.config
 import pytest
 import yaml
 
-from pipeline.cluster import profiles, render
+from pipeline.cluster import jobqueue, profiles, render
 from pipeline.cluster.connect import ClusterSettings, connect
 from pipeline.cluster.profiles import available_profiles, load_profile, parse_profile, resolve
 
@@ -169,7 +169,7 @@ def test_jobqueue_profile_defers_to_the_site_config(clean_env):
 def test_jobqueue_start(clean_env, tmp_path, monkeypatch):
     """micfp's SLURM start path (connect -> jobqueue_cluster -> scale -> wait -> version check)
     with dask_jobqueue's LocalCluster, whose "jobs" are local processes."""
-    monkeypatch.setitem(render.JOBQUEUE_CLASSES, "slurm", "dask_jobqueue.local.LocalCluster")
+    monkeypatch.setitem(jobqueue.JOBQUEUE_CLASSES, "slurm", "dask_jobqueue.local.LocalCluster")
     f = tmp_path / "slurm-here.yaml"
     f.write_text("kind: slurm\njobs: 2\nwait-for-workers: 2\nstartup-timeout: 120s\n"
                  "scheduler-options: {host: 127.0.0.1, dashboard_address: '127.0.0.1:0'}\n"
