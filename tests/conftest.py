@@ -49,6 +49,10 @@ def rng():
 @pytest.fixture
 def clean_env(monkeypatch):
     """No cluster settings from the environment of the test run."""
+    import dask.config
+
     for var in ("MICFP_CLUSTER", "DASK_SCHEDULER_ADDRESS", "MICFP_SCHEDULER", "MICFP_CLUSTER_PATH"):
         monkeypatch.delenv(var, raising=False)
+    for key in ("scheduler-address", "scheduler_address"):  # dask config read DASK_SCHEDULER_ADDRESS at import
+        monkeypatch.delitem(dask.config.config, key, raising=False)
     return monkeypatch

@@ -408,7 +408,9 @@ def _cluster_parser(sub) -> None:
     csub.add_parser("profiles", help="list the cluster profiles and where they are defined")
     q = csub.add_parser("render", help="print a profile's SLURM/PBS job script or Kubernetes manifests")
     q.add_argument("profile", help="profile name (see `micfp cluster profiles`) or a YAML file")
-    q.add_argument("--job", default=None, help="command of a Kubernetes DaskJob (e.g. 'micfp run workflows/x.toml')")
+    q.add_argument("--job", default=None, help="command of a Kubernetes DaskJob or of a SLURM job that runs its own "
+                                               "scheduler (e.g. 'micfp run workflows/x.toml')")
+    q.add_argument("--worker-job", action="store_true", help="slurm: the worker job script --cluster slurm submits")
 
 
 def cmd_cluster(args) -> int:
@@ -459,7 +461,7 @@ def cmd_cluster(args) -> int:
     from ..cluster.render import render
     from ..cluster.profiles import load_profile
 
-    print(render(load_profile(args.profile), command=args.job), end="")
+    print(render(load_profile(args.profile), command=args.job, worker_job=args.worker_job), end="")
     return 0
 
 

@@ -9,9 +9,10 @@ def add_cluster_arguments(p) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="existing Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else a new local cluster)")
     g.add_argument("--cluster", metavar="NAME",
-                   help="cluster profile: local, remote, slurm, pbs, kubernetes, a cluster/NAME.yaml or a YAML "
-                        "file (default: $MICFP_CLUSTER, else config micfp.cluster: local)")
-    g.add_argument("--workers", type=int, default=None, help="worker processes of a new local cluster (default 2)")
+                   help="cluster profile: local, remote, slurm, pbs, kubernetes, any of `micfp cluster profiles`, "
+                        "or a YAML file (default: $MICFP_CLUSTER, else config micfp.cluster: local)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a new local cluster (default: config micfp.local.n-workers, 2)")
     g.add_argument("--memory-limit", default=None, help="per-worker memory limit of a local cluster (default auto)")
 
 

@@ -1,14 +1,17 @@
 """Cluster profiles: named YAML files that say where work runs.
 
 A profile is a small YAML mapping with a ``kind`` (``local``, ``remote``, ``slurm``, ``pbs``
-or ``kubernetes``) and that kind's options; see ``cluster/*.yaml`` and ``docs/cluster.md``.
-The profile in force is chosen, first match wins, by
+or ``kubernetes``) and that kind's options; see ``pipeline/cluster/profiles/*.yaml`` (shipped with
+the package) and ``docs/cluster.md``. The profile in force is chosen, first match wins, by
 
 1. ``--scheduler ADDRESS`` (a ``remote`` profile with that address),
 2. ``--cluster NAME`` (a profile name or a path to a YAML file),
 3. the environment variable ``MICFP_CLUSTER``,
-4. the environment variable ``DASK_SCHEDULER_ADDRESS`` (``remote``),
+4. dask's ``scheduler-address`` (``DASK_SCHEDULER_ADDRESS`` or dask config; a ``remote`` profile),
 5. the dask config key ``micfp.cluster`` (default ``local``; ``DASK_MICFP__CLUSTER`` sets it).
+
+Option names are dask config keys: ``n-workers`` and ``n_workers`` are the same option (dask
+stores ``DASK_MICFP__LOCAL__N_WORKERS`` as ``n_workers``), normalised to the ``-`` spelling.
 
 Project defaults live in ``pipeline/cluster/micfp.yaml``, merged into dask's configuration on import
 (dask's convention for downstream libraries), so users override them in their own dask config.
@@ -27,17 +30,18 @@ import yaml
 from ..errors import ConfigError
 
 KINDS = ("local", "remote", "slurm", "pbs", "kubernetes")
-REPO_PROFILES = Path(__file__).resolve().parents[2] / "cluster"
+# Profiles shipped with the package (package data): the defaults, searched last.
+SHIPPED_PROFILES = Path(__file__).resolve().with_name("profiles")
 
 # Options each kind accepts: a typo in a profile is an error, not a silently ignored key.
 OPTIONS = {
     "local": {"n-workers", "threads-per-worker", "memory-limit", "host", "dashboard-address"},
     "remote": {"address", "scheduler-file", "tls", "timeout"},
-    "slurm": {"jobs", "adapt", "wait-for-workers", "startup-timeout", "jobqueue", "scheduler-options"},
+    "pbs": {"jobs", "adapt", "wait-for-workers", "startup-timeout", "jobqueue", "scheduler-options"},
     "kubernetes": {"name", "namespace", "image", "n-workers", "resources", "env", "worker-command",
                    "scheduler-service-type", "idle-timeout", "wait-for-workers", "startup-timeout", "job"},
 }
-OPTIONS["pbs"] = OPTIONS["slurm"]
+OPTIONS["slurm"] = OPTIONS["pbs"] | {"job"}  # job.command: run inside one job (pipeline.cluster.slurm_runner)
 TLS_KEYS = {"ca-file", "cert", "key"}
 
 
@@ -99,12 +103,20 @@ class Profile:
         return default if value is None else value
 
 
+def user_profile_dir() -> Path:
+    """The user's own profile folder: ``$XDG_CONFIG_HOME/micfp/cluster`` (``~/.config/micfp/cluster``)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or "~/.config").expanduser() / "micfp" / "cluster"
+
+
 def search_path() -> list[Path]:
-    """Folders searched for ``NAME.yaml``: ``$MICFP_CLUSTER_PATH``, ``micfp.profile-path``,
-    ``./cluster`` and the checkout's ``cluster/``."""
-    dirs = [Path(p) for p in os.environ.get("MICFP_CLUSTER_PATH", "").split(os.pathsep) if p]
+    """Folders searched for ``NAME.yaml``, first match wins: ``$MICFP_CLUSTER_PATH``, the config
+    key ``micfp.profile-path``, :func:`user_profile_dir`, then the profiles shipped with micfp.
+
+    The working directory and a source checkout are never searched: a checkout's files must not
+    override the user's configuration."""
+    dirs = [Path(p).expanduser() for p in os.environ.get("MICFP_CLUSTER_PATH", "").split(os.pathsep) if p]
     dirs += [Path(p).expanduser() for p in config("profile-path", []) or []]
-    dirs += [Path.cwd() / "cluster", REPO_PROFILES]
+    dirs += [user_profile_dir(), SHIPPED_PROFILES]
     out = []
     for d in dirs:
         if d not in out:
@@ -113,12 +125,24 @@ def search_path() -> list[Path]:
 
 
 def available_profiles() -> dict[str, str]:
-    """Profile name -> where it is defined (first match in :func:`search_path` wins)."""
+    """Profile name -> where it is defined (first match wins: config ``micfp.profiles``, then
+    :func:`search_path`)."""
     found = {"local": "built-in", "remote": "built-in"}
     for d in reversed(search_path()):
         for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
             found[f.stem] = str(f)
+    for name in config("profiles", {}) or {}:
+        found[str(name)] = f"dask config micfp.profiles.{name}"
     return found
+
+
+def normalise_keys(options: dict) -> dict:
+    """A profile's option names in the ``-`` spelling (dask treats ``-`` and ``_`` alike in keys).
+
+    Only the top level: the values of ``jobqueue``, ``scheduler-options`` and ``env`` are keyword
+    arguments and variable names, kept as written.
+    """
+    return {str(k).replace("_", "-"): v for k, v in options.items()}
 
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -148,7 +172,7 @@ def _expand(value, where: str):
 
 def _builtin(name: str) -> Profile | None:
     if name == "local":
-        return Profile("local", "local", dict(config("local", {}) or {}))
+        return Profile("local", "local", normalise_keys(config("local", {}) or {}))
     if name == "remote":
         return Profile("remote", "remote", {})
     return None
@@ -158,7 +182,7 @@ def parse_profile(data, name: str, source: str) -> Profile:
     """Validate a profile mapping (as read from YAML) into a :class:`Profile`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a cluster profile must be a YAML mapping with a 'kind'")
-    data = dict(data)
+    data = normalise_keys(data)
     kind = data.pop("kind", None)
     data.pop("description", None)
     if kind not in KINDS:
@@ -168,7 +192,7 @@ def parse_profile(data, name: str, source: str) -> Profile:
         raise ConfigError(f"{source}: unknown option(s) for a {kind} profile: {', '.join(sorted(unknown))} "
                           f"(allowed: {', '.join(sorted(OPTIONS[kind]))})")
     if kind == "local":  # a local profile file refines the configured defaults
-        data = {**(config("local", {}) or {}), **{k: v for k, v in data.items() if v is not None}}
+        data = {**normalise_keys(config("local", {}) or {}), **{k: v for k, v in data.items() if v is not None}}
     if kind == "remote":
         tls = data.get("tls")
         if tls is not None and (not isinstance(tls, dict) or set(tls) - TLS_KEYS or "ca-file" not in tls):
@@ -184,6 +208,9 @@ def load_profile(name: str) -> Profile:
         if not path.is_file():
             raise ConfigError(f"{path}: no cluster profile file here")
     else:
+        configured = (config("profiles", {}) or {}).get(name)
+        if configured is not None:
+            return parse_profile(configured, name, f"dask config micfp.profiles.{name}")
         path = next((d / f"{name}.yaml" for d in search_path() if (d / f"{name}.yaml").is_file()), None)
         if path is None:
             profile = _builtin(name)
@@ -199,6 +226,12 @@ def load_profile(name: str) -> Profile:
     return parse_profile(data, path.stem, str(path))
 
 
+def dask_scheduler_address() -> str | None:
+    """dask's own ``scheduler-address``: ``$DASK_SCHEDULER_ADDRESS`` (read now, so a variable set
+    after import counts) or the dask config key, as :class:`distributed.Client` reads it."""
+    return os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None) or None
+
+
 def resolve(scheduler: str | None = None, cluster: str | None = None) -> Profile:
     """The profile in force (see the module docstring for the order)."""
     if cluster:
@@ -207,9 +240,9 @@ def resolve(scheduler: str | None = None, cluster: str | None = None) -> Profile
         return Profile("remote", "remote", {"address": scheduler}, "--scheduler")
     elif os.environ.get("MICFP_CLUSTER"):
         profile = load_profile(os.environ["MICFP_CLUSTER"])
-    elif os.environ.get("DASK_SCHEDULER_ADDRESS"):
-        return Profile("remote", "remote", {"address": os.environ["DASK_SCHEDULER_ADDRESS"]},
-                       "DASK_SCHEDULER_ADDRESS")
+    elif dask_scheduler_address():
+        return Profile("remote", "remote", {"address": dask_scheduler_address()},
+                       "DASK_SCHEDULER_ADDRESS / dask config scheduler-address")
     else:
         profile = load_profile(config("cluster", "local") or "local")
     if scheduler:  # --cluster remote-tls --scheduler tls://host:port: the address overrides

@@ -13,30 +13,10 @@ import copy
 import shlex
 
 from ..errors import ConfigError
+from .jobqueue import jobqueue_classes, jobqueue_kwargs
 from .profiles import Profile
 
 PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"
-
-
-def _jobqueue_classes(kind: str):
-    try:
-        if kind == "slurm":
-            from dask_jobqueue import SLURMCluster as Cluster
-            from dask_jobqueue.slurm import SLURMJob as Job
-        else:
-            from dask_jobqueue import PBSCluster as Cluster
-            from dask_jobqueue.pbs import PBSJob as Job
-    except ImportError as exc:
-        raise ConfigError(f"the {kind} profile needs dask-jobqueue (pip install dask-jobqueue)") from exc
-    return Cluster, Job
-
-
-def _jobqueue_kwargs(profile: Profile) -> dict:
-    kw = {k: v for k, v in (profile.options.get("jobqueue") or {}).items() if v is not None}
-    for need in ("cores", "memory"):
-        if not kw.get(need):
-            raise ConfigError(f"{profile.source}: jobqueue.{need} is required for a {profile.kind} profile")
-    return kw
 
 
 def job_script(profile: Profile, scheduler: str = PLACEHOLDER_SCHEDULER) -> str:
@@ -47,10 +27,10 @@ def job_script(profile: Profile, scheduler: str = PLACEHOLDER_SCHEDULER) -> str:
     """
     if profile.kind not in ("slurm", "pbs"):
         raise ConfigError(f"{profile.source}: job scripts are for slurm and pbs profiles, not {profile.kind}")
-    _, Job = _jobqueue_classes(profile.kind)
+    _, Job = jobqueue_classes(profile.kind)
     try:
-        return Job(scheduler=scheduler, name="micfp-worker", **_jobqueue_kwargs(profile)).job_script()
-    except TypeError as exc:
+        return Job(scheduler=scheduler, name="micfp-worker", **jobqueue_kwargs(profile, Job)).job_script()
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{profile.source}: bad jobqueue option: {exc}") from exc
 
 
@@ -63,9 +43,9 @@ def jobqueue_cluster(profile: Profile):
     """
     import shutil
 
-    Cluster, Job = _jobqueue_classes(profile.kind)
+    Cluster, Job = jobqueue_classes(profile.kind)
     submit = Job.submit_command
-    if not shutil.which(submit):
+    if submit and not shutil.which(submit):  # None: dask_jobqueue's LocalCluster (jobs as local processes)
         raise ConfigError(f"{profile.source}: {submit} not found: a {profile.kind} profile runs on a login node "
                           f"of a {profile.kind.upper()} cluster")
     sched = dict(profile.options.get("scheduler-options") or {})
@@ -74,63 +54,50 @@ def jobqueue_cluster(profile: Profile):
                           "address the compute nodes reach")
     sched.setdefault("dashboard_address", "127.0.0.1:8787")
     try:
-        return Cluster(scheduler_options=sched, **_jobqueue_kwargs(profile))
-    except TypeError as exc:
+        return Cluster(scheduler_options=sched, **jobqueue_kwargs(profile, Job))
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{profile.source}: bad jobqueue option: {exc}") from exc
 
 
-def cluster_manifest(profile: Profile) -> dict:
-    """The ``DaskCluster`` resource (``kubernetes.dask.org/v1``) of a ``kubernetes`` profile."""
+def _make_cluster_spec():
+    try:
+        from dask_kubernetes.operator import make_cluster_spec
+    except ImportError as exc:
+        raise ConfigError("the kubernetes profile needs dask-kubernetes (pip install dask-kubernetes)") from exc
+    return make_cluster_spec
+
+
+def cluster_spec_arguments(profile: Profile) -> dict:
+    """Keyword arguments of ``dask_kubernetes.operator.make_cluster_spec`` for a ``kubernetes`` profile."""
     if profile.kind != "kubernetes":
         raise ConfigError(f"{profile.source}: manifests are for kubernetes profiles, not {profile.kind}")
     opt = profile.options
     if not opt.get("image"):
         raise ConfigError(f"{profile.source}: image is required (a worker image with micfp installed, "
                           "see cluster/Dockerfile)")
-    name = opt.get("name") or "micfp"
-    env = [{"name": str(k), "value": str(v)} for k, v in (opt.get("env") or {}).items() if v is not None]
-    resources = opt.get("resources") or {}
-    worker_command = opt.get("worker-command") or "dask worker --nthreads 1"
-    image = opt["image"]
-    worker_args = shlex.split(worker_command) + ["--name", "$(DASK_WORKER_NAME)", "--dashboard",
-                                                 "--dashboard-address", "8788"]
-    probe = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
-    spec = {
-        "apiVersion": "kubernetes.dask.org/v1",
-        "kind": "DaskCluster",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "micfp"}},
-        "spec": {
-            "idleTimeout": int(opt.get("idle-timeout") or 0),
-            "worker": {
-                "replicas": int(opt.get("n-workers", 2)),
-                "spec": {"containers": [{
-                    "name": "worker", "image": image, "args": worker_args, "env": env, "resources": resources,
-                    "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
-                }]},
-            },
-            "scheduler": {
-                # Inside its pod the scheduler listens on the pod network; the ClusterIP service
-                # keeps it unreachable from outside the Kubernetes cluster.
-                "spec": {"containers": [{
-                    "name": "scheduler", "image": image, "args": ["dask", "scheduler", "--host", "0.0.0.0"],
-                    "env": copy.deepcopy(env), "resources": copy.deepcopy(resources),
-                    "ports": [{"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
-                              {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"}],
-                    "readinessProbe": {**probe, "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 300},
-                    "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20},
-                }]},
-                "service": {
-                    "type": opt.get("scheduler-service-type") or "ClusterIP",
-                    "selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"},
-                    "ports": [{"name": "tcp-comm", "protocol": "TCP", "port": 8786, "targetPort": "tcp-comm"},
-                              {"name": "http-dashboard", "protocol": "TCP", "port": 8787,
-                               "targetPort": "http-dashboard"}],
-                },
-            },
-        },
+    return {
+        "name": opt.get("name") or "micfp",
+        "image": opt["image"],
+        "n_workers": int(opt.get("n-workers", 2)),
+        "resources": opt.get("resources") or {},
+        "env": {str(k): str(v) for k, v in (opt.get("env") or {}).items() if v is not None},
+        "worker_command": opt.get("worker-command") or "dask worker --nthreads 1",
+        "scheduler_service_type": opt.get("scheduler-service-type") or "ClusterIP",
+        "idle_timeout": int(opt.get("idle-timeout") or 0),
     }
-    if opt.get("namespace"):
-        spec["metadata"]["namespace"] = opt["namespace"]
+
+
+def cluster_manifest(profile: Profile) -> dict:
+    """The ``DaskCluster`` resource (``kubernetes.dask.org/v1``) of a ``kubernetes`` profile.
+
+    dask-kubernetes' own ``make_cluster_spec`` (what ``KubeCluster`` itself submits), with
+    micfp's label and the profile's namespace added. The scheduler service defaults to
+    ``ClusterIP``: unreachable from outside the Kubernetes cluster.
+    """
+    spec = _make_cluster_spec()(**cluster_spec_arguments(profile))
+    spec["metadata"]["labels"] = {"app.kubernetes.io/part-of": "micfp"}
+    if profile.options.get("namespace"):
+        spec["metadata"]["namespace"] = profile.options["namespace"]
     return spec
 
 
@@ -160,10 +127,20 @@ def job_manifest(profile: Profile, command: list[str] | str | None = None) -> di
     return manifest
 
 
-def render(profile: Profile, command: str | None = None) -> str:
-    """What a profile deploys, as text: a job script (slurm, pbs) or YAML manifests (kubernetes)."""
+def render(profile: Profile, command: str | None = None, worker_job: bool = False) -> str:
+    """What a profile deploys, as text: a batch script (slurm, pbs) or YAML manifests (kubernetes).
+
+    A ``slurm`` profile with a command (``command``, or its ``job.command``) renders the batch
+    script that runs the command with its scheduler inside the job
+    (:mod:`pipeline.cluster.slurm_runner`); ``worker_job`` (and ``pbs``) the worker job script
+    that ``--cluster slurm`` submits from a login node.
+    """
     import yaml
 
+    if profile.kind == "slurm" and not worker_job and (command or (profile.options.get("job") or {}).get("command")):
+        from .slurm_runner import batch_script
+
+        return batch_script(profile, command)
     if profile.kind in ("slurm", "pbs"):
         return job_script(profile)
     if profile.kind == "kubernetes":

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import dask.config
+import dask_jobqueue  # noqa: F401 - its config defaults, before any dask.config.set of jobqueue.*
 import pytest
 import yaml
 
@@ -21,6 +22,14 @@ from pipeline.cluster.profiles import load_profile, parse_profile, resolve
 
 HPC_ENV = {"MICFP_ACCOUNT": "lab42", "MICFP_QUEUE": "short", "MICFP_ENV": "/shared/envs/micfp",
            "MICFP_SCHEDULER_INTERFACE": "ib0"}
+# What a site's dask config gives (jobqueue.slurm.* / jobqueue.pbs.*): the shipped profiles defer to it.
+SITE = {"cores": 4, "memory": "16GiB", "walltime": "02:00:00"}
+
+
+@pytest.fixture
+def site_config():
+    with dask.config.set({f"jobqueue.{kind}.{k}": v for kind in ("slurm", "pbs") for k, v in SITE.items()}):
+        yield
 
 
 # -- profiles -----------------------------------------------------------------------------------
@@ -86,7 +95,7 @@ def _directives(script: str, prefix: str) -> list[str]:
     return [line[len(prefix):].strip() for line in script.splitlines() if line.startswith(prefix)]
 
 
-def test_slurm_job_script(clean_env, capsys):
+def test_slurm_job_script(clean_env, capsys, site_config):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
     script = render.job_script(load_profile("slurm"))
@@ -102,15 +111,16 @@ def test_slurm_job_script(clean_env, capsys):
     argv = shlex.split(lines[worker])
     assert argv[0] == "python3" and argv[3] == render.PLACEHOLDER_SCHEDULER
     assert argv[argv.index("--nthreads") + 1] == "1" and argv[argv.index("--nworkers") + 1] == "4"
-    assert cli(capsys, "cluster", "render", "slurm")[1] == script
+    assert cli(capsys, "cluster", "render", "slurm", "--worker-job")[1] == script
     # an unset account is left out, not rendered as an empty "#SBATCH -A"
     clean_env.delenv("MICFP_ACCOUNT")
     assert not any(x.startswith("-A") for x in _directives(render.job_script(load_profile("slurm")), "#SBATCH"))
 
 
-def test_pbs_job_script(clean_env):
+def test_pbs_job_script(clean_env, site_config):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
+    clean_env.setenv("MICFP_RESOURCE_SPEC", "select=1:ncpus=4:mem=16GB")
     script = render.job_script(load_profile("pbs"))
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     d = _directives(script, "#PBS")
@@ -120,14 +130,20 @@ def test_pbs_job_script(clean_env):
 
 
 @pytest.mark.faults
-def test_jobqueue_profiles_refuse_to_start_without_a_batch_system(clean_env):
+def test_jobqueue_profiles_refuse_to_start_without_a_batch_system(clean_env, site_config):
     for k, v in HPC_ENV.items():
         clean_env.setenv(k, v)
     with pytest.raises(ConfigError, match="sbatch not found"):
         render.jobqueue_cluster(load_profile("slurm"))
+
+
+@pytest.mark.faults
+def test_jobqueue_profile_without_memory_anywhere_names_both_places(clean_env):
     bad = parse_profile({"kind": "slurm", "jobqueue": {"cores": 1}}, "x", "x.yaml")
-    with pytest.raises(ConfigError, match="jobqueue.memory is required"):
-        render.job_script(bad)
+    with dask.config.set({"jobqueue.slurm.memory": None}):
+        with pytest.raises(ConfigError, match="x.yaml: no memory per job: set jobqueue.memory in the profile or "
+                                              "jobqueue.slurm.memory in the dask config"):
+            render.job_script(bad)
 
 
 # -- Kubernetes --------------------------------------------------------------------------------------
@@ -173,6 +189,16 @@ def test_kubernetes_manifests_validate_against_the_operator_crds(clean_env, caps
     assert job["spec"]["cluster"]["spec"] == cluster["spec"]
     assert cluster["spec"]["scheduler"]["service"]["type"] == "ClusterIP"
     assert cluster["spec"]["worker"]["replicas"] == 4
+    # dask-kubernetes' own spec for the profile's settings, plus micfp's label and namespace
+    from dask_kubernetes.operator import make_cluster_spec
+
+    theirs = make_cluster_spec(name="micfp", image="registry.lab/micfp:0.1.0", n_workers=4,
+                               resources={"requests": {"cpu": "1", "memory": "4Gi"},
+                                          "limits": {"cpu": "1", "memory": "4Gi"}},
+                               env={}, worker_command="dask worker --nthreads 1 --memory-limit 4GiB")
+    assert cluster["spec"] == theirs["spec"]
+    assert cluster["metadata"] == {**theirs["metadata"], "namespace": "default",
+                                   "labels": {"app.kubernetes.io/part-of": "micfp"}}
     # the validator does catch a broken manifest
     broken = json.loads(json.dumps(cluster))
     broken["spec"]["worker"]["replicas"] = "four"
