@@ -36,11 +36,17 @@ class _Crash:
         return ctypes.string_at, (0,)
 
 
-def _crash_on_load(cache: Path) -> Path:
-    """Make loading micfp's power-spectrum kernel from ``cache`` crash, as a corrupt cache does."""
-    victim = next(cache.rglob("frames._power_kernel-*.nbc"))
-    victim.write_bytes(pickle.dumps(_Crash()))
-    return victim
+def _crash_on_load(cache: Path) -> list[Path]:
+    """Make loading micfp's power-spectrum kernel from ``cache`` crash, as a corrupt cache does.
+
+    Every cached copy is corrupted: a cache that outlived an edit of ``frames.py`` also holds
+    entries of the kernel's older source lines, which nothing loads.
+    """
+    victims = sorted(cache.rglob("frames._power_kernel-*.nbc"))
+    assert victims
+    for victim in victims:
+        victim.write_bytes(pickle.dumps(_Crash()))
+    return victims
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +107,13 @@ def test_current_stamp_skips_the_subprocess(warm_dir, monkeypatch):
 def test_corrupt_cache_not_micfps_is_refused_and_kept(warm_dir, tmp_path):
     theirs = tmp_path / "user-cache"
     shutil.copytree(warm_dir, theirs, ignore=shutil.ignore_patterns(*jit._META))
-    victim = _crash_on_load(theirs)
+    victims = _crash_on_load(theirs)
     files = sorted(p for p in theirs.rglob("*"))
     code = "from pipeline import jit\ntry:\n jit.warm_up()\nexcept jit.JitCacheError as e:\n print(e)"
     res = _py(code, _env(NUMBA_CACHE_DIR=str(theirs)))
     assert res.returncode == 0, res.stderr
     assert str(theirs) in res.stdout and "SIGSEGV" in res.stdout and "delete this folder" in res.stdout
-    assert sorted(p for p in theirs.rglob("*") if p.name != jit.LOCK) == files and victim.exists()
+    assert sorted(p for p in theirs.rglob("*") if p.name != jit.LOCK) == files and all(v.exists() for v in victims)
 
 
 @pytest.mark.faults
