@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import zarr
 
 from ..errors import IncompleteError, InputError
-from .kinds import CUBE_KIND, FRAMES_KIND, PARTS_KIND
+from .kinds import CUBE_KIND, FRAMES_KIND, PARTS_KIND, open_checked_group
 from .locks import lock_path, shared
 from .outputs import check_output, resolve
 from .rows import CubeRows, read_coordinate
@@ -54,19 +53,9 @@ def check_cube(path: str, require_complete: bool = True) -> zarr.Group:
     IncompleteError
         With ``require_complete``, a cube whose computation did not finish.
     """
-    path = str(path)
-    if not Path(path).exists() and "://" not in path:
-        raise InputError(f"{path}: no feature cube here (run `micfp features`)")
-    try:
-        g = zarr.open_group(path, mode="r")
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable Zarr store: {exc}") from exc
-    meta = g.attrs.get("micfp", {})
-    if meta.get("kind") != CUBE_KIND:
-        raise InputError(f"{path}: not a micfp feature cube (kind={meta.get('kind')!r})")
-    if require_complete and not meta.get("complete"):
-        raise IncompleteError(f"{path}: feature cube is incomplete (its computation did not finish); re-run it")
-    return g
+    return open_checked_group(path, CUBE_KIND, "feature cube", require_complete=require_complete,
+                              missing="run `micfp features`",
+                              incomplete="its computation did not finish; re-run it")
 
 
 def open_cube(path: str, *, require_complete: bool = True, coords: dict | None = None):

@@ -150,3 +150,51 @@ def mics_from_attrs(attrs) -> dict[int, str]:
     if isinstance(meta, str):  # a NetCDF results set's JSON attribute
         meta = json.loads(meta)
     return {int(k): v for k, v in meta.get("mics", {}).items()}
+
+
+def open_checked_group(path: str, kind: str, what: str, *, missing: str, incomplete: str,
+                       require_complete: bool = True, **open_kw):
+    """The Zarr group of a micfp artifact at ``path``, after checking its kind and completeness.
+
+    The one place that opens a Zarr artifact (audio store, feature cube) for reading.
+
+    Parameters
+    ----------
+    path : str
+        Local path or fsspec URL.
+    kind, what : str
+        The kind it must carry, and how messages name it (``"audio store"``).
+    missing, incomplete : str
+        What to do, said after the problem: nothing there / a computation that did not finish.
+    require_complete : bool
+        Refuse an artifact whose completeness marker is not set.
+    **open_kw
+        Passed to :func:`zarr.open_group` (``mode``, ``storage_options``, ``use_consolidated``).
+
+    Raises
+    ------
+    InputError
+        Nothing there, not a Zarr store, or not a micfp artifact of ``kind``.
+    IncompleteError
+        With ``require_complete``, an artifact whose computation did not finish.
+    """
+    import zarr
+
+    from ..errors import IncompleteError, InputError
+
+    path = str(path)
+    open_kw.setdefault("mode", "r")
+    if "://" not in path and not os.path.exists(path):
+        raise InputError(f"{path}: no {what} here ({missing})")
+    try:
+        group = zarr.open_group(path, **open_kw)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no {what} here ({missing})") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Zarr store: {exc}") from exc
+    found = group.attrs.get("micfp", {}).get("kind")
+    if found != kind:
+        raise InputError(f"{path}: not a micfp {what} (kind={found!r})")
+    if require_complete and not group.attrs["micfp"].get("complete"):
+        raise IncompleteError(f"{path}: {what} is incomplete ({incomplete})")
+    return group

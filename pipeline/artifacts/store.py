@@ -31,7 +31,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import IncompleteError, InputError
 from .conventions import consolidate, global_attrs, unconsolidate, variable_attrs
-from .kinds import STORE_KIND, mics_from_attrs
+from .kinds import STORE_KIND, mics_from_attrs, open_checked_group
 from .outputs import new_uid, resolve, verify_seen
 
 STORE_VERSION = 1
@@ -170,22 +170,11 @@ class AudioStore:
     def open(cls, path: str, *, require_complete: bool = True, storage_options: dict | None = None,
              mode: str = "r") -> "AudioStore":
         """Open an existing store; a partial one is refused unless ``require_complete=False``."""
-        path = str(path)
-        try:
-            group = zarr.open_group(resolve(path), mode=mode, storage_options=storage_options,
-                                    use_consolidated=False)  # live metadata: see conventions.py
-        except FileNotFoundError as exc:
-            raise InputError(f"{path}: no audio store here (run `micfp ingest` or `micfp simulate`)") from exc
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable Zarr store: {exc}") from exc
-        meta = group.attrs.get("micfp", {})
-        if meta.get("kind") != STORE_KIND:
-            raise InputError(f"{path}: not a micfp audio store (kind={meta.get('kind')!r})")
-        if require_complete and not meta.get("complete"):
-            raise IncompleteError(
-                f"{path}: audio store is incomplete (an ingest or simulation did not finish); "
-                "re-run the same command to resume it"
-            )
+        group = open_checked_group(
+            resolve(path), STORE_KIND, "audio store", require_complete=require_complete, mode=mode,
+            storage_options=storage_options, use_consolidated=False,  # live metadata: see conventions.py
+            missing="run `micfp ingest` or `micfp simulate`",
+            incomplete="an ingest or simulation did not finish; re-run the same command to resume it")
         return cls(resolve(path), group)
 
     # -- metadata ------------------------------------------------------------------------
