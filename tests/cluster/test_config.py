@@ -6,6 +6,7 @@ Starting a real jobqueue cluster (dask_jobqueue's LocalCluster) through micfp's 
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from fnmatch import fnmatch
@@ -62,7 +63,7 @@ def test_env_var_sets_the_local_worker_count(clean_env, fresh_config):
 @pytest.mark.cluster
 def test_env_var_gives_three_local_workers(clean_env, fresh_config):
     _refresh(fresh_config, DASK_MICFP__LOCAL__N_WORKERS="3")
-    with connect(ClusterSettings(dashboard_address="127.0.0.1:0"), echo=lambda m: None) as client:
+    with connect(ClusterSettings(dashboard_address="127.0.0.1:0")) as client:
         assert len(client.scheduler_info(n_workers=-1)["workers"]) == 3
 
 
@@ -115,7 +116,9 @@ def test_profiles_are_package_data():
     for f in shipped.glob("*.yaml"):
         rel = f.relative_to(shipped.parent).as_posix()
         assert any(fnmatch(rel, g) for g in globs["pipeline.cluster"]), rel
-    assert not list((ROOT / "cluster").glob("*.yaml"))  # cluster/ holds deployment files only
+    # cluster/ shows the profiles as links to the shipped copies: one copy of each, never read from there
+    for f in (ROOT / "cluster").glob("*.yaml"):
+        assert f.is_symlink() and f.resolve() == (shipped / f.name).resolve(), f
 
 
 _CONDA_NAMES = {"pysoundfile": "soundfile", "soxr-python": "soxr", "matplotlib-base": "matplotlib"}
@@ -166,7 +169,7 @@ def test_jobqueue_profile_defers_to_the_site_config(clean_env):
 
 
 @pytest.mark.cluster
-def test_jobqueue_start(clean_env, tmp_path, monkeypatch):
+def test_jobqueue_start(clean_env, tmp_path, monkeypatch, caplog):
     """micfp's SLURM start path (connect -> jobqueue_cluster -> scale -> wait -> version check)
     with dask_jobqueue's LocalCluster, whose "jobs" are local processes."""
     monkeypatch.setitem(jobqueue.JOBQUEUE_CLASSES, "slurm", "dask_jobqueue.local.LocalCluster")
@@ -174,12 +177,13 @@ def test_jobqueue_start(clean_env, tmp_path, monkeypatch):
     f.write_text("kind: slurm\njobs: 2\nwait-for-workers: 2\nstartup-timeout: 120s\n"
                  "scheduler-options: {host: 127.0.0.1, dashboard_address: '127.0.0.1:0'}\n"
                  "jobqueue: {cores: 1, memory: 1GiB, local_directory: %s}\n" % tmp_path)
-    seen = []
-    with connect(ClusterSettings(cluster=str(f)), echo=seen.append) as client:
+    with caplog.at_level(logging.INFO, logger="pipeline.cluster.connect"), \
+            connect(ClusterSettings(cluster=str(f))) as client:
         from dask_jobqueue.local import LocalCluster
 
         assert isinstance(client.cluster, LocalCluster)
         workers = client.scheduler_info(n_workers=-1)["workers"]
         assert len(workers) == 2 and {w["nthreads"] for w in workers.values()} == {1}
         assert client.submit(sum, [1, 2]).result() == 3
-    assert "slurm cluster 'slurm-here'" in seen[-1]
+    mine = [r.getMessage() for r in caplog.records if r.name == "pipeline.cluster.connect"]
+    assert "slurm cluster 'slurm-here'" in mine[-1]

@@ -57,8 +57,10 @@ def test_runner_tasks_run_a_command_against_their_own_scheduler(clean_env, tmp_p
     """The four tasks of a SLURM step, as srun would start them (SLURM_PROCID 0..3)."""
     profile = tmp_path / "here.yaml"
     profile.write_text("kind: slurm\nscheduler-options: {host: 127.0.0.1, dashboard_address: '127.0.0.1:0'}\n")
-    client = ("from pipeline.cluster.connect import ClusterSettings, connect\n"
-              "with connect(ClusterSettings(), echo=print) as c:\n"
+    client = ("import logging, sys\nfrom pipeline.cluster.connect import ClusterSettings, connect\n"
+              "logging.basicConfig(stream=sys.stdout, level=logging.WARNING)\n"
+              "logging.getLogger('pipeline').setLevel(logging.INFO)\n"
+              "with connect(ClusterSettings()) as c:\n"
               "    c.wait_for_workers(2, timeout=120)\n"
               "    n = len(c.scheduler_info(n_workers=-1)['workers'])\n"
               "    print('workers', n, 'sum', c.submit(sum, [1, 2]).result())\n")
