@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _export_parser(sub)
 
-    p = sub.add_parser("info", help="describe an audio store, a feature cube, a results set or a model file")
-    p.add_argument("path", help="audio store, feature cube, results set (results.zarr) or model file (.skops)")
+    p = sub.add_parser("info", help="describe an audio store, a feature cube, a results set, a model file or a "
+                                    "recordings folder")
+    p.add_argument("path", help="audio store, feature cube, results set (results.zarr), model file (.skops), or a "
+                                "recordings folder or manifest CSV (checked as `micfp ingest` would, nothing written)")
 
     p = sub.add_parser("train", help="fit, calibrate and save one model (skops file)")
     p.add_argument("cube", help="feature cube (from `micfp features`)")

@@ -66,3 +66,34 @@ def test_info_on_a_cube_and_a_results_set(tiny_cube, tmp_path):
     p = micfp("info", str(tmp_path / "results.nc"))
     assert p.returncode == 0, p.stderr
     assert "results set" in p.stdout and "micfp_lr" in p.stdout and "0.75" in p.stdout
+
+
+def _recording_folder(root):
+    import numpy as np
+    import soundfile as sf
+
+    for session in ("day1", "day2"):
+        (root / session).mkdir(parents=True)
+        for label in (1, 2):
+            sf.write(root / session / f"rec-{label}.wav", np.zeros(16000, np.int16), 16000, subtype="PCM_16")
+    (root / "mics.csv").write_text("label,name\n1,Mic one\n2,Mic two\n")
+    return root
+
+
+def test_info_describes_a_recordings_folder(tmp_path):
+    """`micfp info` on a folder ingest would read: its layout, recordings and lengths, nothing written."""
+    src = _recording_folder(tmp_path / "rec")
+    before = sorted(p.name for p in src.rglob("*"))
+    p = micfp("info", str(src))
+    assert p.returncode == 0, p.stderr
+    assert "kaggle layout, 4 recordings" in p.stdout and "16000 Hz" in p.stdout
+    assert "Mic one" in p.stdout and "day2" in p.stdout
+    assert sorted(p.name for p in src.rglob("*")) == before
+
+
+@pytest.mark.faults
+def test_info_on_a_recordings_folder_with_a_bad_file_names_it(tmp_path):
+    src = _recording_folder(tmp_path / "rec")
+    (src / "day2" / "rec-2.wav").write_bytes(b"RIFF not audio")
+    p = micfp("info", str(src))
+    assert p.returncode == 2 and "rec-2.wav" in p.stderr and "Traceback" not in p.stderr
