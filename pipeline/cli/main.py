@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "thesis's classifiers, channel for the micfp_* models)")
     p.add_argument("--clip-seconds", type=_clip_seconds, default=(2.0,), metavar="S[,S...]",
                    help="clip lengths to evaluate, seconds; each must be in the cube")
+    p.add_argument("--segmentation", type=choice_list(SEGMENTATIONS, "segmentation"), default=("fixed",),
+                   metavar="SEG[,SEG...]", help="fixed: the --clip-seconds clips; silence: the cube's "
+                   "silence-split clips (the thesis's own path; `micfp features --segmentation silence`)")
     p.add_argument("--sound-type", type=_names, default=("all",), metavar="T[,T...]",
                    help="all (every clip), or sound types of the cube (see `micfp info CUBE`; the simulator's: "
                         "sweep, lowfreq, music, speech1, speech2)")
@@ -312,7 +315,8 @@ def cmd_evaluate(args) -> int:
     from ..workflow.script import run_config
 
     check_max_train(args.max_train_clips, "--max-train-clips")  # before a cluster starts
-    cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set)
+    cells = default_cells(args.clip_seconds, args.sound_type, args.protocol, args.classifiers, args.feature_set,
+                          args.segmentation)
     wf = evaluate_workflow(args.cube, args.out, cells, n_boot=args.bootstrap, max_train=args.max_train_clips)
     check_outputs(wf)  # the report folder first: a foreign folder is refused whatever the cube
     check_evaluate_cells(wf, cells)  # every cell asked for is in the cube

@@ -274,7 +274,9 @@ def select_check(cube, cell: Cell, *, have: dict | None = None) -> None:
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")
     if cell.segmentation == "fixed" and not clip_lengths.contains(have["clip_seconds"], cell.clip_seconds):
-        raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube (has {have['clip_seconds']})")
+        hint = ("; it holds only silence-split clips: evaluate them with --segmentation silence"
+                if not have["clip_seconds"] else "")
+        raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube (has {have['clip_seconds']}){hint}")
     if cell.sound_type != "all" and cell.sound_type not in have["sound_type"]:
         raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube (has {sorted(have['sound_type'])})")
     if cell.protocol == "session" and len(have["session"]) < 2:

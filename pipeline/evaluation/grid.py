@@ -8,20 +8,27 @@ from ..artifacts.kinds import RESULTS_KIND
 from .metrics import identical_pairs
 
 
-def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None):
+def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None,
+                  segmentations=("fixed",)):
     """The evaluation grid of ``micfp evaluate``/``demo``: thesis features for the thesis's
-    classifiers and channel features for the ``micfp_*`` models unless feature sets are given."""
+    classifiers and channel features for the ``micfp_*`` models unless feature sets are given.
+
+    ``fixed`` gives a cell per clip length; ``silence`` one cell (the thesis's silence-split
+    clips, clip length 0) per other axis.
+    """
     from .cell import Cell
     from .models import DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
 
     classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
+    lengths = [(float(clip), "fixed") for clip in clip_seconds] if "fixed" in segmentations else []
+    lengths += [(0.0, "silence")] if "silence" in segmentations else []
     cells = []
-    for clip in clip_seconds:
+    for clip, seg in lengths:
         for st in sound_types:
             for prot in protocols:
                 for clf in classifiers:
                     sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else ("channel",))
-                    cells += [Cell(float(clip), st, fs, clf, prot) for fs in sets]
+                    cells += [Cell(clip, st, fs, clf, prot, segmentation=seg) for fs in sets]
     return cells
 
 

@@ -84,3 +84,31 @@ def test_evaluate_refuses_a_cell_the_cube_cannot_serve_before_compute(tiny_cube,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "clip length 3.0 s is not in the cube" in err[0]
     assert not (tmp_path / "out" / "results.zarr").exists()
+
+
+def test_evaluate_the_silence_split_clips(tiny_cube, client, tmp_path, capsys):
+    """The thesis's own path end to end: `micfp evaluate --segmentation silence` scores the cube's
+    silence-split clips (clip length 0 in the results set)."""
+    from pipeline.artifacts.results import open_results
+    from pipeline.cli import main
+
+    out = tmp_path / "silence"
+    assert main(["evaluate", tiny_cube, str(out), "--segmentation", "silence", "--classifiers", "micfp_lr",
+                 "--feature-set", "channel", "--protocol", "session",
+                 "--scheduler", client.scheduler.address]) == 0, capsys.readouterr().err
+    ds = open_results(out / "results.zarr")
+    assert ds.clip_seconds.values.tolist() == [0.0]
+    assert np.isfinite(ds.accuracy.sel(clip_seconds=0.0).values).any()
+
+
+@pytest.mark.faults
+def test_a_silence_only_cube_says_how_to_evaluate_it():
+    """A cube of silence-split clips only: the fixed-length default names the option that works."""
+    from pipeline.errors import ConfigError
+    from pipeline.evaluation.cell import Cell, select_check
+
+    have = {"feature_set": ["channel"], "clip_seconds": [], "sound_type": ["speech"], "session": ["a", "b"]}
+    with pytest.raises(ConfigError, match=r"clip length 2.0 s is not in the cube \(has \[\]\); it holds only "
+                                          r"silence-split clips: evaluate them with --segmentation silence"):
+        select_check(None, Cell(2.0, "all", "channel", "micfp_lr", "session"), have=have)
+    select_check(None, Cell(0.0, "all", "channel", "micfp_lr", "session", segmentation="silence"), have=have)
