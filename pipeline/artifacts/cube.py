@@ -76,13 +76,13 @@ def _open_cube(path: str, require_complete: bool, coords: dict | None):
     path = resolve(path)  # its dask arrays may be read by workers in another folder
     g = check_cube(path, require_complete)
     ds = xr.open_zarr(path, consolidated=False)
-    write_id = g.attrs["micfp"].get("write_id")
-    if write_id is not None and lock_path(path) is not None:
+    uid = g.attrs["micfp"].get("uid")
+    if uid is not None and lock_path(path) is not None:
         # Features are read lazily, after the lock is released: each block checks, once read,
         # that the cube it came from is still the one opened (else the read could mix two
         # cubes, or read a removed cube's chunks as zeros).
         feats = ds["features"]
-        ds["features"] = feats.copy(data=feats.data.map_blocks(_same_write, path=path, write_id=write_id,
+        ds["features"] = feats.copy(data=feats.data.map_blocks(_same_write, path=path, uid=uid,
                                                                dtype=feats.dtype))
     # Coordinates are loaded (boolean selection and groupby then work directly). Through the
     # bare variables: ``ds[name]`` would carry, load and copy every other clip coordinate too,
@@ -100,18 +100,18 @@ def _open_cube(path: str, require_complete: bool, coords: dict | None):
     return ds.assign_coords(loaded)
 
 
-def _same_write(block: np.ndarray, path: str, write_id: str) -> np.ndarray:
-    """``block``, once the cube at ``path`` is checked to still be write ``write_id``."""
-    if cube_write_id(path) != write_id:
+def _same_write(block: np.ndarray, path: str, uid: str) -> np.ndarray:
+    """``block``, once the cube at ``path`` is checked to still be the write ``uid``."""
+    if cube_uid(path) != uid:
         raise IncompleteError(f"{path}: the feature cube was replaced while it was being read; open it again")
     return block
 
 
-def cube_write_id(path: str) -> str | None:
-    """The ``write_id`` of the local cube at ``path`` now (new at every write); ``None`` if unreadable."""
+def cube_uid(path: str) -> str | None:
+    """The ``uid`` of the local cube at ``path`` now (new at every write); ``None`` if unreadable."""
     try:
         with open(os.path.join(path, "zarr.json"), "rb") as f:
-            return json.load(f).get("attributes", {}).get("micfp", {}).get("write_id")
+            return json.load(f).get("attributes", {}).get("micfp", {}).get("uid")
     except (OSError, ValueError):
         return None
 

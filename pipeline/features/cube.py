@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..artifacts.conventions import annotate, consolidate
 # The stored cube is opened and checked in pipeline.artifacts.cube; its openers are re-exported
 # here, where callers (and ``pipeline.features.open_cube``) have always found them.
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
-                              cube_write_id, frames_path_for, open_cube, open_rows)
+                              cube_uid, frames_path_for, open_cube, open_rows)
 from . import clip_lengths
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
@@ -446,9 +445,9 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
     coords["clip"] = ("clip", np.arange(n_rows))  # an index, so .sel(clip=...) works
     # Where each group's rows lie and which sessions and sound types there are: evaluation
     # tasks read a cell's rows from these without loading millions of clip coordinates.
-    # uid: the artifact's identity, checked by workers; write_id: a new one per write, so a cube
-    # read before a rewrite is told from the new one.
-    meta = {**attrs, "kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(), "write_id": uuid.uuid4().hex,
+    # uid: new at every write, so workers check they read the client's cube and a cube read
+    # before a rewrite is told from the new one.
+    meta = {**attrs, "kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(),
             "store": store.path, "frames": frames_path,
             "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
             "row_groups": [r.to_json() for r in row_groups],

@@ -73,7 +73,7 @@ def run_workflow(wf: WorkflowConfig, client, *, quiet: bool = False, report: boo
 def _inputs(wf: WorkflowConfig, client, locks: contextlib.ExitStack, cells: list, timings: dict, *, quiet: bool):
     """The corpus and the cube, made or reused, read-locked: ``(store path or None, cube, cells)``."""
     from ..features import open_cube
-    from ..artifacts.cube import cube_write_id
+    from ..artifacts.cube import cube_uid
 
     t = time.perf_counter()
     if wf.corpus.kind == "cube":  # an existing cube, used as it is
@@ -91,7 +91,7 @@ def _inputs(wf: WorkflowConfig, client, locks: contextlib.ExitStack, cells: list
     t = time.perf_counter()
     cube = ensure_cube(store_path, wf.cube_path, wf.features, client, quiet=quiet)
     locks.enter_context(shared(str(wf.cube_path), what="feature cube"))
-    if lock_path(str(wf.cube_path)) and cube_write_id(str(wf.cube_path)) != cube.attrs["micfp"].get("write_id"):
+    if lock_path(str(wf.cube_path)) and cube_uid(str(wf.cube_path)) != cube.attrs["micfp"].get("uid"):
         raise LockedError(f"{wf.cube_path}: another run replaced this feature cube as this one started; re-run")
     timings["features_s"] = time.perf_counter() - t
     return store_path, cube, cells

@@ -186,7 +186,7 @@ def test_store_writers_refused_while_features_read_it(tiny_store, tmp_path, monk
 
 # -- the cube is written new, then swapped in ---------------------------------------------
 def _same(a, b) -> bool:
-    return a.attrs["micfp"]["write_id"] == b.attrs["micfp"]["write_id"] and a.equals(b)
+    return a.attrs["micfp"]["uid"] == b.attrs["micfp"]["uid"] and a.equals(b)
 
 
 # Locks never wait, so the writer retries while the reader's loop briefly holds the read lock.
@@ -236,10 +236,10 @@ def test_cube_read_during_a_rewrite_is_old_or_new(client, tiny_store, tmp_path):
         writer.kill()
         writer.wait()
     mid, new = None, open_cube(cube).load()
-    versions = {old.attrs["micfp"]["write_id"]: old, new.attrs["micfp"]["write_id"]: new}
-    ids = {s.attrs["micfp"]["write_id"] for s in seen}
+    versions = {old.attrs["micfp"]["uid"]: old, new.attrs["micfp"]["uid"]: new}
+    ids = {s.attrs["micfp"]["uid"] for s in seen}
     for s in seen:
-        ref = versions.get(s.attrs["micfp"]["write_id"])
+        ref = versions.get(s.attrs["micfp"]["uid"])
         if ref is None:  # the intermediate version (2.0 s clips): consistent in itself
             mid = mid or s
             assert set(np.unique(s.clip_seconds.values)) == {2.0} and s.attrs["micfp"]["complete"]
@@ -266,8 +266,8 @@ def test_lazy_cube_read_across_a_rewrite_fails_clearly(client, tiny_store, tmp_p
     new = compute_cube(tiny_store, cube, cfg, client, quiet=True)  # same settings: same shapes, new write
     with pytest.raises(IncompleteError, match="replaced while it was being read; open it again"):
         lazy.load()
-    assert cached_cube(cube).attrs["micfp"]["write_id"] == new.attrs["micfp"]["write_id"] \
-        != first.attrs["micfp"]["write_id"]
+    assert cached_cube(cube).attrs["micfp"]["uid"] == new.attrs["micfp"]["uid"] \
+        != first.attrs["micfp"]["uid"]
 
 
 @pytest.mark.faults
