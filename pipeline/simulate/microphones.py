@@ -52,11 +52,11 @@ class MicModel:
     Parameters
     ----------
     label : int
-        Label 1..5 as in the thesis file names.
+        Label 1..N as in the thesis file names.
     name : str
         Human-readable name, e.g. ``"Neumann KM 184 #1"``.
     kind : str
-        ``"dynamic"`` or ``"condenser"``.
+        ``"dynamic"``, ``"condenser"``, ``"electret"`` or ``"lavalier"`` (an electret lavalier).
     sensitivity_mv_pa : float
         Open-circuit sensitivity in mV/Pa.
     self_noise_dba : float or None
@@ -73,6 +73,9 @@ class MicModel:
         Unit-to-unit deviation of this very unit, same form as ``bumps``.
     saturation_pa : float or None
         Soft-saturation pressure of the ``tanh`` transducer nonlinearity (dynamics only).
+    model : str
+        Make and model without the unit number, e.g. ``"Neumann KM 184"``: units of one model
+        share it (an identical-model group). Empty: the name.
     """
 
     label: int
@@ -87,6 +90,11 @@ class MicModel:
     shelves: tuple[tuple[float, float, float], ...] = ()
     unit_bumps: tuple[tuple[float, float, float], ...] = ()
     saturation_pa: float | None = None
+    model: str = ""
+
+    def __post_init__(self):
+        if not self.model:
+            object.__setattr__(self, "model", self.name)
 
     @property
     def is_dynamic(self) -> bool:
@@ -119,10 +127,10 @@ MICS: tuple[MicModel, ...] = (
         bumps=((3000.0, 6.0, 0.5), (6500.0, 2.5, 0.3), (500.0, -1.5, 0.8)),
         saturation_pa=8.0,
     ),
-    MicModel(label=3, name="Neumann KM 184 #1", self_noise_dba=13.0, noise_tilt_db_oct=0.0,
+    MicModel(label=3, name="Neumann KM 184 #1", model="Neumann KM 184", self_noise_dba=13.0, noise_tilt_db_oct=0.0,
              unit_bumps=((150.0, 0.4, 1.0), (1200.0, -0.45, 0.8), (4000.0, 0.35, 0.6), (9000.0, 0.55, 0.6),
                          (17000.0, -0.45, 0.5)), **_KM184),
-    MicModel(label=4, name="Neumann KM 184 #2", self_noise_dba=14.5, noise_tilt_db_oct=0.3,
+    MicModel(label=4, name="Neumann KM 184 #2", model="Neumann KM 184", self_noise_dba=14.5, noise_tilt_db_oct=0.3,
              unit_bumps=((80.0, -0.4, 1.0), (550.0, 0.35, 0.8), (2400.0, 0.4, 0.6), (6000.0, -0.4, 0.6),
                          (13000.0, 0.5, 0.5)), **_KM184),
     MicModel(

@@ -25,8 +25,8 @@ from scipy.signal import oaconvolve
 from . import microphones as micmod
 from .microphones import MICS, MicModel, frequency_response, mic_fir, min_phase_fir, noise_psd
 from .programme import Item, render_programme, schedule
-from .room import (ANGLES_DEG, HUM_DB_SPL, MAINS_HZ, ROOM_NOISE_DBA, SessionLayout, room_irs,
-                   room_noise_db, session_layout, speaker_response_db)
+from .room import POSITION_POLICIES, SessionLayout, room_irs, room_noise_db, session_layout, speaker_response_db
+from .studios import Studio, get_studio
 
 #: Audio is computed in aligned blocks of this many samples (2.7 s at 48 kHz).
 RENDER_BLOCK = 2**17
@@ -35,9 +35,9 @@ ROOM_NOISE_TAPS = 4096
 SPEAKER_TAPS = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StudioPlan:
-    """What to simulate: sessions and their lengths, the seed, the rate, optional real sources.
+    """What to simulate: the studio, sessions and their lengths, the seed, the rate, optional real sources.
 
     Parameters
     ----------
@@ -51,17 +51,51 @@ class StudioPlan:
         Directory of real recordings to play instead of synthesised items: one sub-folder per
         sound type (``sweep``, ``lowfreq``, ``music``, ``speech1``, ``speech2``) holding audio
         files; sound types without a folder are synthesised.
+    studio : str
+        Name of the studio (:data:`pipeline.simulate.studios.STUDIOS`): ``thesis`` (default),
+        ``dev`` or ``heldout``.
+    positions : str, optional
+        Position policy, ``"rotate"`` or ``"fixed"``; default: the studio's own.
     """
 
     minutes_per_session: tuple[float, ...] = (3.0, 1.5)
     seed: int = 0
     sample_rate: int = 48000
     sources: str | None = None
+    studio: str = "thesis"
+    positions: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "minutes_per_session", tuple(float(m) for m in self.minutes_per_session))
         if not self.minutes_per_session or min(self.minutes_per_session) <= 0:
             raise ValueError(f"minutes_per_session must be positive, got {self.minutes_per_session}")
+        get_studio(self.studio)  # an unknown name fails here, not in a worker
+        if self.positions is not None and self.positions not in POSITION_POLICIES:
+            raise ValueError(f"unknown position policy {self.positions!r}; expected one of "
+                             f"{', '.join(POSITION_POLICIES)}")
+
+    def __repr__(self) -> str:
+        # The studio fields appear only when not at their defaults, so a thesis plan's repr (the
+        # identity of the audio it wrote: writer.plan_checksum) is what it was before studios existed.
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k, d in (("studio", "thesis"), ("positions", None))
+                        if getattr(self, k) != d)
+        return (f"StudioPlan(minutes_per_session={self.minutes_per_session!r}, seed={self.seed!r}, "
+                f"sample_rate={self.sample_rate!r}, sources={self.sources!r}{extra})")
+
+    @property
+    def rig_studio(self) -> Studio:
+        """The :class:`Studio` this plan records in."""
+        return get_studio(self.studio)
+
+    @property
+    def mics(self) -> tuple[MicModel, ...]:
+        """The studio's microphones in label order (the rows of :func:`render_block`)."""
+        return self.rig_studio.mics
+
+    @property
+    def position_policy(self) -> str:
+        """``"rotate"`` or ``"fixed"``: the plan's, else the studio's."""
+        return self.positions or self.rig_studio.positions
 
     @property
     def sessions(self) -> tuple[str, ...]:
@@ -98,11 +132,11 @@ class Rig:
     """
 
     layout: SessionLayout
-    prog_tf: np.ndarray      # (5, F) loudspeaker -> room -> mic response
-    noise_tf: np.ndarray     # (5, F) shared white -> room noise after the mic response, Pa
-    elec_rms: np.ndarray     # (5, 1) rms of the white self + preamp noise, Pa-equivalent
-    scale: np.ndarray        # (5, 1) Pa -> full-scale units (sensitivity x gain)
-    hum_table: np.ndarray    # (5, P) one mains period of hum after the mic response, Pa
+    prog_tf: np.ndarray      # (n_mics, F) loudspeaker -> room -> mic response
+    noise_tf: np.ndarray     # (n_mics, F) shared white -> room noise after the mic response, Pa
+    elec_rms: np.ndarray     # (n_mics, 1) rms of the white self + preamp noise, Pa-equivalent
+    scale: np.ndarray        # (n_mics, 1) Pa -> full-scale units (sensitivity x gain)
+    hum_table: np.ndarray    # (n_mics, P) one mains period of hum after the mic response, Pa
     ir_len: int              # longest impulse response, samples
 
 
@@ -120,26 +154,28 @@ def session_rig(plan: StudioPlan, session: str) -> Rig:
     """The cached rig of a session (computed once per process)."""
     sr = plan.sample_rate
     si = plan.session_index(session)
-    layout = session_layout(plan.seed, si, len(MICS))
-    irs = room_irs(layout, sr)
+    mics, room = plan.mics, plan.rig_studio.room
+    layout = session_layout(plan.seed, si, len(mics), room, plan.position_policy)
+    irs = room_irs(layout, sr, room)
     f = np.fft.rfftfreq(8192, 1.0 / sr)
-    # Room noise: shape -> FIR for unit-variance white input, scaled to ROOM_NOISE_DBA.
-    shape_db = room_noise_db(f, layout)
+    # Room noise: shape -> FIR for unit-variance white input, scaled to the room's noise level.
+    slope = room.noise_slope_db_oct
+    shape_db = room_noise_db(f, layout, slope)
     fa = (f > 10) & (f < 20000)
     a_pow = np.trapezoid(10 ** ((shape_db + micmod.a_weighting_db(f)) / 10)[fa], f[fa])
-    s_room = (20e-6 * 10 ** ((ROOM_NOISE_DBA + layout.noise_db) / 20)) ** 2 / a_pow  # Pa^2/Hz at 0 dB shape
-    room_fir = min_phase_fir(lambda ff: room_noise_db(ff, layout) + 10 * np.log10(s_room * sr / 2),
+    s_room = (20e-6 * 10 ** ((room.noise_dba + layout.noise_db) / 20)) ** 2 / a_pow  # Pa^2/Hz at 0 dB shape
+    room_fir = min_phase_fir(lambda ff: room_noise_db(ff, layout, slope) + 10 * np.log10(s_room * sr / 2),
                              sr, ROOM_NOISE_TAPS)
-    period = int(round(sr / MAINS_HZ))
-    harm = np.arange(1, 7) * MAINS_HZ
-    hum_amp = 20e-6 * 10 ** ((HUM_DB_SPL + layout.noise_db - np.array([0, 4, 6, 10, 12, 16])) / 20) * np.sqrt(2)
+    period = int(round(sr / room.mains_hz))
+    harm = np.arange(1, 7) * room.mains_hz
+    hum_amp = 20e-6 * 10 ** ((room.hum_db_spl + layout.noise_db - np.array([0, 4, 6, 10, 12, 16])) / 20) * np.sqrt(2)
     hum_phase = np.random.default_rng([plan.seed, si, 0x4D]).uniform(0, 2 * np.pi, harm.size)
     t = np.arange(period) / sr
     prog, noise, elec, scale, hum, lens = [], [], [], [], [], []
-    for m, mic in enumerate(MICS):
+    for m, mic in enumerate(mics):
         h_mic = mic_fir(mic, sr, session)
-        angle = ANGLES_DEG[layout.positions[m]]
-        h_spk = min_phase_fir(lambda ff: speaker_response_db(ff, angle), sr, SPEAKER_TAPS)
+        angle = room.angles_deg[layout.positions[m]]
+        h_spk = min_phase_fir(lambda ff: speaker_response_db(ff, angle, room.speaker_hp_hz), sr, SPEAKER_TAPS)
         gain_db = mic.preamp_gain_db + layout.gains_db[m]
         k = mic.sensitivity_mv_pa * 1e-3 * 10 ** (gain_db / 20) / micmod.FULL_SCALE_VOLTS
         psd = noise_psd(mic, f, sr, gain_db)
@@ -174,14 +210,15 @@ def _noise_block(seed: int, session_index: int, k: int, n_mics: int) -> tuple[np
 
 @lru_cache(maxsize=3)
 def _render_aligned(plan: StudioPlan, session: str, k: int) -> np.ndarray:
-    """int16 (5, RENDER_BLOCK) audio of aligned block ``k`` (may run past the session end).
+    """int16 (n_mics, RENDER_BLOCK) audio of aligned block ``k`` (may run past the session end).
 
     Overlap-save: one FFT of ``2 * RENDER_BLOCK`` points over the block and the one before it
     (the impulse responses' warm-up), per input stream; the second half is valid output.
     """
     rig = session_rig(plan, session)
     si = plan.session_index(session)
-    n_mics = len(MICS)
+    mics = plan.mics
+    n_mics = len(mics)
     B = RENDER_BLOCK
     a, b = k * B, (k + 1) * B
     w_prev = _noise_block(plan.seed, si, k - 1, n_mics)[0]
@@ -194,7 +231,7 @@ def _render_aligned(plan: StudioPlan, session: str, k: int) -> np.ndarray:
     p += w_cur[:n_mics] * rig.elec_rms
     period = rig.hum_table.shape[1]
     p += rig.hum_table[:, (np.arange(a, b) % period)]
-    for m, mic in enumerate(MICS):
+    for m, mic in enumerate(mics):
         if mic.saturation_pa is not None:
             p[m] = micmod.nonlinearity(mic, p[m])
     q = np.rint(p * (rig.scale * 32768.0).astype(np.float32) + tpdf)
@@ -204,7 +241,7 @@ def _render_aligned(plan: StudioPlan, session: str, k: int) -> np.ndarray:
 
 
 def render_block(plan: StudioPlan, session: str, start: int, stop: int) -> np.ndarray:
-    """The five microphones' recordings of samples ``[start, stop)`` of a session.
+    """The studio's microphones' recordings of samples ``[start, stop)`` of a session.
 
     Parameters
     ----------
@@ -217,13 +254,13 @@ def render_block(plan: StudioPlan, session: str, start: int, stop: int) -> np.nd
     Returns
     -------
     ndarray
-        int16, shape ``(5, stop - start)``, rows in label order (``MICS``). Bit-identical
+        int16, shape ``(n_mics, stop - start)``, rows in label order (``plan.mics``). Bit-identical
         whatever the block boundaries used to render a session.
     """
     n_total = plan.n_samples(session)
     if not 0 <= start <= stop <= n_total:
         raise ValueError(f"sample range [{start}, {stop}) outside session {session!r} of {n_total} samples")
-    out = np.empty((len(MICS), stop - start), np.int16)
+    out = np.empty((len(plan.mics), stop - start), np.int16)
     if stop == start:
         return out
     for k in range(start // RENDER_BLOCK, (stop - 1) // RENDER_BLOCK + 1):
