@@ -230,6 +230,17 @@ class AudioStore:
             rows = [[0.0, end, "unlabelled"]]
         return pd.DataFrame(rows, columns=["start_s", "end_s", "sound_type"])
 
+    def annotate(self, **kw) -> None:
+        """Record descriptive metadata (e.g. the simulated studio) beside the store's own keys.
+
+        The keys micfp itself maintains (kind, version, sample rate, completeness, uid, mics,
+        segments) cannot be changed this way.
+        """
+        clash = sorted(set(kw) & {"kind", "version", "sample_rate", "complete", "uid", "mics", "segments"})
+        if clash:
+            raise ValueError(f"annotate cannot set the store's own keys: {', '.join(clash)}")
+        self._set_meta(**kw)
+
     def set_segments(self, session: str, rows: Iterable) -> None:
         seg = dict(self.meta.get("segments", {}))
         seg[session] = [[float(a), float(b), str(t)] for a, b, t in rows]

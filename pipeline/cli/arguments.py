@@ -20,6 +20,9 @@ PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",
                "decision_tree", "micfp_lr", "micfp_svc", "micfp_et")
 AGGREGATIONS = ("mean-log", "vote")
+#: pipeline.simulate.studios.STUDIOS and pipeline.simulate.room.POSITION_POLICIES (tests/simulate/test_studios.py checks).
+STUDIOS = ("thesis", "dev", "heldout")
+POSITION_POLICIES = ("rotate", "fixed")
 #: The silence split's defaults (pipeline.features.clips.SilenceSettings), shown in the help.
 SILENCE_THRESHOLD_DB = -60.0
 MIN_SILENCE_S = 1.1
@@ -33,7 +36,8 @@ examples:
     "simulate": """\
 examples:
   micfp simulate studio.zarr --minutes-per-session 3,1.5
-  micfp simulate /tmp/wav --format wav --sessions 4 --minutes-per-session 2""",
+  micfp simulate /tmp/wav --format wav --sessions 4 --minutes-per-session 2
+  micfp simulate heldout.zarr --studio heldout --positions fixed --sources corpus/heldout""",
     "ingest": """\
 examples:
   micfp ingest recordings/ audio.zarr                 # thesis layout: <session>/<prefix>-<N>.wav

@@ -9,8 +9,8 @@ import sys
 from ..cluster.options import add_cluster_arguments as _cluster_args, connect_from_args as _connect
 from ..errors import OUTPUT_ARGS, ConfigError, exit_status
 from ..workflow.options import add_run_arguments
-from .arguments import (AGGREGATIONS, CLASSIFIERS, FEATURE_SETS, MIN_SILENCE_S, PROTOCOLS, SEGMENTATIONS,
-                        SILENCE_THRESHOLD_DB, Parser, choice_list, finish, listing)
+from .arguments import (AGGREGATIONS, CLASSIFIERS, FEATURE_SETS, MIN_SILENCE_S, POSITION_POLICIES, PROTOCOLS,
+                        SEGMENTATIONS, SILENCE_THRESHOLD_DB, STUDIOS, Parser, choice_list, finish, listing)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", default=None, metavar="DIR",
                    help="folder of real recordings to play (sub-folder name = sound type); default: synthetic "
                         "sounds")
+    p.add_argument("--studio", choices=STUDIOS, default="thesis",
+                   help="microphones and room: thesis (the thesis's five), dev (ten others, the tuning studio), "
+                        "heldout (nine more in a third room, kept out of tuning)")
+    p.add_argument("--positions", choices=POSITION_POLICIES, default=None,
+                   help="rotate: microphones change places between sessions; fixed: they keep them (the thesis's "
+                        "set-up); default: the studio's (rotate)")
     _cluster_args(p)
 
     p = sub.add_parser("ingest", help="recordings (WAV/FLAC/OGG folders or a manifest) into a Zarr audio store")
@@ -223,7 +229,8 @@ def cmd_simulate(args) -> int:
 
     # Sources resolved here: the workers read them, maybe from another folder.
     plan = StudioPlan(minutes_per_session=minutes, seed=args.seed,
-                      sources=resolve(args.sources) if args.sources else None)
+                      sources=resolve(args.sources) if args.sources else None,
+                      studio=args.studio, positions=args.positions)
     check_output(args.out, WAV_KIND if args.format == "wav" else STORE_KIND, inputs=(args.sources,),
                  what="WAV corpus folder" if args.format == "wav" else "audio store")  # before a cluster starts
     with exclusive(args.out, what="audio store") if args.format == "zarr" else contextlib.nullcontext():

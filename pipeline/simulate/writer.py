@@ -17,15 +17,23 @@ def plan_checksum(plan) -> str:
 
 def plan_recordings(plan) -> list[Recording]:
     """The store's recordings for a plan: one per (session, microphone)."""
-    from . import MICS
-
     return [
         Recording(id=recording_id(s, m.label), mic=m.name, label=m.label, session=s,
                   sample_rate=plan.sample_rate, n_samples=plan.n_samples(s),
                   source_path=f"simulated:seed={plan.seed}", checksum=plan_checksum(plan))
         for s in plan.sessions
-        for m in MICS
+        for m in plan.mics
     ]
+
+
+def studio_attrs(plan) -> dict:
+    """What the store records about the studio: its name, position policy and each mic's model.
+
+    ``models`` maps labels (as strings, like ``mics``) to the make and model without the unit
+    number: labels sharing a value are units of one model (an identical-model group).
+    """
+    return {"studio": plan.studio, "positions": plan.position_policy,
+            "models": {str(m.label): m.model for m in plan.mics}}
 
 
 def _render_shard(plan, session: str, start: int, stop: int, path: str, rids: tuple[str, ...],
@@ -43,16 +51,16 @@ def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioS
     Resumable: shards already in the store's ledger are not rendered again; a store of
     another plan at the same path is replaced.
     """
-    from . import MICS
-
     path = check_output(path, STORE_KIND, inputs=(plan.sources,), what="audio store")
     segments = {s: plan.segments(s) for s in plan.sessions}
-    store = AudioStore.create(path, plan.sample_rate, mics={m.label: m.name for m in MICS}, segments=segments)
+    mics = {m.label: m.name for m in plan.mics}
+    store = AudioStore.create(path, plan.sample_rate, mics=mics, segments=segments)
     recs = plan_recordings(plan)
     existing = {r.id: r for r in store.recordings()}
     if any(existing.get(r.id) not in (None, r) for r in recs) or set(existing) - {r.id for r in recs}:
-        store = AudioStore.create(path, plan.sample_rate, mics={m.label: m.name for m in MICS},
-                                  segments=segments, resume=False)
+        store = AudioStore.create(path, plan.sample_rate, mics=mics, segments=segments, resume=False)
+    # Beside the microphone table (attrs["micfp"]["mics"]): the studio and each unit's model.
+    store.annotate(**studio_attrs(plan))
     for r in recs:
         store.add_recording(r)
     store.mark_incomplete()
@@ -106,7 +114,8 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
     """Simulate ``plan`` as WAV files in the thesis (Kaggle) layout under ``out_dir``.
 
     Writes ``<out>/<session>/mic-<N>.wav`` (16-bit PCM mono), ``<out>/<session>/segments.csv``
-    and ``<out>/mics.csv``. The client writes each file's header and sizes it (sparse); then
+    and ``<out>/mics.csv`` (``label,name,model``: units sharing a ``model`` form an
+    identical-model group). The client writes each file's header and sizes it (sparse); then
     Dask tasks render blocks of about a minute and write them at their own offsets, so
     memory per task is one block whatever the session length. A ledger
     (``<out>/.micfp-simulate.json``) makes an interrupted run resume; the ledger is removed
@@ -123,7 +132,6 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
     import os
     from pathlib import Path
 
-    from . import MICS
     from .studio import RENDER_BLOCK
 
     out = Path(check_output(out_dir, WAV_KIND, inputs=(plan.sources,), what="WAV corpus folder"))
@@ -135,8 +143,8 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
         ledger = {"plan": ident, "done": []}
     with open(out / "mics.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["label", "name"])
-        w.writerows([m.label, m.name] for m in MICS)
+        w.writerow(["label", "name", "model"])
+        w.writerows([m.label, m.name, m.model] for m in plan.mics)
     step = WAV_TASK_BLOCKS * RENDER_BLOCK
     tasks, keys = [], []
     done = {tuple(d) for d in ledger["done"]}
@@ -148,7 +156,7 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
             w.writerow(["start_s", "end_s", "sound_type"])
             w.writerows([repr(a), repr(b), t] for a, b, t in plan.segments(session))
         n = plan.n_samples(session)
-        paths = tuple(str(sdir / f"mic-{m.label}.wav") for m in MICS)
+        paths = tuple(str(sdir / f"mic-{m.label}.wav") for m in plan.mics)
         header = wav_header(n, plan.sample_rate)
         for p in paths:
             fresh = not os.path.exists(p) or os.path.getsize(p) != len(header) + 2 * n
