@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .microphones import MICS, MicModel
+from .microphones import MICS, MicModel, bump_db
 from .room import POSITION_POLICIES, THESIS_ROOM, Room
 
 
@@ -91,6 +91,21 @@ def unit_bumps(seed: int) -> tuple[tuple[float, float, float], ...]:
     return tuple(out)
 
 
+#: Largest difference between two units of one model, dB: the KM 184 pair's (0.88 dB, docs/simulator.md).
+MAX_UNIT_DIFFERENCE_DB = 0.88
+
+
+def _group_deviations(seed: int, n: int) -> list[tuple[tuple[float, float, float], ...]]:
+    """Unit deviations of ``n`` units of one model, scaled down (if needed) so that no two units
+    differ by more than :data:`MAX_UNIT_DIFFERENCE_DB` anywhere in 20 Hz-20 kHz."""
+    devs = [unit_bumps(seed * 16 + k) for k in range(n)]
+    f = np.geomspace(20.0, 20000.0, 600)
+    curves = [sum(bump_db(f, *b) for b in d) for d in devs]
+    worst = max((np.abs(a - b).max() for i, a in enumerate(curves) for b in curves[i + 1:]), default=0.0)
+    k = min(1.0, MAX_UNIT_DIFFERENCE_DB / worst) if worst else 1.0
+    return [tuple((f0, round(g * k, 3), w) for f0, g, w in d) for d in devs]
+
+
 def _units(first_label: int, model: str, n: int, self_noise: float | None, seed: int, **curve) -> list[MicModel]:
     """``n`` units of one model (``"<model> #k"`` when ``n > 1``), each with its own deviation.
 
@@ -99,8 +114,8 @@ def _units(first_label: int, model: str, n: int, self_noise: float | None, seed:
     spread = np.linspace(-0.75, 0.75, n) if n > 1 else np.zeros(1)
     return [MicModel(label=first_label + k, name=f"{model} #{k + 1}" if n > 1 else model, model=model,
                      self_noise_dba=None if self_noise is None else float(self_noise + spread[k]),
-                     unit_bumps=unit_bumps(seed * 16 + k), **curve)
-            for k in range(n)]
+                     unit_bumps=dev, **curve)
+            for k, dev in enumerate(_group_deviations(seed, n))]
 
 
 # --- dev: the tuning studio (10 microphones) -----------------------------------------------------
@@ -147,7 +162,7 @@ _MK012 = dict(kind="condenser", sensitivity_mv_pa=10.0, noise_tilt_db_oct=0.4, h
               lowpass=(17000.0, 3), bumps=((6000.0, 2.5, 0.5), (11000.0, -2.0, 0.3), (14000.0, 2.0, 0.3)))
 _ME2 = dict(kind="lavalier", sensitivity_mv_pa=20.0, noise_tilt_db_oct=0.8, highpass=(130.0, 2),
             lowpass=(16000.0, 3), bumps=((8000.0, 4.5, 0.5), (3000.0, 1.5, 0.8)))
-_DPA4060 = dict(kind="lavalier", sensitivity_mv_pa=20.0, noise_tilt_db_oct=0.5, highpass=(60.0, 1),
+_DPA4060 = dict(kind="lavalier", sensitivity_mv_pa=20.0, noise_tilt_db_oct=0.5, highpass=(90.0, 1),
                 lowpass=(20000.0, 2), bumps=((10000.0, 3.0, 0.6),))
 _MXL990 = dict(kind="condenser", sensitivity_mv_pa=15.0, noise_tilt_db_oct=0.4, highpass=(30.0, 2),
                lowpass=(18000.0, 3), bumps=((10000.0, 4.5, 0.5), (5000.0, 1.5, 0.5), (300.0, -1.0, 1.0)))
