@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Does the fingerprint hold on recordings nobody tuned it to? (issue 20)
+
+Builds (or reuses) sources folders of real recorded speech and music from installed Debian
+packages (``benchmarks/corpus``; run ``benchmarks/corpus/install.sh`` once), simulates three
+corpora of two days each and runs the default path a user runs, through the CLI:
+
+- ``dev``: the tuning studio (10 microphones, 3 + 2 units of two models), dev content, positions rotated;
+- ``heldout``: the held-out studio (9 microphones, a pair of one model, another room), held-out
+  content (other languages, speakers and tracks), positions rotated between the days;
+- ``heldout-fixed``: the same with positions fixed (the thesis's set-up).
+
+Per corpus: ``micfp simulate --studio ... --sources ...`` (or ``--format wav`` + ``micfp ingest``
+with ``--via wav``) -> ``micfp features`` (defaults) -> ``micfp evaluate --protocol session``
+(defaults: no classifier named). It prints, for 2-s clips, each method of the grid and the one the
+report quotes: overall accuracy, and accuracy on each identical-model group (the share of the
+group's clips predicted as the right unit, from the confusion matrix in ``results.zarr``), and
+whole-file accuracies if the results carry them.
+
+Usage::
+
+    python benchmarks/bench_generalisation.py OUT [--minutes 4] [--workers 2] [--seed 0] [--via zarr|wav]
+        [--corpora dev,heldout,heldout-fixed] [--json OUT/generalisation.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "corpus"))
+
+#: corpus name -> (studio, content split, position policy)
+CORPORA = {"dev": ("dev", "dev", "rotate"), "heldout": ("heldout", "heldout", "rotate"),
+           "heldout-fixed": ("heldout", "heldout", "fixed")}
+CLIP_S = 2.0
+
+
+def micfp(*args: str, workers: int) -> float:
+    """Run one ``micfp`` command (this checkout's package) and return its wall time."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "pipeline.cli", *args]
+    if args[0] in ("simulate", "ingest", "features", "evaluate"):
+        cmd += ["--workers", str(workers)]
+    print("$ micfp " + " ".join(args), flush=True)
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    return time.perf_counter() - t
+
+
+def run_corpus(name: str, out: Path, sources: Path, args) -> dict:
+    """Simulate, features, evaluate one corpus (steps already done are skipped); returns timings."""
+    studio, _, positions = CORPORA[name]
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    store, cube, evaluation = d / "audio.zarr", d / "cube.zarr", d / "evaluate"
+    minutes = f"{args.minutes:g},{args.minutes:g}"
+    sim = ["--studio", studio, "--positions", positions, "--sources", str(sources),
+           "--minutes-per-session", minutes, "--seed", str(args.seed)]
+    times = {}
+    if not (evaluation / "results.zarr").exists():
+        if args.via == "wav":
+            times["simulate_s"] = micfp("simulate", str(d / "wav"), "--format", "wav", *sim, workers=args.workers)
+            times["ingest_s"] = micfp("ingest", str(d / "wav"), str(store), workers=args.workers)
+        else:
+            times["simulate_s"] = micfp("simulate", str(store), *sim, workers=args.workers)
+        times["features_s"] = micfp("features", str(store), str(cube), workers=args.workers)
+        extra = [] if args.report else ["--no-report"]
+        times["evaluate_s"] = micfp("evaluate", str(cube), str(evaluation), "--protocol", "session", *extra,
+                                    workers=args.workers)
+    return times
+
+
+def _cell(ds, **sel):
+    """The values of one cell (dimensions the results set does not have are ignored)."""
+    return ds.sel({k: v for k, v in sel.items() if k in ds.dims})
+
+
+def summarise(name: str, results_path: Path) -> dict:
+    """Per method at 2-s clips: accuracy, each identical-model group's accuracy; the quoted method."""
+    from pipeline.artifacts.results import open_results
+    from pipeline.report.analysis import cells_frame, choose_methods
+    from pipeline.simulate.studios import STUDIOS
+
+    ds = open_results(results_path)
+    studio = STUDIOS[CORPORA[name][0]]
+    names = {m.label: m.name for m in studio.mics}
+    groups = {model: [names[k] for k in labels] for model, labels in studio.model_groups().items()}
+    df = cells_frame(ds) if "condition" in ds.dims else None
+    quoted = choose_methods(df, "session")["improved"] if df is not None else None
+    clip = float(ds["clip_seconds"].values[np.argmin(np.abs(ds["clip_seconds"].values - CLIP_S))])
+    rows = []
+    for fs in ds["feature_set"].values:
+        for clf in ds["classifier"].values:
+            c = _cell(ds, clip_seconds=clip, sound_type="all", feature_set=fs, classifier=clf, protocol="session",
+                      condition="clean")
+            acc = float(c["accuracy"])
+            if not np.isfinite(acc):
+                continue
+            conf = c["confusion"]
+            row = {"method": f"{fs} + {clf}", "quoted": (str(fs), str(clf)) == tuple(quoted or ()),
+                   "accuracy": acc, "n_test": int(c["n_test"]), "groups": {}}
+            for model, members in groups.items():
+                sub = conf.sel(true_mic=members)
+                total = float(sub.sum())
+                right = float(sum(sub.sel(true_mic=m, pred_mic=m) for m in members))
+                row["groups"][model] = right / total if total else float("nan")
+            # Whole-file accuracy, if the results carry it (issue 20, item 5).
+            for var in ds.data_vars:
+                if "file" in var and {"clip_seconds"} - set(ds[var].dims):
+                    row.setdefault("files", {})[var] = float(_cell(ds[var], sound_type="all", feature_set=fs,
+                                                                   classifier=clf, protocol="session",
+                                                                   condition="clean").mean())
+            rows.append(row)
+    rows.sort(key=lambda r: -r["accuracy"])
+    return {"corpus": name, "studio": studio.name, "positions": CORPORA[name][2], "clip_seconds": clip,
+            "groups": groups, "methods": rows}
+
+
+def print_summary(s: dict) -> None:
+    print(f"\n== {s['corpus']}: studio {s['studio']}, positions {s['positions']}, {s['clip_seconds']:g}-s clips, "
+          f"session protocol (train day1, test day2)")
+    gnames = list(s["groups"])
+    print("  groups: " + "; ".join(f"{g} = {len(m)} units" for g, m in s["groups"].items()))
+    head = f"  {'method':32s} {'accuracy':>8s} " + " ".join(f"{g[:22]:>22s}" for g in gnames)
+    print(head)
+    for r in s["methods"]:
+        mark = " *" if r["quoted"] else "  "
+        line = f"{mark}{r['method']:32s} {r['accuracy']:8.3f} " + " ".join(f"{r['groups'][g]:22.3f}" for g in gnames)
+        if r.get("files"):
+            line += "  files: " + ", ".join(f"{k} {v:.3f}" for k, v in r["files"].items())
+        print(line)
+    if not any("files" in r for r in s["methods"]):
+        print("  (whole files: not in results.zarr)")
+    print("  * = the method the report quotes (the default path's answer)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path, help="work folder (sources, corpora, results); reused when run again")
+    p.add_argument("--minutes", type=float, default=4.0, help="minutes per microphone and session (default 4)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--via", choices=["zarr", "wav"], default="zarr",
+                   help="zarr: simulate straight into an audio store; wav: simulate WAV + mics.csv, then ingest")
+    p.add_argument("--corpora", default=",".join(CORPORA), help="comma-separated subset of " + ", ".join(CORPORA))
+    p.add_argument("--source-minutes", type=float, default=20.0, help="minutes of real content per sound type")
+    p.add_argument("--report", action="store_true", help="also write the report (not needed for the numbers)")
+    p.add_argument("--json", type=Path, default=None, help="write the numbers here (default OUT/generalisation.json)")
+    args = p.parse_args(argv)
+
+    from build_sources import build
+
+    out = args.out.resolve()
+    corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
+    unknown = [c for c in corpora if c not in CORPORA]
+    if unknown:
+        p.error(f"unknown corpus {unknown[0]!r}; expected some of {', '.join(CORPORA)}")
+    summaries, timings = [], {}
+    for name in corpora:
+        split = CORPORA[name][1]
+        sources = build(out / "sources" / split, split, args.source_minutes, args.seed)
+        timings[name] = run_corpus(name, out, sources, args)
+        summaries.append(summarise(name, out / name / "evaluate" / "results.zarr"))
+    for s in summaries:
+        print_summary(s)
+    path = args.json or out / "generalisation.json"
+    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "timings": timings,
+                                "results": summaries}, indent=1))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
