@@ -28,6 +28,8 @@ class CorpusConfig:
     seed: int = 0
     sources: str | None = None
     ingest: tuple = ()  # IngestSettings fields, as (key, value) pairs
+    studio: str = "thesis"  # simulate: the studio (pipeline.simulate.studios.STUDIOS)
+    positions: str | None = None  # simulate: "rotate" | "fixed" (default: the studio's)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ _SECTIONS = {
              "conditions"},
     "robustness": {"snr_db", "codecs", "seed"},
 }
-_SIMULATE_KEYS = {"minutes_per_session", "seed", "sources"}
+_SIMULATE_KEYS = {"minutes_per_session", "seed", "sources", "studio", "positions"}
 _RECORDINGS_KEYS = {"path", "layout", "manifest", "resample", "channel", "pattern", "align", "root_only"}
 
 
@@ -332,7 +334,16 @@ def _corpus(src: str, table) -> CorpusConfig:
     sources = s.get("sources", str)
     if sources is not None and not Path(sources).is_dir():
         s.fail(f"[corpus.simulate] sources = {sources!r}: no such folder")
-    return CorpusConfig("simulate", minutes_per_session=minutes, seed=s.get("seed", int, 0), sources=sources)
+    studio, positions = s.get("studio", str, "thesis"), s.get("positions", str)
+    from ..simulate.room import POSITION_POLICIES
+    from ..simulate.studios import STUDIOS
+
+    if studio not in STUDIOS:
+        s.fail(f"[corpus.simulate] studio = {studio!r}: expected one of {', '.join(STUDIOS)}")
+    if positions is not None and positions not in POSITION_POLICIES:
+        s.fail(f"[corpus.simulate] positions = {positions!r}: expected one of {', '.join(POSITION_POLICIES)}")
+    return CorpusConfig("simulate", minutes_per_session=minutes, seed=s.get("seed", int, 0), sources=sources,
+                        studio=studio, positions=positions)
 
 
 def _ingest_settings(c: CorpusConfig):

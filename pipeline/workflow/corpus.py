@@ -22,7 +22,8 @@ def _plan(corpus: CorpusConfig):
     try:
         # Sources resolved here: the workers read them, maybe from another folder.
         return StudioPlan(minutes_per_session=corpus.minutes_per_session, seed=corpus.seed,
-                          sources=resolve(corpus.sources) if corpus.sources else None)
+                          sources=resolve(corpus.sources) if corpus.sources else None,
+                          studio=corpus.studio, positions=corpus.positions)
     except ValueError as exc:
         raise ConfigError(f"[corpus.simulate] {exc}") from None
 

@@ -174,3 +174,33 @@ def test_simulate_writes_models(tmp_path, client):
     assert len(store.recordings()) == 20
     rec = next(r for r in store.recordings() if r.id == "day2-mic10")
     np.testing.assert_array_equal(store.group["audio"]["day2-mic10"][:], render_block(plan, "day2", 0, rec.n_samples)[9])
+
+
+
+def _workflow(tmp_path, entry: str):
+    from pipeline.workflow.config import load_workflow
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(f"[corpus]\nsimulate = {{ minutes_per_session = [0.2, 0.1], {entry} }}\n"
+                   '[[grid]]\nclip_seconds = [2.0]\nfeature_sets = ["channel"]\nclassifiers = ["micfp_lr"]\n')
+    return cfg, (lambda: load_workflow(cfg, out=str(tmp_path / "out")))
+
+
+def test_workflow_config_takes_studio_and_positions(tmp_path):
+    from pipeline.workflow.corpus import _plan
+
+    _, load = _workflow(tmp_path, 'studio = "heldout", positions = "fixed"')
+    plan = _plan(load().corpus)
+    assert (plan.studio, plan.position_policy, len(plan.mics)) == ("heldout", "fixed", 9)
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("entry, message", [('studio = "attic"', "studio = 'attic': expected one of thesis, dev, heldout"),
+                                            ('positions = "loose"', "positions = 'loose': expected one of rotate, fixed")])
+def test_workflow_config_bad_studio_is_one_line(tmp_path, entry, message):
+    from pipeline.errors import ConfigError
+
+    cfg, load = _workflow(tmp_path, entry)
+    with pytest.raises(ConfigError, match=message) as exc:
+        load()
+    assert "\n" not in str(exc.value) and str(cfg) in str(exc.value)
