@@ -1,6 +1,7 @@
-"""Docs figure: the five simulated frequency responses and the KM 184 pair's difference.
+"""Docs figures: the five simulated frequency responses and the KM 184 pair's difference, and the
+responses of the ``dev`` and ``heldout`` studios.
 
-Run ``python -m pipeline.simulate.figures docs/img/frequency_responses.png``.
+Run ``python -m pipeline.simulate.figures docs/img/frequency_responses.png docs/img/studio_responses.png``.
 """
 
 from __future__ import annotations
@@ -44,5 +45,34 @@ def plot_responses(path: str) -> str:
     return path
 
 
+def plot_studio_responses(path: str, studios=("dev", "heldout")) -> str:
+    """Write the responses of each named studio's microphones (one panel per studio) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .studios import get_studio
+
+    f = np.geomspace(20, 20000, 600)
+    fig, axes = plt.subplots(len(studios), 1, figsize=(10.5, 3.4 * len(studios)), sharex=True)
+    for ax, name in zip(np.atleast_1d(axes), studios):
+        for mic in get_studio(name).mics:
+            ax.semilogx(f, frequency_response(mic, f), label=f"{mic.label}: {mic.name} ({mic.kind})",
+                        ls="--" if mic.model != mic.name else "-")
+        ax.set_ylabel("response (dB re 1 kHz)")
+        ax.set_ylim(-18, 9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.set_title(f"Studio {name!r}: simulated responses (assumed curves; dashed: units of one model)", fontsize=10)
+    np.atleast_1d(axes)[-1].set_xlabel("frequency (Hz)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 if __name__ == "__main__":
     print(plot_responses(sys.argv[1] if len(sys.argv) > 1 else "docs/img/frequency_responses.png"))
+    if len(sys.argv) > 2:
+        print(plot_studio_responses(sys.argv[2]))
