@@ -20,7 +20,7 @@ whole-file accuracies if the results carry them.
 Usage::
 
     python benchmarks/bench_generalisation.py OUT [--minutes 4] [--workers 2] [--seed 0] [--via zarr|wav]
-        [--corpora dev,heldout,heldout-fixed] [--json OUT/generalisation.json]
+        [--corpora dev,heldout,heldout-fixed] [--compare micfp_et,micfp_svc] [--json OUT/generalisation.json]
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ def run_corpus(name: str, out: Path, sources: Path, args) -> dict:
         extra = [] if args.report else ["--no-report"]
         times["evaluate_s"] = micfp("evaluate", str(cube), str(evaluation), "--protocol", "session", *extra,
                                     workers=args.workers)
+    if args.compare and not (d / "compare" / "results.zarr").exists():
+        times["compare_s"] = micfp("evaluate", str(cube), str(d / "compare"), "--protocol", "session",
+                                   "--classifiers", args.compare, "--feature-set", args.compare_sets,
+                                   "--clip-seconds", f"{CLIP_S:g}", "--no-report", workers=args.workers)
     return times
 
 
@@ -85,7 +89,7 @@ def _cell(ds, **sel):
     return ds.sel({k: v for k, v in sel.items() if k in ds.dims})
 
 
-def summarise(name: str, results_path: Path) -> dict:
+def summarise(name: str, results_path: Path, quote: bool = True) -> dict:
     """Per method at 2-s clips: accuracy, each identical-model group's accuracy; the quoted method."""
     from pipeline.artifacts.results import open_results
     from pipeline.report.analysis import cells_frame, choose_methods
@@ -96,7 +100,7 @@ def summarise(name: str, results_path: Path) -> dict:
     names = {m.label: m.name for m in studio.mics}
     groups = {model: [names[k] for k in labels] for model, labels in studio.model_groups().items()}
     df = cells_frame(ds) if "condition" in ds.dims else None
-    quoted = choose_methods(df, "session")["improved"] if df is not None else None
+    quoted = choose_methods(df, "session")["improved"] if df is not None and quote else None
     clip = float(ds["clip_seconds"].values[np.argmin(np.abs(ds["clip_seconds"].values - CLIP_S))])
     rows = []
     for fs in ds["feature_set"].values:
@@ -126,8 +130,8 @@ def summarise(name: str, results_path: Path) -> dict:
             "groups": groups, "methods": rows}
 
 
-def print_summary(s: dict) -> None:
-    print(f"\n== {s['corpus']}: studio {s['studio']}, positions {s['positions']}, {s['clip_seconds']:g}-s clips, "
+def print_summary(s: dict, title: str = "") -> None:
+    print(f"\n== {s['corpus']}{title}: studio {s['studio']}, positions {s['positions']}, {s['clip_seconds']:g}-s clips, "
           f"session protocol (train day1, test day2)")
     gnames = list(s["groups"])
     print("  groups: " + "; ".join(f"{g} = {len(m)} units" for g, m in s["groups"].items()))
@@ -141,7 +145,8 @@ def print_summary(s: dict) -> None:
         print(line)
     if not any("files" in r for r in s["methods"]):
         print("  (whole files: not in results.zarr)")
-    print("  * = the method the report quotes (the default path's answer)")
+    if any(r["quoted"] for r in s["methods"]):
+        print("  * = the method the report quotes (the default path's answer)")
 
 
 def main(argv=None) -> int:
@@ -155,6 +160,10 @@ def main(argv=None) -> int:
     p.add_argument("--corpora", default=",".join(CORPORA), help="comma-separated subset of " + ", ".join(CORPORA))
     p.add_argument("--source-minutes", type=float, default=20.0, help="minutes of real content per sound type")
     p.add_argument("--report", action="store_true", help="also write the report (not needed for the numbers)")
+    p.add_argument("--compare", default="", metavar="CLF[,CLF...]",
+                   help="also evaluate these classifiers (not the default path; e.g. micfp_et,micfp_svc)")
+    p.add_argument("--compare-sets", default="channel,spectral", metavar="SET[,SET...]",
+                   help="feature sets for --compare (default channel,spectral)")
     p.add_argument("--json", type=Path, default=None, help="write the numbers here (default OUT/generalisation.json)")
     args = p.parse_args(argv)
 
@@ -165,17 +174,21 @@ def main(argv=None) -> int:
     unknown = [c for c in corpora if c not in CORPORA]
     if unknown:
         p.error(f"unknown corpus {unknown[0]!r}; expected some of {', '.join(CORPORA)}")
-    summaries, timings = [], {}
+    summaries, compared, timings = [], [], {}
     for name in corpora:
         split = CORPORA[name][1]
         sources = build(out / "sources" / split, split, args.source_minutes, args.seed)
         timings[name] = run_corpus(name, out, sources, args)
         summaries.append(summarise(name, out / name / "evaluate" / "results.zarr"))
+        if args.compare:
+            compared.append(summarise(name, out / name / "compare" / "results.zarr", quote=False))
     for s in summaries:
         print_summary(s)
+    for s in compared:
+        print_summary(s, " (compared, not the default path)")
     path = args.json or out / "generalisation.json"
     path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "timings": timings,
-                                "results": summaries}, indent=1))
+                                "results": summaries, "compared": compared}, indent=1))
     print(f"\nwrote {path}")
     return 0
 
