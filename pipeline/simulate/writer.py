@@ -15,6 +15,19 @@ def plan_checksum(plan) -> str:
     return "plan:" + hashlib.blake2b(repr(plan).encode(), digest_size=16).hexdigest()
 
 
+def plan_identity(plan) -> dict:
+    """A plan as JSON values, for the WAV ledger: a changed plan never resumes another's files.
+
+    The studio fields appear only when not at their defaults, so a thesis run interrupted before
+    studios existed resumes (as :func:`plan_checksum` keeps a thesis plan's identity).
+    """
+    import dataclasses
+    import json
+
+    return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(plan))).items()
+            if (k, v) not in (("studio", "thesis"), ("positions", None))}
+
+
 def plan_recordings(plan) -> list[Recording]:
     """The store's recordings for a plan: one per (session, microphone)."""
     return [
@@ -127,7 +140,6 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
         ``out_dir``.
     """
     import csv
-    import dataclasses
     import json
     import os
     from pathlib import Path
@@ -137,7 +149,7 @@ def simulate_to_wav(plan, out_dir, client, *, quiet: bool = False):
     out = Path(check_output(out_dir, WAV_KIND, inputs=(plan.sources,), what="WAV corpus folder"))
     mark_folder(out, WAV_KIND)
     ledger_path = out / ".micfp-simulate.json"
-    ident = json.loads(json.dumps(dataclasses.asdict(plan)))
+    ident = plan_identity(plan)
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
     if ledger.get("plan") != ident:
         ledger = {"plan": ident, "done": []}

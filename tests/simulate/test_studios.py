@@ -33,6 +33,14 @@ def test_thesis_studio_is_bit_identical_to_the_original_simulator():
     # Its identity (writer.plan_checksum) is unchanged too: stores written before studios resume.
     assert repr(plan) == "StudioPlan(minutes_per_session=(0.1, 0.05), seed=7, sample_rate=48000, sources=None)"
     assert "studio='dev'" in repr(StudioPlan(studio="dev"))
+    from pipeline.simulate.writer import plan_checksum, plan_identity
+
+    # The WAV ledger's plan, as written before studios existed: an interrupted thesis run resumes.
+    assert plan_identity(plan) == {"minutes_per_session": [0.1, 0.05], "seed": 7, "sample_rate": 48000,
+                                   "sources": None}
+    other = StudioPlan(minutes_per_session=(0.1, 0.05), seed=7, studio="heldout", positions="fixed")
+    assert plan_identity(other)["studio"] == "heldout" and plan_identity(other)["positions"] == "fixed"
+    assert plan_checksum(other) != plan_checksum(plan)
 
 
 def test_studio_definitions():
