@@ -275,7 +275,12 @@ def describe_model(meta: dict) -> str:
         return f"{d[k]:.3f} [{d[k + '_lo']:.2f}-{d[k + '_hi']:.2f}]" if k in d and d[k] == d[k] else "n/a"
 
     cal = meta["calibration"]
-    lines = [f"model: {meta['settings']['classifier']} on {meta['feature_set']} features, "
+    fs = meta["feature_set"]
+    fs = fs if isinstance(fs, str) else "+".join(fs)
+    auto = meta.get("auto")
+    clf = (f"micfp_auto (chose {auto['classifier']} on {auto['feature_set']} by {auto['cv_method']})" if auto
+           else meta["settings"]["classifier"])
+    lines = [f"model: {clf} on {fs} features, "
              f"{meta['clip_seconds']:g} s clips, {meta['n_train_clips']} clips of sessions "
              f"{', '.join(meta['settings']['sessions'])}; microphones: {', '.join(meta['mics'].values())}",
              f"held-out ({cal['method']}): accuracy {ci(cal, 'accuracy')}, macro F1 {ci(cal, 'macro_f1')}, "

@@ -18,8 +18,9 @@ from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
 from ..features import clip_lengths
+from .auto import choice, fit_classifier
 from .metrics import identical_pairs, point_metrics, score
-from .models import CLASSIFIERS, fit_model
+from .models import CLASSIFIERS
 from .protocols import (
     PROTOCOLS,
     cap_training,
@@ -101,6 +102,14 @@ def select_rows(cube, cell: Cell):
     return FeatureRows([(features, rows, cols)]), meta
 
 
+def column_sets(cube, cell: Cell) -> np.ndarray:
+    """The feature set of each column of a cell's feature rows (:func:`select_rows`), as strings."""
+    from ..artifacts.rows import CubeRows
+
+    owners = np.asarray(cube.feature_set if isinstance(cube, CubeRows) else cube.feature_set.values).astype(str)
+    return owners if cell.feature_set == "all" else owners[owners == cell.feature_set]
+
+
 def select(cube, cell: Cell):
     """Feature matrix and clip table of one cell (numpy/pandas, loaded)."""
     rows, meta = select_rows(cube, cell)
@@ -128,7 +137,7 @@ def read_rows(features, rows: np.ndarray, columns: np.ndarray, step: int = READ_
 
 
 def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500,
-             max_train: int | None = None) -> dict:
+             max_train: int | None = None, columns=None) -> dict:
     """Fit and score one cell over all folds of its protocol.
 
     ``X`` is the cell's feature matrix, or its unread rows (:func:`select_rows`). Features are
@@ -143,6 +152,9 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     ``max_train`` caps each fold's training clips (:func:`cap_training`; ``None``: all of them);
     the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
     folds, as ``n_train`` (each fold's own count is in ``folds``).
+
+    ``columns``: the feature set of each column (:func:`column_sets`), which ``micfp_auto`` chooses
+    among; its choice in each fold is recorded as ``chosen`` (one entry per fold).
     """
     from ..artifacts.rows import FeatureRows
 
@@ -161,9 +173,10 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     used = np.unique(np.concatenate([tr for _, tr, _ in splits]))
     X_used = X.take(used)
     X.release()  # the last decoded cube chunk is not needed while fitting
-    models = [fit_model(cell.classifier, X_used if tr.size == used.size else X_used[np.searchsorted(used, tr)],
-                        y[tr], groups[tr], len(labels))  # one fold: its rows are all of them, no copy
-              for _, tr, _ in splits]
+    sessions = meta["session"].to_numpy()
+    models = [fit_classifier(cell.classifier, X_used if tr.size == used.size else X_used[np.searchsorted(used, tr)],
+                             y[tr], groups[tr], len(labels), column_sets=columns, sessions=sessions[tr])
+              for _, tr, _ in splits]  # one fold: its rows are all of them, no copy
     del X_used
     # pass 2: the test clips, each predicted by the model of its fold
     pred = predict_folds(models, X, [te for _, _, te in splits], len(meta))
@@ -183,6 +196,9 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
                           for v in [np.array([f[k] for f in folds], float)] if np.isfinite(v).any()}
     out["n_train"] = sum(f["n_train"] for f in folds)
     out["max_train_clips"] = max_train
+    chosen = [dict(fold=name, **c) for (name, _, _), m in zip(splits, models) if (c := choice(m))]
+    if chosen:
+        out["chosen"] = chosen
     out["cell"] = asdict(cell)
     return out
 
@@ -227,7 +243,8 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
 #: tuned models fit a grid of candidates per fold), for ordering cells longest first.
 FIT_COST = {"logistic_regression": 1.0, "naive_bayes": 0.3, "decision_tree": 1.0, "knn": 3.0, "svc": 12.0,
             "mlp": 8.0, "random_forest": 6.0, "gradient_boosting": 15.0, "micfp_lr": 12.0, "micfp_svc": 150.0,
-            "micfp_et": 20.0}
+            "micfp_et": 20.0,
+            "micfp_auto": 300.0}
 PROTOCOL_FOLDS = {"random": 1, "session": 1, "grouped-kfold": 5, "leave-sound-type-out": 5}
 
 
@@ -343,7 +360,8 @@ def _cell_task(task: CellTask) -> dict:
     t0 = time.perf_counter()
     cube, X, meta = cell_data(task)
     mics = mics_from_attrs(cube.attrs)
-    result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train)
+    result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train,
+                      columns=column_sets(cube, task.work.cell))
     result["condition"] = task.work.condition
     result["seconds"] = time.perf_counter() - t0
     return result

@@ -11,13 +11,14 @@ from .metrics import identical_pairs
 def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None,
                   segmentations=("fixed",)):
     """The evaluation grid of ``micfp evaluate``/``demo``: thesis features for the thesis's
-    classifiers and channel features for the ``micfp_*`` models unless feature sets are given.
+    classifiers, channel features for the tuned ``micfp_*`` models and every feature set (``all``,
+    among which it chooses) for ``micfp_auto``, unless feature sets are given.
 
     ``fixed`` gives a cell per clip length; ``silence`` one cell (the thesis's silence-split
     clips, clip length 0) per other axis.
     """
     from .cell import Cell
-    from .models import DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
+    from .models import AUTO, DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
 
     classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
     lengths = [(float(clip), "fixed") for clip in clip_seconds] if "fixed" in segmentations else []
@@ -27,9 +28,25 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
         for st in sound_types:
             for prot in protocols:
                 for clf in classifiers:
-                    sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else ("channel",))
+                    # micfp_auto chooses among every feature set of the cube unless sets are given
+                    sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else
+                                            ("all",) if clf == AUTO else ("channel",))
                     cells += [Cell(clip, st, fs, clf, prot, segmentation=seg) for fs in sets]
     return cells
+
+
+def auto_choices(results: list[dict]) -> list[dict]:
+    """What ``micfp_auto`` chose in each cell that ran it: the cell's axes (and condition), the
+    winning ``method`` (``"<feature set> + <classifier>"``, folds joined by ``; `` when they differ)
+    and each fold's choice with its cross-validation scores."""
+    out = []
+    for r in results:
+        if not r.get("chosen"):
+            continue
+        methods = list(dict.fromkeys(f"{c['feature_set']} + {c['classifier']}" for c in r["chosen"]))
+        out.append({**r["cell"], "condition": r.get("condition", "clean"), "method": "; ".join(methods),
+                    "folds": r["chosen"]})
+    return out
 
 
 def results_dataset(results: list[dict], mics: dict[int, str]):
@@ -69,4 +86,6 @@ def results_dataset(results: list[dict], mics: dict[int, str]):
     ds.attrs["micfp"] = {"kind": RESULTS_KIND, "complete": True, "mics": {str(k): v for k, v in mics.items()},
                          "identical_pair": [mics[k] for k in identical_pairs(mics)],
                          "max_train_clips": caps[0] if len(caps) == 1 else caps}
+    if choices := auto_choices(results):
+        ds.attrs["micfp"]["auto_choices"] = choices
     return ds

@@ -18,9 +18,9 @@ from ..features.clip_lengths import same
 from .labels import method_name
 
 THRESHOLDS = (0.95, 0.99)
-#: micfp's own model: tuned linear model on channel features. The report quotes the best method of
-#: the grid (:func:`choose_methods`); this one wins only a tie.
-IMPROVED = ("channel", "micfp_lr")
+#: micfp's default model: ``micfp_auto`` choosing among every feature set of the cube. The report
+#: quotes the best method of the grid (:func:`choose_methods`); this one wins only a tie.
+IMPROVED = ("all", "micfp_auto")
 PROTOCOL_ORDER = ("session", "grouped-kfold", "leave-sound-type-out", "random")
 METRICS = ("accuracy", "accuracy_lo", "accuracy_hi", "pair_accuracy", "pair_accuracy_lo", "pair_accuracy_hi",
            "macro_f1", "macro_f1_lo", "macro_f1_hi", "n_test")
@@ -260,10 +260,31 @@ def analyse(ds, cube_path: str | None = None) -> dict:
         i, j = np.unravel_index(np.argmax(off), off.shape)
         a["confused"] = {"true": names[i], "pred": names[j], "rate": float(off[i, j]),
                          "recall": {n: float(rates[k, k]) for k, n in enumerate(names)}}
+    a["auto"] = auto_choice(meta.get("auto_choices", []), df, main)
     a["signature"] = signature(cube_path)
     if a["signature"] is not None:
         a["signature_summary"] = _signature_summary(a["signature"], pair)
     return a
+
+
+def auto_choice(choices: list[dict], df: pd.DataFrame, protocol: str) -> dict | None:
+    """What ``micfp_auto`` chose in its headline cell under ``protocol`` (clean, pooled sound types,
+    longest fixed clips when run), with that cell's accuracy; None when it was not run.
+
+    Returns ``method`` (e.g. ``"spectral + micfp_svc"``), ``cv_method``, ``cv_scores`` (its first
+    fold's, best first), ``feature_set``/``classifier`` of the cell and its ``accuracy`` row.
+    """
+    mine = [c for c in choices if c["protocol"] == protocol and c.get("condition", "clean") == "clean"]
+    if not mine:
+        return None
+    best = max(mine, key=lambda c: (c["sound_type"] == "all", c["clip_seconds"] > 0, c["clip_seconds"]))
+    row = pick(df, protocol=protocol, method=(best["feature_set"], best["classifier"]),
+               sound_type=best["sound_type"], clip=best["clip_seconds"])
+    fold = best["folds"][0]
+    return {"method": best["method"], "cv_method": fold.get("cv_method", ""),
+            "cv_scores": dict(sorted(fold.get("cv_scores", {}).items(), key=lambda kv: -kv[1])),
+            "cell": (best["feature_set"], best["classifier"]), "clip_seconds": best["clip_seconds"],
+            "row": row.iloc[0].to_dict() if not row.empty else None}
 
 
 def _scalar(v):

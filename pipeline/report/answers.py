@@ -135,8 +135,28 @@ def answers(a: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _auto_sentence(a: dict) -> str:
+    """What micfp's default model (``micfp_auto``) chose inside the training data, and how it scored."""
+    au = a.get("auto")
+    if not au:
+        return ""
+    s = (f" {method_name(*au['cell'])}, micfp's default, chose {au['method']} by {au['cv_method'] or 'grouped CV'} "
+         "inside the training data")
+    top = list(au["cv_scores"].items())[:3]
+    if top:
+        s += " (" + ", ".join(f"{k} {pct(v)}" for k, v in top) + ")"
+    if au["row"] is not None and tuple(a["improved"]) != tuple(au["cell"]):
+        s += f" and scores {ci(au['row'])} on the test clips of {sec(au['clip_seconds'])}"
+    return s + "."
+
+
 def _method_choice(a: dict) -> str:
-    """Which method the answers quote, and by how much it beat the thesis baseline and the runner-up."""
+    """Which method the answers quote, and by how much it beat the thesis baseline and the runner-up;
+    what ``micfp_auto`` chose, when it ran."""
+    return _method_ranking(a) + _auto_sentence(a)
+
+
+def _method_ranking(a: dict) -> str:
     imp = method_name(*a["improved"])
     if a.get("n_methods", 1) < 2:
         return f"{imp} is the only method in this grid."

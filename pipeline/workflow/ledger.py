@@ -76,7 +76,7 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
     import pandas as pd
     import xarray as xr
 
-    from ..evaluation.grid import results_dataset
+    from ..evaluation.grid import auto_choices, results_dataset
 
     order = [c for c in conditions if any(r["condition"] == c for r in records)]
     order += sorted({r["condition"] for r in records} - set(order))
@@ -110,6 +110,9 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
         ds[d] = ("condition", _plain_str(ds[d].values))
     meta = dict(parts[0].attrs.get("micfp", {}))
     meta.update(kind=RESULTS_KIND, complete=True, **attrs)
+    meta.pop("auto_choices", None)  # the first condition's; every condition's, in record order:
+    if choices := auto_choices(records):
+        meta["auto_choices"] = choices
     ds.attrs = {"micfp": json.loads(json.dumps(meta, default=json_default))}
     return ds
 
