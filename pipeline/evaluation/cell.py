@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..artifacts.kinds import mics_from_attrs
+from ..artifacts.kinds import mics_from_attrs, models_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
 from ..features import clip_lengths
 from .auto import choice, fit_classifier
-from .metrics import identical_pairs, point_metrics, score
+from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
 from .models import CLASSIFIERS
 from .protocols import (
     PROTOCOLS,
@@ -137,7 +137,7 @@ def read_rows(features, rows: np.ndarray, columns: np.ndarray, step: int = READ_
 
 
 def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500,
-             max_train: int | None = None, columns=None) -> dict:
+             max_train: int | None = None, columns=None, mic_models: dict[int, str] | None = None) -> dict:
     """Fit and score one cell over all folds of its protocol.
 
     ``X`` is the cell's feature matrix, or its unread rows (:func:`select_rows`). Features are
@@ -155,12 +155,15 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
 
     ``columns``: the feature set of each column (:func:`column_sets`), which ``micfp_auto`` chooses
     among; its choice in each fold is recorded as ``chosen`` (one entry per fold).
+
+    ``mic_models``: declared microphone models (``{label: model}``, :func:`metrics.identical_groups`);
+    ``pair_accuracy`` pools every identical-model group and ``group_accuracy`` holds each group's.
     """
     from ..artifacts.rows import FeatureRows
 
     X = FeatureRows.of(X)
     labels = sorted(mics)
-    pair = identical_pairs(mics)
+    pair = identical_pairs(mics, mic_models)
     y = meta["label"].to_numpy()
     groups = time_groups(meta)
     splits = []
@@ -189,6 +192,7 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
                       **point_metrics(y[te], p, labels, pair)})
     y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
     out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
+    out["group_accuracy"] = group_accuracies(out["confusion"], labels, identical_groups(mics, mic_models))
     out["folds"] = folds
     out["fold_accuracy"] = [f["accuracy"] for f in folds]
     out["fold_spread"] = {k: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0}
@@ -361,7 +365,7 @@ def _cell_task(task: CellTask) -> dict:
     cube, X, meta = cell_data(task)
     mics = mics_from_attrs(cube.attrs)
     result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train,
-                      columns=column_sets(cube, task.work.cell))
+                      columns=column_sets(cube, task.work.cell), mic_models=models_from_attrs(cube.attrs))
     result["condition"] = task.work.condition
     result["seconds"] = time.perf_counter() - t0
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..artifacts.kinds import RESULTS_KIND
-from .metrics import identical_pairs
+from .metrics import group_accuracies, identical_groups, identical_pairs
 
 
 def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None,
@@ -49,8 +49,12 @@ def auto_choices(results: list[dict]) -> list[dict]:
     return out
 
 
-def results_dataset(results: list[dict], mics: dict[int, str]):
+def results_dataset(results: list[dict], mics: dict[int, str], models: dict[int, str] | None = None):
     """Results of many cells as the results Dataset of docs/spec.md (NaN where a cell was not run).
+
+    ``group_accuracy`` (cell dims x ``identical_group``) holds each identical-model group's accuracy
+    (:func:`metrics.identical_groups` of ``mics`` and the declared ``models``), from the confusion
+    matrices; ``attrs["micfp"]["identical_groups"]`` names each group's microphones.
 
     ``n_train`` holds the training clips each cell fitted on (summed over folds) and
     ``attrs["micfp"]["max_train_clips"]`` the training cap (None: uncapped; a sorted list if the
@@ -82,9 +86,19 @@ def results_dataset(results: list[dict], mics: dict[int, str]):
                                for d in dims},
                             "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
     ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
+    groups = identical_groups(mics, models)
+    if groups:
+        gacc = np.full(shape + (len(groups),), np.nan)
+        for r in results:
+            pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+            gacc[pos] = list(group_accuracies(r["confusion"], labels, groups).values())
+        ds["group_accuracy"] = (dims + ["identical_group"], gacc)
+        ds = ds.assign_coords(identical_group=np.asarray(list(groups), dtype=object))
     caps = sorted({r.get("max_train_clips") for r in results}, key=lambda v: (v is not None, v or 0))
     ds.attrs["micfp"] = {"kind": RESULTS_KIND, "complete": True, "mics": {str(k): v for k, v in mics.items()},
-                         "identical_pair": [mics[k] for k in identical_pairs(mics)],
+                         "identical_pair": [mics[k] for k in identical_pairs(mics, models)],
+                         "identical_groups": {g: [mics[k] for k in labs] for g, labs in groups.items()},
+                         "models": {str(k): v for k, v in (models or {}).items()},
                          "max_train_clips": caps[0] if len(caps) == 1 else caps}
     if choices := auto_choices(results):
         ds.attrs["micfp"]["auto_choices"] = choices

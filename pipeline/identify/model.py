@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..features import clip_lengths
-from ..artifacts.kinds import MODEL_KIND, mics_from_attrs
+from ..artifacts.kinds import MODEL_KIND, mics_from_attrs, models_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.model import MODEL_VERSION, TrainedModel, package_versions
 
@@ -143,7 +143,7 @@ def _calibration_cv(meta: pd.DataFrame):
 
 
 def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], settings: TrainSettings, *,
-              client=None, n_boot: int = 200) -> dict:
+              client=None, n_boot: int = 200, models: dict[int, str] | None = None) -> dict:
     """Held-out scores and the open-set threshold from out-of-fold predictions.
 
     Runs scikit-learn's ``cross_validate`` (on the joblib Dask backend when ``client`` is given)
@@ -181,7 +181,7 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
                                     np.log(np.clip(proba, 1e-12, 1.0)), key[te]))
     med = pd.concat(meds)
     tau = float(np.quantile(med, settings.accept_rate))
-    scores = score(y, y_pred, sorted(mics), identical_pairs(mics), time_groups(meta), n_boot=n_boot)
+    scores = score(y, y_pred, sorted(mics), identical_pairs(mics, models), time_groups(meta), n_boot=n_boot)
     return {
         "method": how,
         "tau": tau,
@@ -228,8 +228,8 @@ def score_heldout(model: TrainedModel, cube, clip_index: np.ndarray, feature_ind
            "unknown_file_reject_rate": (float(np.mean(~ok[~file_known.to_numpy()])) if (~file_known).any()
                                         else float("nan"))}
     if known.any():
-        s = score(y[known], pred[known], sorted(mics), identical_pairs(mics), time_groups(meta[known]),
-                  n_boot=n_boot)
+        s = score(y[known], pred[known], sorted(mics), identical_pairs(mics, models_from_attrs(model.meta)),
+                  time_groups(meta[known]), n_boot=n_boot)
         out.update({c: s[c] for c in ("accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo",
                                       "macro_f1_hi", "pair_accuracy", "pair_accuracy_lo", "pair_accuracy_hi",
                                       "confusion")})
@@ -296,6 +296,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
     Xtr, mtr = X[is_train], meta[is_train].reset_index(drop=True)
     y = mtr["label"].to_numpy()
     mics = {lab: all_mics[lab] for lab in sorted(set(y.tolist()))}
+    models = {lab: m for lab, m in models_from_attrs(cube.attrs).items() if lab in mics}
     if len(mics) < 2:
         raise ConfigError(f"{cube_path}: the training selection holds {len(mics)} microphone(s); need two")
     log.info(f"train: {settings.classifier} on {len(y)} clips of {len(mics)} microphones "
@@ -314,7 +315,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
         log.info(f"train: micfp_auto chose {auto['feature_set']} + {auto['classifier']} ({auto['cv_method']})")
     openset = fit_openset(estimator, Xtr, y)
     log.info("train: calibrating on held-out folds")
-    cal = calibrate(estimator, Xtr, y, mtr, mics, settings, client=client)
+    cal = calibrate(estimator, Xtr, y, mtr, mics, settings, client=client, models=models)
     openset["tau"] = cal["tau"]
     cfg = cube.attrs["micfp"]["config"]
     frame = FrameSettings(**cfg["frame"])
@@ -326,6 +327,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
         "auto": auto,  # micfp_auto's choice (None for a named classifier)
         "frame": asdict(frame), "sample_rate": frame.sample_rate,
         "mics": {str(k): v for k, v in mics.items()}, "cube": str(cube_path),
+        "models": {str(k): v for k, v in models.items()},
         "n_train_clips": int(len(y)), "params": _params(estimator),
         "calibration": cal, "versions": package_versions(),
     }

@@ -156,11 +156,14 @@ def signature(cube_path: str | None) -> dict | None:
 
 def analyse(ds, cube_path: str | None = None) -> dict:
     """Every number the report states, from the results set (and the cube for signatures)."""
-    from ..evaluation.metrics import identical_pairs
+    from ..artifacts.kinds import models_from_attrs
+    from ..evaluation.metrics import identical_groups
 
     meta = ds.attrs.get("micfp", {})
     mics = {int(k): v for k, v in meta.get("mics", {}).items()}
-    pair = [mics[k] for k in identical_pairs(mics)] if mics else list(meta.get("identical_pair", []))
+    groups = ({g: [mics[k] for k in labs] for g, labs in identical_groups(mics, models_from_attrs(meta)).items()}
+              if mics else {"identical pair": list(meta.get("identical_pair", []))})
+    pair = [m for names in groups.values() for m in names]
     df = cells_frame(ds)
     if df.empty:
         raise InputError("the results set holds no finished cells")
@@ -168,7 +171,7 @@ def analyse(ds, cube_path: str | None = None) -> dict:
     main = protocols[0]
     methods = choose_methods(df, main)
     imp = methods["improved"]
-    a = {"mics": mics, "pair": pair, "chance": 1.0 / len(mics) if mics else float("nan"), "protocols": protocols,
+    a = {"mics": mics, "pair": pair, "groups": {g: v for g, v in groups.items() if v}, "chance": 1.0 / len(mics) if mics else float("nan"), "protocols": protocols,
          "main_protocol": main, **methods, "df": df}
 
     # The headline cell: pooled sound types and fixed clips if run, else whatever was.
@@ -183,6 +186,7 @@ def analyse(ds, cube_path: str | None = None) -> dict:
     a["longest"] = longest
     head = clean_all[same(clean_all["clip_seconds"], longest)].sort_values("accuracy").iloc[-1]
     a["headline"] = head.to_dict()
+    a["group_accuracy"] = _group_accuracy(ds, head)
     a["by_protocol"] = {p: r.iloc[0].to_dict() for p in protocols
                         if not (r := pick(df, protocol=p, method=imp, sound_type="all", clip=longest)).empty}
     # each protocol's own best method (the answers quote it beside the main protocol's)
@@ -285,6 +289,16 @@ def auto_choice(choices: list[dict], df: pd.DataFrame, protocol: str) -> dict | 
             "cv_scores": dict(sorted(fold.get("cv_scores", {}).items(), key=lambda kv: -kv[1])),
             "cell": (best["feature_set"], best["classifier"]), "clip_seconds": best["clip_seconds"],
             "row": row.iloc[0].to_dict() if not row.empty else None}
+
+
+def _group_accuracy(ds, row) -> dict[str, float]:
+    """Each identical-model group's accuracy in the cell ``row`` names (``{}`` without groups)."""
+    if "group_accuracy" not in ds:
+        return {}
+    sel = {d: row[d] for d in ("condition", "clip_seconds", "sound_type", "feature_set", "classifier", "protocol")
+           if d in ds["group_accuracy"].dims}
+    v = ds["group_accuracy"].sel(sel)
+    return {str(g): float(x) for g, x in zip(v.identical_group.values, v.values)}
 
 
 def _scalar(v):

@@ -60,7 +60,12 @@ def answers(a: dict) -> list[tuple[str, str]]:
 
     # 3. What limits it?
     bits = []
-    if a["pair"] and np.isfinite(h.get("pair_accuracy", np.nan)):
+    groups, gacc = a.get("groups", {}), a.get("group_accuracy", {})
+    if len(groups) > 1 and gacc:  # several identical-model groups: each one's own accuracy
+        bits.append(f"the {len(groups)} identical-model groups are told apart in {ci(h, 'pair_accuracy')} of their "
+                    f"clips, against {pct(h['accuracy'])} overall ("
+                    + "; ".join(f"{g}: {' and '.join(m)} {pct(gacc.get(g))}" for g, m in groups.items()) + ")")
+    elif a["pair"] and np.isfinite(h.get("pair_accuracy", np.nan)):
         bits.append(f"the identical pair ({' and '.join(a['pair'])}) is told apart in {ci(h, 'pair_accuracy')} of "
                     f"its clips, against {pct(h['accuracy'])} overall")
     if "confused" in a and a["confused"]["rate"] > 0:

@@ -301,3 +301,23 @@ def test_a_micfp_svc_saved_with_probability_true_still_loads(tmp_path, trained, 
     write_payload(tmp_path / "old-svc.skops", old, model.openset, model.meta)
     loaded = load_model(tmp_path / "old-svc.skops")
     np.testing.assert_allclose(loaded.estimator.predict_proba(X[:5]), old.predict_proba(X[:5]))
+
+
+def test_train_defaults_to_micfp_auto_and_saves_its_choice(tiny_cube, client, tmp_path):
+    """``micfp train`` without a classifier: micfp_auto picks among the single-file feature sets; the
+    model file holds the winning pipeline and its features only, and identify computes the same."""
+    from pipeline.features.sets import feature_layout
+
+    settings = TrainSettings(clip_seconds=1.0, sessions=("day1",))
+    assert settings.classifier == AUTO and settings.feature_set == "all"
+    model = train_model(tiny_cube, settings, client)
+    auto = model.meta["auto"]
+    assert auto["classifier"] in ("micfp_lr", "micfp_et", "micfp_svc") and auto["cv_scores"]
+    assert "session-relative" not in auto["feature_set"] and "thesis" not in auto["feature_set"]
+    names, _ = feature_layout(model.meta["feature_set"], model.frame_settings())
+    assert names == model.meta["features"] and model.estimator.n_features_in_ == len(names)
+    loaded = load_model(save_model(model, tmp_path / "auto.skops"))
+    assert loaded.meta["auto"] == auto
+    from pipeline.artifacts.model import describe_model
+
+    assert f"micfp_auto (chose {auto['classifier']}" in describe_model(loaded.meta)
