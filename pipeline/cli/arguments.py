@@ -18,8 +18,8 @@ FEATURE_SETS = ("thesis", "spectral", "channel", "all")
 SEGMENTATIONS = ("fixed", "silence")
 PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",
-               "decision_tree", "micfp_lr", "micfp_svc", "micfp_et")
-AGGREGATIONS = ("mean-log", "vote")
+               "decision_tree", "micfp_lr", "micfp_svc", "micfp_et", "micfp_auto")
+AGGREGATIONS = ("calibrated", "mean-log", "vote")
 #: The silence split's defaults (pipeline.features.clips.SilenceSettings), shown in the help.
 SILENCE_THRESHOLD_DB = -60.0
 MIN_SILENCE_S = 1.1

@@ -19,6 +19,7 @@ from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
 from ..features import clip_lengths
 from .auto import choice, fit_classifier
+from .files import file_accuracy
 from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
 from .models import CLASSIFIERS
 from .protocols import (
@@ -181,8 +182,16 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
                              y[tr], groups[tr], len(labels), column_sets=columns, sessions=sessions[tr])
               for _, tr, _ in splits]  # one fold: its rows are all of them, no copy
     del X_used
-    # pass 2: the test clips, each predicted by the model of its fold
-    pred = predict_folds(models, X, [te for _, _, te in splits], len(meta))
+    # pass 2: the test clips, each predicted by the model of its fold; under the session protocol
+    # with probabilities, so that runs of clips can be scored as whole files too
+    tests = [te for _, _, te in splits]
+    by_file = cell.protocol == "session" and cell.segmentation == "fixed" and cell.clip_seconds > 0
+    proba = None
+    if by_file and all(hasattr(m, "predict_proba") for m in models):
+        proba = predict_folds(models, X, tests, len(meta), method="predict_proba")
+        pred = [np.asarray(m.classes_)[p.argmax(axis=1)] for m, p in zip(models, proba)]
+    else:
+        pred = predict_folds(models, X, tests, len(meta))
     y_true, y_pred, g_test, folds = [], [], [], []
     for (name, tr, te), p in zip(splits, pred):
         y_true.append(y[te])
@@ -193,6 +202,8 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
     out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
     out["group_accuracy"] = group_accuracies(out["confusion"], labels, identical_groups(mics, mic_models))
+    if by_file:
+        out["file_accuracy"] = _file_accuracy(meta, y, splits, models, pred, proba, cell.clip_seconds)
     out["folds"] = folds
     out["fold_accuracy"] = [f["accuracy"] for f in folds]
     out["fold_spread"] = {k: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0}
@@ -207,14 +218,28 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     return out
 
 
+def _file_accuracy(meta, y, splits, models, pred, proba, clip_seconds) -> list[dict]:
+    """Whole-file accuracy by file length (:func:`files.file_accuracy`) of a one-fold protocol's test
+    clips: summed clip log-probabilities, or votes for a model without probabilities."""
+    (_, _, te), model, p = splits[0], models[0], pred[0]
+    classes = np.asarray(model.classes_)
+    if proba is not None:
+        logp = np.log(np.clip(proba[0], 1e-12, 1.0))
+    else:
+        logp = (p[:, None] == classes[None, :]).astype(float)
+    acc = file_accuracy(meta.iloc[te].reset_index(drop=True), y[te], logp, classes, clip_seconds)
+    return [{"file_seconds": k, **v} for k, v in acc.items()]
+
+
 #: Test clips predicted at once: the pipeline's float64 copies of a batch stay small
 #: (10,000 x 244 features: 20 MB each).
 PREDICT_BATCH = 10_000
 
 
 def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None = None,
-                  batch: int = PREDICT_BATCH) -> list[np.ndarray]:
-    """Predictions of each fold's model on its test rows: ``[models[k].predict(X[tests[k]])]``.
+                  batch: int = PREDICT_BATCH, method: str = "predict") -> list[np.ndarray]:
+    """Predictions of each fold's model on its test rows: ``[models[k].predict(X[tests[k]])]``
+    (``method="predict_proba"``: the probabilities, rows of the model's ``classes_``).
 
     ``X`` is a matrix or :class:`~pipeline.artifacts.rows.FeatureRows`. Rows are read once, in row
     order, ``batch`` at a time (memory does not grow with the test set); when folds share test
@@ -227,7 +252,7 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
     fold = np.full(n_rows, -1, np.int64)
     for k, te in enumerate(tests):
         if (fold[te] >= 0).any():  # overlapping test sets: fold by fold
-            return [predict_folds([m], X, [t], n_rows, batch)[0] for m, t in zip(models, tests)]
+            return [predict_folds([m], X, [t], n_rows, batch, method)[0] for m, t in zip(models, tests)]
         fold[te] = k
     rows = np.flatnonzero(fold >= 0)
     out = None
@@ -236,9 +261,9 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
         Xb, owner = X.take(part), fold[part]
         for k in np.unique(owner):
             mine = owner == k
-            p = models[k].predict(Xb[mine])
+            p = getattr(models[k], method)(Xb[mine])
             if out is None:
-                out = np.empty(n_rows, p.dtype)
+                out = np.empty((n_rows,) + p.shape[1:], p.dtype)
             out[part[mine]] = p
     return [out[te] if out is not None else np.zeros(0, np.int64) for te in tests]
 

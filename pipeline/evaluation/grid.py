@@ -52,6 +52,8 @@ def auto_choices(results: list[dict]) -> list[dict]:
 def results_dataset(results: list[dict], mics: dict[int, str], models: dict[int, str] | None = None):
     """Results of many cells as the results Dataset of docs/spec.md (NaN where a cell was not run).
 
+    ``file_accuracy`` and ``n_files`` (cell dims x ``file_seconds``): the session protocol's accuracy
+    on whole files of each length (runs of consecutive test clips of one recording).
     ``group_accuracy`` (cell dims x ``identical_group``) holds each identical-model group's accuracy
     (:func:`metrics.identical_groups` of ``mics`` and the declared ``models``), from the confusion
     matrices; ``attrs["micfp"]["identical_groups"]`` names each group's microphones.
@@ -86,6 +88,20 @@ def results_dataset(results: list[dict], mics: dict[int, str], models: dict[int,
                                for d in dims},
                             "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
     ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
+    if any(r.get("file_accuracy") for r in results):  # session protocol: whole files by length
+        from .files import FILE_SECONDS
+
+        facc = np.full(shape + (len(FILE_SECONDS),), np.nan)
+        nfiles = np.zeros(shape + (len(FILE_SECONDS),), np.int64)
+        for r in results:
+            pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+            for f in r.get("file_accuracy", []):
+                if f["file_seconds"] in FILE_SECONDS:
+                    i = FILE_SECONDS.index(f["file_seconds"])
+                    facc[pos + (i,)], nfiles[pos + (i,)] = f["accuracy"], f["n_files"]
+        ds["file_accuracy"] = (dims + ["file_seconds"], facc)
+        ds["n_files"] = (dims + ["file_seconds"], nfiles)
+        ds = ds.assign_coords(file_seconds=np.asarray(FILE_SECONDS, float))
     groups = identical_groups(mics, models)
     if groups:
         gacc = np.full(shape + (len(groups),), np.nan)

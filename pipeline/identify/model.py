@@ -153,6 +153,7 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
     from sklearn.base import clone
     from sklearn.model_selection import cross_validate
 
+    from ..evaluation.files import fit_file_calibration
     from ..evaluation.metrics import identical_pairs, score
     from ..evaluation.protocols import time_groups
 
@@ -167,6 +168,7 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
             res = cross_validate(clone(estimator), X, y, **kw)
     k = np.unique(y).size
     y_pred = np.empty_like(y)
+    logp_all = np.zeros((y.size, k))
     key = meta["recording"].astype(str).to_numpy() + ":" + time_groups(meta).astype(str)
     meds = []
     for est, tr, te in zip(res["estimator"], res["indices"]["train"], res["indices"]["test"]):
@@ -175,16 +177,20 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
                               "train on sessions that all hold every microphone")
         proba = est.predict_proba(X[te])
         y_pred[te] = est.classes_[proba.argmax(axis=1)]
+        logp_all[te] = np.log(np.clip(proba, 1e-12, 1.0))
         # pseudo-files: the held-out clips of one recording within one 30 s block, scored as
         # `micfp identify` scores a file
         meds.append(_file_distances(est, fit_openset(est, X[tr], y[tr]), X[te],
                                     np.log(np.clip(proba, 1e-12, 1.0)), key[te]))
     med = pd.concat(meds)
     tau = float(np.quantile(med, settings.accept_rate))
+    # whole-file probabilities: temperature and length exponent from held-out pseudo-files
+    file_cal = fit_file_calibration(meta, logp_all, np.searchsorted(np.unique(y), y))
     scores = score(y, y_pred, sorted(mics), identical_pairs(mics, models), time_groups(meta), n_boot=n_boot)
     return {
         "method": how,
         "tau": tau,
+        "file": file_cal,
         "file_accept_rate": float(np.mean(med <= tau)),
         "n_files": int(med.size),
         "fold_accuracy": [float(v) for v in res["test_accuracy"]],

@@ -186,7 +186,9 @@ def analyse(ds, cube_path: str | None = None) -> dict:
     a["longest"] = longest
     head = clean_all[same(clean_all["clip_seconds"], longest)].sort_values("accuracy").iloc[-1]
     a["headline"] = head.to_dict()
-    a["group_accuracy"] = _group_accuracy(ds, head)
+    a["group_accuracy"] = _along(ds, "group_accuracy", "identical_group", head)
+    a["file_accuracy"] = {float(k): v for k, v in _along(ds, "file_accuracy", "file_seconds", head).items()
+                          if np.isfinite(v)}
     a["by_protocol"] = {p: r.iloc[0].to_dict() for p in protocols
                         if not (r := pick(df, protocol=p, method=imp, sound_type="all", clip=longest)).empty}
     # each protocol's own best method (the answers quote it beside the main protocol's)
@@ -291,14 +293,16 @@ def auto_choice(choices: list[dict], df: pd.DataFrame, protocol: str) -> dict | 
             "row": row.iloc[0].to_dict() if not row.empty else None}
 
 
-def _group_accuracy(ds, row) -> dict[str, float]:
-    """Each identical-model group's accuracy in the cell ``row`` names (``{}`` without groups)."""
-    if "group_accuracy" not in ds:
+def _along(ds, var: str, dim: str, row) -> dict:
+    """``var`` of the cell ``row`` names, along its extra dimension ``dim`` (``{}`` when absent):
+    each identical-model group's accuracy, or the accuracy of whole files by length."""
+    if var not in ds:
         return {}
     sel = {d: row[d] for d in ("condition", "clip_seconds", "sound_type", "feature_set", "classifier", "protocol")
-           if d in ds["group_accuracy"].dims}
-    v = ds["group_accuracy"].sel(sel)
-    return {str(g): float(x) for g, x in zip(v.identical_group.values, v.values)}
+           if d in ds[var].dims}
+    v = ds[var].sel(sel)
+    keys = v[dim].values
+    return {(str(k) if dim != "file_seconds" else float(k)): float(x) for k, x in zip(keys, v.values)}
 
 
 def _scalar(v):

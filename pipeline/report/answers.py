@@ -136,6 +136,10 @@ def answers(a: dict) -> list[tuple[str, str]]:
                          f"{sec(m['best_clip'])})")
     s = (f"Tested clip lengths: {lengths} ({imp}, {main} protocol). Shortest length reaching and keeping the accuracy: "
          + "; ".join(parts) + ".")
+    files = a.get("file_accuracy") or {}
+    if files:
+        s += (f" Whole files (runs of consecutive {sec(a['longest'])} clips of one recording, their log-probabilities "
+              "summed): " + ", ".join(f"{sec(k)} {pct(v)}" for k, v in sorted(files.items())) + ".")
     out.append(("What minimum length of recording is needed?", s))
     return out
 
