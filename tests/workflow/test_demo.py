@@ -75,5 +75,6 @@ def test_cli_demo_on_existing_scheduler(tmp_path, client):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "dashboard: http://" in p.stderr
-    assert "identical pair" in p.stdout and "micfp (channel LR, tuned)" in p.stdout
+    assert "identical pair" in p.stdout and "micfp auto (best by grouped CV)" in p.stdout
+    assert "all -> " in p.stdout  # the demo table names the method micfp_auto chose
     assert (tmp_path / "o" / "report" / "metrics.json").exists()
