@@ -70,7 +70,7 @@ def rank_methods(cells: pd.DataFrame) -> pd.DataFrame:
     g = cells.groupby(["feature_set", "classifier"])
     ranked = pd.DataFrame({"accuracy": g["accuracy"].mean(),
                            "pair_accuracy": g["pair_accuracy"].mean() if "pair_accuracy" in cells else np.nan})
-    ranked["preferred"] = [m == IMPROVED for m in ranked.index]
+    ranked["preferred"] = [m[1] == IMPROVED[1] for m in ranked.index]  # micfp_auto, on whichever sets
     return ranked.sort_values(["accuracy", "pair_accuracy", "preferred"], ascending=False, na_position="last")
 
 
