@@ -63,3 +63,16 @@ def test_models_reach_the_store_and_the_cube(tmp_path, client):
     compute_cube(str(tmp_path / "a.zarr"), str(tmp_path / "c.zarr"),
                  FeatureConfig(feature_sets=("channel",), clip_seconds=(2.0,)), client, quiet=True)
     assert models_from_attrs(open_cube(str(tmp_path / "c.zarr")).attrs) == store.models
+    # ... and `micfp evaluate` scores every declared group
+    from pipeline.artifacts.results import open_results
+    from pipeline.evaluation.cell import Cell
+    from pipeline.workflow.builtin import evaluate_workflow
+    from pipeline.workflow.run import run_workflow
+
+    cells = [Cell(2.0, "all", "channel", "micfp_lr", "session")]
+    wf = evaluate_workflow(str(tmp_path / "c.zarr"), str(tmp_path / "report"), cells, n_boot=10)
+    run_workflow(wf, client, quiet=True, report=False)
+    ds = open_results(wf.results_path)
+    assert sorted(ds.identical_group.values) == ["KM 184", "SM58"]
+    assert ds.attrs["micfp"]["identical_groups"]["SM58"] == ["Gamma", "Delta", "Epsilon"]
+    assert np.isfinite(ds.group_accuracy.values).all()
