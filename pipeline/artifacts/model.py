@@ -287,6 +287,11 @@ def describe_model(meta: dict) -> str:
              f"identical pair {ci(cal, 'pair_accuracy')}",
              f"unknown threshold {cal['tau']:.2f}: keeps {cal['file_accept_rate']:.1%} of {cal['n_files']} "
              f"held-out 30 s pseudo-files"]
+    fc = cal.get("file")
+    if fc:
+        lines.append(f"whole files: p = softmax({fc['alpha']:.3g} x n^{fc['beta']:.2f} x mean clip log-p), learned on "
+                     f"{fc['n_files']} held-out pseudo-files of 1-{max(fc['lengths'])} clips (log-loss "
+                     f"{fc['log_loss']:.3f}, mean-log {fc['log_loss_mean_log']:.3f})")
     h = meta.get("heldout")
     if h:
         lines.append(f"held-out sessions {', '.join(h['sessions'])} (ParallelPostFit, {h['n_clips']} clips): "
