@@ -152,6 +152,15 @@ def mics_from_attrs(attrs) -> dict[int, str]:
     return {int(k): v for k, v in meta.get("mics", {}).items()}
 
 
+def models_from_attrs(attrs) -> dict[int, str]:
+    """The declared microphone models ``{label: model}`` of an artifact's attributes (``mics.csv``'s
+    ``model`` column, carried by store, cube, results and model file); ``{}`` when none were declared."""
+    meta = attrs if "mics" in attrs else attrs.get("micfp", {})
+    if isinstance(meta, str):
+        meta = json.loads(meta)
+    return {int(k): v for k, v in (meta.get("models") or {}).items()}
+
+
 def open_checked_group(path: str, kind: str, what: str, *, missing: str, incomplete: str,
                        require_complete: bool = True, **open_kw):
     """The Zarr group of a micfp artifact at ``path``, after checking its kind and completeness.

@@ -275,13 +275,23 @@ def describe_model(meta: dict) -> str:
         return f"{d[k]:.3f} [{d[k + '_lo']:.2f}-{d[k + '_hi']:.2f}]" if k in d and d[k] == d[k] else "n/a"
 
     cal = meta["calibration"]
-    lines = [f"model: {meta['settings']['classifier']} on {meta['feature_set']} features, "
+    fs = meta["feature_set"]
+    fs = fs if isinstance(fs, str) else "+".join(fs)
+    auto = meta.get("auto")
+    clf = (f"micfp_auto (chose {auto['classifier']} on {auto['feature_set']} by {auto['cv_method']})" if auto
+           else meta["settings"]["classifier"])
+    lines = [f"model: {clf} on {fs} features, "
              f"{meta['clip_seconds']:g} s clips, {meta['n_train_clips']} clips of sessions "
              f"{', '.join(meta['settings']['sessions'])}; microphones: {', '.join(meta['mics'].values())}",
              f"held-out ({cal['method']}): accuracy {ci(cal, 'accuracy')}, macro F1 {ci(cal, 'macro_f1')}, "
              f"identical pair {ci(cal, 'pair_accuracy')}",
              f"unknown threshold {cal['tau']:.2f}: keeps {cal['file_accept_rate']:.1%} of {cal['n_files']} "
              f"held-out 30 s pseudo-files"]
+    fc = cal.get("file")
+    if fc:
+        lines.append(f"whole files: p = softmax({fc['alpha']:.3g} x n^{fc['beta']:.2f} x mean clip log-p), learned on "
+                     f"{fc['n_files']} held-out pseudo-files of 1-{max(fc['lengths'])} clips (log-loss "
+                     f"{fc['log_loss']:.3f}, mean-log {fc['log_loss_mean_log']:.3f})")
     h = meta.get("heldout")
     if h:
         lines.append(f"held-out sessions {', '.join(h['sessions'])} (ParallelPostFit, {h['n_clips']} clips): "

@@ -31,7 +31,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import IncompleteError, InputError
 from .conventions import consolidate, global_attrs, unconsolidate, variable_attrs
-from .kinds import STORE_KIND, mics_from_attrs, open_checked_group
+from .kinds import STORE_KIND, mics_from_attrs, models_from_attrs, open_checked_group
 from .outputs import new_uid, resolve, verify_seen
 
 STORE_VERSION = 1
@@ -124,7 +124,7 @@ class AudioStore:
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str, sample_rate: int, *, mics: dict[int, str] | None = None,
-               segments: dict[str, list] | None = None, resume: bool = True,
+               models: dict[int, str] | None = None, segments: dict[str, list] | None = None, resume: bool = True,
                storage_options: dict | None = None) -> "AudioStore":
         """Create a store, or reopen a compatible partial one to resume writing it.
 
@@ -153,6 +153,10 @@ class AudioStore:
         meta.setdefault("uid", new_uid())  # kept on resume: the identity workers check (write_shard)
         if mics is not None:
             meta["mics"] = {str(k): v for k, v in mics.items()}
+        if models:  # identical-model groups declared in mics.csv ({label: model})
+            meta["models"] = {str(k): v for k, v in models.items()}
+        elif mics is not None:
+            meta.pop("models", None)
         if segments is not None:
             meta["segments"] = {k: [[float(a), float(b), str(t)] for a, b, t in v] for k, v in segments.items()}
         meta.setdefault("mics", {})
@@ -206,6 +210,11 @@ class AudioStore:
     def mics(self) -> dict[int, str]:
         return mics_from_attrs(self.meta)
 
+    @property
+    def models(self) -> dict[int, str]:
+        """``{label: model}`` declared in ``mics.csv`` (empty: none declared)."""
+        return models_from_attrs(self.meta)
+
     def recordings(self) -> list[Recording]:
         out = []
         audio = self.group["audio"]
@@ -234,9 +243,9 @@ class AudioStore:
         """Record descriptive metadata (e.g. the simulated studio) beside the store's own keys.
 
         The keys micfp itself maintains (kind, version, sample rate, completeness, uid, mics,
-        segments) cannot be changed this way.
+        models, segments) cannot be changed this way.
         """
-        clash = sorted(set(kw) & {"kind", "version", "sample_rate", "complete", "uid", "mics", "segments"})
+        clash = sorted(set(kw) & {"kind", "version", "sample_rate", "complete", "uid", "mics", "models", "segments"})
         if clash:
             raise ValueError(f"annotate cannot set the store's own keys: {', '.join(clash)}")
         self._set_meta(**kw)

@@ -18,8 +18,8 @@ FEATURE_SETS = ("thesis", "spectral", "channel", "all")
 SEGMENTATIONS = ("fixed", "silence")
 PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",
-               "decision_tree", "micfp_lr", "micfp_svc", "micfp_et")
-AGGREGATIONS = ("mean-log", "vote")
+               "decision_tree", "micfp_lr", "micfp_svc", "micfp_et", "micfp_auto")
+AGGREGATIONS = ("calibrated", "mean-log", "vote")
 #: pipeline.simulate.studios.STUDIOS and pipeline.simulate.room.POSITION_POLICIES (tests/simulate/test_studios.py checks).
 STUDIOS = ("thesis", "dev", "heldout")
 POSITION_POLICIES = ("rotate", "fixed")

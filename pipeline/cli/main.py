@@ -114,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="P[,P...]", help=f"evaluation protocols: {listing(PROTOCOLS)}")
     p.add_argument("--classifiers", type=choice_list(CLASSIFIERS, "classifier"), default=None,
                    metavar="C[,C...]", help=f"any of {listing(CLASSIFIERS)} (default: the thesis's eight and "
-                   "micfp_lr)")
+                   "micfp_auto, which picks feature set and classifier by grouped CV of the training data)")
     p.add_argument("--feature-set", type=choice_list(FEATURE_SETS, "feature set"), default=None,
                    metavar="SET[,SET...]", help=f"any of {listing(FEATURE_SETS)} (default: thesis for the "
-                   "thesis's classifiers, channel for the micfp_* models)")
+                   "thesis's classifiers, channel for the tuned micfp_* models, all (to choose from) for micfp_auto)")
     p.add_argument("--clip-seconds", type=_clip_seconds, default=(2.0,), metavar="S[,S...]",
                    help="clip lengths to evaluate, seconds; each must be in the cube")
     p.add_argument("--segmentation", type=choice_list(SEGMENTATIONS, "segmentation"), default=("fixed",),
@@ -143,10 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit, calibrate and save one model (skops file)")
     p.add_argument("cube", help="feature cube (from `micfp features`)")
     p.add_argument("model", help="output model file (.skops)")
-    p.add_argument("--feature-set", choices=FEATURE_SETS, default="channel", help="features the model uses")
+    p.add_argument("--feature-set", choices=FEATURE_SETS, default=None,
+                   help="features the model uses (micfp_auto: the sets it chooses among; default all for "
+                        "micfp_auto, channel for a named classifier)")
     p.add_argument("--clip-seconds", type=float, default=2.0, help="clip length, seconds; must be in the cube")
     p.add_argument("--classifier", choices=CLASSIFIERS, default=None, metavar="NAME",
-                   help=f"{listing(CLASSIFIERS)} (default: micfp_et)")
+                   help=f"{listing(CLASSIFIERS)} (default: micfp_auto, feature set and classifier chosen by "
+                        "grouped cross-validation of the training data)")
     p.add_argument("--sessions", type=_names, default=(), metavar="S[,S...]", help="training sessions (default "
                    "all); the others are predicted with ParallelPostFit and scored as held-out data")
     p.add_argument("--mics", type=_names, default=(), metavar="M[,M...]",
@@ -162,9 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="list the K most likely microphones")
     p.add_argument("--channel", type=int, default=0, help="channel of multi-channel files, 0-based")
-    p.add_argument("--aggregate", choices=AGGREGATIONS, default="mean-log",
-                   help="how clip probabilities make the file's: mean-log (normalised geometric mean) or vote "
-                        "(share of clips)")
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default="calibrated",
+                   help="how clip probabilities make the file's: calibrated (summed log-probabilities with the "
+                        "temperature learned at train time; default), mean-log (normalised geometric mean) or "
+                        "vote (share of clips)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run one task per file on this Dask scheduler (default: here, no cluster)")
 

@@ -13,13 +13,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..artifacts.kinds import mics_from_attrs
+from ..artifacts.kinds import mics_from_attrs, models_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
 from ..features import clip_lengths
-from .metrics import identical_pairs, point_metrics, score
-from .models import CLASSIFIERS, fit_model
+from .auto import choice, fit_classifier
+from .files import file_accuracy
+from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
+from .models import CLASSIFIERS
 from .protocols import (
     PROTOCOLS,
     cap_training,
@@ -101,6 +103,14 @@ def select_rows(cube, cell: Cell):
     return FeatureRows([(features, rows, cols)]), meta
 
 
+def column_sets(cube, cell: Cell) -> np.ndarray:
+    """The feature set of each column of a cell's feature rows (:func:`select_rows`), as strings."""
+    from ..artifacts.rows import CubeRows
+
+    owners = np.asarray(cube.feature_set if isinstance(cube, CubeRows) else cube.feature_set.values).astype(str)
+    return owners if cell.feature_set == "all" else owners[owners == cell.feature_set]
+
+
 def select(cube, cell: Cell):
     """Feature matrix and clip table of one cell (numpy/pandas, loaded)."""
     rows, meta = select_rows(cube, cell)
@@ -128,7 +138,7 @@ def read_rows(features, rows: np.ndarray, columns: np.ndarray, step: int = READ_
 
 
 def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot: int = 500,
-             max_train: int | None = None) -> dict:
+             max_train: int | None = None, columns=None, mic_models: dict[int, str] | None = None) -> dict:
     """Fit and score one cell over all folds of its protocol.
 
     ``X`` is the cell's feature matrix, or its unread rows (:func:`select_rows`). Features are
@@ -143,12 +153,18 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     ``max_train`` caps each fold's training clips (:func:`cap_training`; ``None``: all of them);
     the result records it as ``max_train_clips`` and the clips actually fitted on, summed over
     folds, as ``n_train`` (each fold's own count is in ``folds``).
+
+    ``columns``: the feature set of each column (:func:`column_sets`), which ``micfp_auto`` chooses
+    among; its choice in each fold is recorded as ``chosen`` (one entry per fold).
+
+    ``mic_models``: declared microphone models (``{label: model}``, :func:`metrics.identical_groups`);
+    ``pair_accuracy`` pools every identical-model group and ``group_accuracy`` holds each group's.
     """
     from ..artifacts.rows import FeatureRows
 
     X = FeatureRows.of(X)
     labels = sorted(mics)
-    pair = identical_pairs(mics)
+    pair = identical_pairs(mics, mic_models)
     y = meta["label"].to_numpy()
     groups = time_groups(meta)
     splits = []
@@ -161,12 +177,21 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     used = np.unique(np.concatenate([tr for _, tr, _ in splits]))
     X_used = X.take(used)
     X.release()  # the last decoded cube chunk is not needed while fitting
-    models = [fit_model(cell.classifier, X_used if tr.size == used.size else X_used[np.searchsorted(used, tr)],
-                        y[tr], groups[tr], len(labels))  # one fold: its rows are all of them, no copy
-              for _, tr, _ in splits]
+    sessions = meta["session"].to_numpy()
+    models = [fit_classifier(cell.classifier, X_used if tr.size == used.size else X_used[np.searchsorted(used, tr)],
+                             y[tr], groups[tr], len(labels), column_sets=columns, sessions=sessions[tr])
+              for _, tr, _ in splits]  # one fold: its rows are all of them, no copy
     del X_used
-    # pass 2: the test clips, each predicted by the model of its fold
-    pred = predict_folds(models, X, [te for _, _, te in splits], len(meta))
+    # pass 2: the test clips, each predicted by the model of its fold; under the session protocol
+    # with probabilities, so that runs of clips can be scored as whole files too
+    tests = [te for _, _, te in splits]
+    by_file = cell.protocol == "session" and cell.segmentation == "fixed" and cell.clip_seconds > 0
+    proba = None
+    if by_file and all(hasattr(m, "predict_proba") for m in models):
+        proba = predict_folds(models, X, tests, len(meta), method="predict_proba")
+        pred = [np.asarray(m.classes_)[p.argmax(axis=1)] for m, p in zip(models, proba)]
+    else:
+        pred = predict_folds(models, X, tests, len(meta))
     y_true, y_pred, g_test, folds = [], [], [], []
     for (name, tr, te), p in zip(splits, pred):
         y_true.append(y[te])
@@ -176,6 +201,9 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
                       **point_metrics(y[te], p, labels, pair)})
     y_true, y_pred, g_test = map(np.concatenate, (y_true, y_pred, g_test))
     out = score(y_true, y_pred, labels, pair, g_test, n_boot=n_boot)
+    out["group_accuracy"] = group_accuracies(out["confusion"], labels, identical_groups(mics, mic_models))
+    if by_file:
+        out["file_accuracy"] = _file_accuracy(meta, y, splits, models, pred, proba, cell.clip_seconds)
     out["folds"] = folds
     out["fold_accuracy"] = [f["accuracy"] for f in folds]
     out["fold_spread"] = {k: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0}
@@ -183,8 +211,24 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
                           for v in [np.array([f[k] for f in folds], float)] if np.isfinite(v).any()}
     out["n_train"] = sum(f["n_train"] for f in folds)
     out["max_train_clips"] = max_train
+    chosen = [dict(fold=name, **c) for (name, _, _), m in zip(splits, models) if (c := choice(m))]
+    if chosen:
+        out["chosen"] = chosen
     out["cell"] = asdict(cell)
     return out
+
+
+def _file_accuracy(meta, y, splits, models, pred, proba, clip_seconds) -> list[dict]:
+    """Whole-file accuracy by file length (:func:`files.file_accuracy`) of a one-fold protocol's test
+    clips: summed clip log-probabilities, or votes for a model without probabilities."""
+    (_, _, te), model, p = splits[0], models[0], pred[0]
+    classes = np.asarray(model.classes_)
+    if proba is not None:
+        logp = np.log(np.clip(proba[0], 1e-12, 1.0))
+    else:
+        logp = (p[:, None] == classes[None, :]).astype(float)
+    acc = file_accuracy(meta.iloc[te].reset_index(drop=True), y[te], logp, classes, clip_seconds)
+    return [{"file_seconds": k, **v} for k, v in acc.items()]
 
 
 #: Test clips predicted at once: the pipeline's float64 copies of a batch stay small
@@ -193,8 +237,9 @@ PREDICT_BATCH = 10_000
 
 
 def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None = None,
-                  batch: int = PREDICT_BATCH) -> list[np.ndarray]:
-    """Predictions of each fold's model on its test rows: ``[models[k].predict(X[tests[k]])]``.
+                  batch: int = PREDICT_BATCH, method: str = "predict") -> list[np.ndarray]:
+    """Predictions of each fold's model on its test rows: ``[models[k].predict(X[tests[k]])]``
+    (``method="predict_proba"``: the probabilities, rows of the model's ``classes_``).
 
     ``X`` is a matrix or :class:`~pipeline.artifacts.rows.FeatureRows`. Rows are read once, in row
     order, ``batch`` at a time (memory does not grow with the test set); when folds share test
@@ -207,7 +252,7 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
     fold = np.full(n_rows, -1, np.int64)
     for k, te in enumerate(tests):
         if (fold[te] >= 0).any():  # overlapping test sets: fold by fold
-            return [predict_folds([m], X, [t], n_rows, batch)[0] for m, t in zip(models, tests)]
+            return [predict_folds([m], X, [t], n_rows, batch, method)[0] for m, t in zip(models, tests)]
         fold[te] = k
     rows = np.flatnonzero(fold >= 0)
     out = None
@@ -216,9 +261,9 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
         Xb, owner = X.take(part), fold[part]
         for k in np.unique(owner):
             mine = owner == k
-            p = models[k].predict(Xb[mine])
+            p = getattr(models[k], method)(Xb[mine])
             if out is None:
-                out = np.empty(n_rows, p.dtype)
+                out = np.empty((n_rows,) + p.shape[1:], p.dtype)
             out[part[mine]] = p
     return [out[te] if out is not None else np.zeros(0, np.int64) for te in tests]
 
@@ -227,7 +272,8 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
 #: tuned models fit a grid of candidates per fold), for ordering cells longest first.
 FIT_COST = {"logistic_regression": 1.0, "naive_bayes": 0.3, "decision_tree": 1.0, "knn": 3.0, "svc": 12.0,
             "mlp": 8.0, "random_forest": 6.0, "gradient_boosting": 15.0, "micfp_lr": 12.0, "micfp_svc": 150.0,
-            "micfp_et": 20.0}
+            "micfp_et": 20.0,
+            "micfp_auto": 300.0}
 PROTOCOL_FOLDS = {"random": 1, "session": 1, "grouped-kfold": 5, "leave-sound-type-out": 5}
 
 
@@ -343,7 +389,8 @@ def _cell_task(task: CellTask) -> dict:
     t0 = time.perf_counter()
     cube, X, meta = cell_data(task)
     mics = mics_from_attrs(cube.attrs)
-    result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train)
+    result = run_cell(X, meta, task.work.cell, mics, n_boot=task.n_boot, max_train=task.max_train,
+                      columns=column_sets(cube, task.work.cell), mic_models=models_from_attrs(cube.attrs))
     result["condition"] = task.work.condition
     result["seconds"] = time.perf_counter() - t0
     return result

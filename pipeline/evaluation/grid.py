@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..artifacts.kinds import RESULTS_KIND
-from .metrics import identical_pairs
+from .metrics import group_accuracies, identical_groups, identical_pairs
 
 
 def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None,
                   segmentations=("fixed",)):
     """The evaluation grid of ``micfp evaluate``/``demo``: thesis features for the thesis's
-    classifiers and channel features for the ``micfp_*`` models unless feature sets are given.
+    classifiers, channel features for the tuned ``micfp_*`` models and every feature set (``all``,
+    among which it chooses) for ``micfp_auto``, unless feature sets are given.
 
     ``fixed`` gives a cell per clip length; ``silence`` one cell (the thesis's silence-split
     clips, clip length 0) per other axis.
     """
     from .cell import Cell
-    from .models import DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
+    from .models import AUTO, DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
 
     classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
     lengths = [(float(clip), "fixed") for clip in clip_seconds] if "fixed" in segmentations else []
@@ -27,13 +28,35 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
         for st in sound_types:
             for prot in protocols:
                 for clf in classifiers:
-                    sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else ("channel",))
+                    # micfp_auto chooses among every feature set of the cube unless sets are given
+                    sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else
+                                            ("all",) if clf == AUTO else ("channel",))
                     cells += [Cell(clip, st, fs, clf, prot, segmentation=seg) for fs in sets]
     return cells
 
 
-def results_dataset(results: list[dict], mics: dict[int, str]):
+def auto_choices(results: list[dict]) -> list[dict]:
+    """What ``micfp_auto`` chose in each cell that ran it: the cell's axes (and condition), the
+    winning ``method`` (``"<feature set> + <classifier>"``, folds joined by ``; `` when they differ)
+    and each fold's choice with its cross-validation scores."""
+    out = []
+    for r in results:
+        if not r.get("chosen"):
+            continue
+        methods = list(dict.fromkeys(f"{c['feature_set']} + {c['classifier']}" for c in r["chosen"]))
+        out.append({**r["cell"], "condition": r.get("condition", "clean"), "method": "; ".join(methods),
+                    "folds": r["chosen"]})
+    return out
+
+
+def results_dataset(results: list[dict], mics: dict[int, str], models: dict[int, str] | None = None):
     """Results of many cells as the results Dataset of docs/spec.md (NaN where a cell was not run).
+
+    ``file_accuracy`` and ``n_files`` (cell dims x ``file_seconds``): the session protocol's accuracy
+    on whole files of each length (runs of consecutive test clips of one recording).
+    ``group_accuracy`` (cell dims x ``identical_group``) holds each identical-model group's accuracy
+    (:func:`metrics.identical_groups` of ``mics`` and the declared ``models``), from the confusion
+    matrices; ``attrs["micfp"]["identical_groups"]`` names each group's microphones.
 
     ``n_train`` holds the training clips each cell fitted on (summed over folds) and
     ``attrs["micfp"]["max_train_clips"]`` the training cap (None: uncapped; a sorted list if the
@@ -65,8 +88,34 @@ def results_dataset(results: list[dict], mics: dict[int, str]):
                                for d in dims},
                             "true_mic": np.asarray(names, dtype=object), "pred_mic": np.asarray(names, dtype=object)})
     ds["confusion"] = (dims + ["true_mic", "pred_mic"], conf)
+    if any(r.get("file_accuracy") for r in results):  # session protocol: whole files by length
+        from .files import FILE_SECONDS
+
+        facc = np.full(shape + (len(FILE_SECONDS),), np.nan)
+        nfiles = np.zeros(shape + (len(FILE_SECONDS),), np.int64)
+        for r in results:
+            pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+            for f in r.get("file_accuracy", []):
+                if f["file_seconds"] in FILE_SECONDS:
+                    i = FILE_SECONDS.index(f["file_seconds"])
+                    facc[pos + (i,)], nfiles[pos + (i,)] = f["accuracy"], f["n_files"]
+        ds["file_accuracy"] = (dims + ["file_seconds"], facc)
+        ds["n_files"] = (dims + ["file_seconds"], nfiles)
+        ds = ds.assign_coords(file_seconds=np.asarray(FILE_SECONDS, float))
+    groups = identical_groups(mics, models)
+    if groups:
+        gacc = np.full(shape + (len(groups),), np.nan)
+        for r in results:
+            pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+            gacc[pos] = list(group_accuracies(r["confusion"], labels, groups).values())
+        ds["group_accuracy"] = (dims + ["identical_group"], gacc)
+        ds = ds.assign_coords(identical_group=np.asarray(list(groups), dtype=object))
     caps = sorted({r.get("max_train_clips") for r in results}, key=lambda v: (v is not None, v or 0))
     ds.attrs["micfp"] = {"kind": RESULTS_KIND, "complete": True, "mics": {str(k): v for k, v in mics.items()},
-                         "identical_pair": [mics[k] for k in identical_pairs(mics)],
+                         "identical_pair": [mics[k] for k in identical_pairs(mics, models)],
+                         "identical_groups": {g: [mics[k] for k in labs] for g, labs in groups.items()},
+                         "models": {str(k): v for k, v in (models or {}).items()},
                          "max_train_clips": caps[0] if len(caps) == 1 else caps}
+    if choices := auto_choices(results):
+        ds.attrs["micfp"]["auto_choices"] = choices
     return ds

@@ -9,12 +9,39 @@ import numpy as np
 
 
 # -- metrics ---------------------------------------------------------------------------------
-def identical_pairs(mics: dict[int, str]) -> list[int]:
-    """Labels of microphones sharing a make and model (names equal but for a ``#N`` suffix)."""
-    models: dict[str, list[int]] = {}
-    for label, name in mics.items():
-        models.setdefault(re.sub(r"\s*#\s*\d+\s*$", "", name), []).append(label)
-    return sorted(lab for labs in models.values() if len(labs) > 1 for lab in labs)
+def identical_groups(mics: dict[int, str], models: dict[int, str] | None = None) -> dict[str, list[int]]:
+    """Identical-model groups ``{model: [labels]}``: microphones sharing a make and model.
+
+    Declared groups come first: ``models`` (``mics.csv``'s ``model`` column, ``{label: model}``)
+    groups the microphones that share a value, any number of groups of any size. Without it, the
+    fallback is the name rule: names equal but for a ``#N`` suffix (``Neumann KM 184 #1``/``#2``).
+    Only groups of two or more microphones of ``mics`` count.
+    """
+    groups: dict[str, list[int]] = {}
+    for label, name in sorted(mics.items()):
+        key = models.get(label) if models else re.sub(r"\s*#\s*\d+\s*$", "", name)
+        if key:
+            groups.setdefault(str(key), []).append(label)
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
+def identical_pairs(mics: dict[int, str], models: dict[int, str] | None = None) -> list[int]:
+    """Labels of every microphone in an identical-model group (:func:`identical_groups`), sorted."""
+    return sorted(lab for labs in identical_groups(mics, models).values() for lab in labs)
+
+
+def group_accuracies(confusion, labels, groups: dict[str, list[int]]) -> dict[str, float]:
+    """Accuracy on each identical-model group's clips, from a confusion matrix (rows true, in ``labels`` order).
+
+    Like ``pair_accuracy``, any wrong label counts as an error; NaN for a group without test clips.
+    """
+    cm = np.asarray(confusion, dtype=float)
+    out = {}
+    for name, members in groups.items():
+        idx = [list(labels).index(m) for m in members if m in labels]
+        n = cm[idx].sum()
+        out[name] = float(cm[idx, idx].sum() / n) if n else float("nan")
+    return out
 
 
 def _codes(y, labels) -> np.ndarray:

@@ -14,9 +14,12 @@ THESIS_CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting",
 #: over time-block group folds of the training data: a regularised linear model, an RBF SVC and
 #: extremely randomised trees.
 TUNED_CLASSIFIERS = ("micfp_lr", "micfp_svc", "micfp_et")
-CLASSIFIERS = THESIS_CLASSIFIERS + TUNED_CLASSIFIERS
+#: The default model: feature set and classifier chosen by grouped cross-validation inside the
+#: training data (:mod:`pipeline.evaluation.auto`).
+AUTO = "micfp_auto"
+CLASSIFIERS = THESIS_CLASSIFIERS + TUNED_CLASSIFIERS + (AUTO,)
 #: What ``micfp evaluate``/``demo`` run unless told otherwise: the thesis's eight and micfp's model.
-DEFAULT_CLASSIFIERS = THESIS_CLASSIFIERS + ("micfp_lr",)
+DEFAULT_CLASSIFIERS = THESIS_CLASSIFIERS + (AUTO,)
 #: Hyper-parameter grids searched (GroupKFold over time blocks, macro F1) for the tuned models.
 PARAM_GRIDS = {
     "micfp_lr": {"clf__C": [0.01, 0.1, 1.0, 10.0]},
@@ -71,6 +74,8 @@ def make_model(name: str, n_classes: int, *, pca_components: int | None = 8):
             method="sigmoid", cv=5, ensemble=False),
         "micfp_et": lambda: ExtraTreesClassifier(n_estimators=300, random_state=RANDOM_STATE),
     }
+    if name == AUTO:
+        raise ConfigError(f"{AUTO} chooses its own pipeline: fit it with pipeline.evaluation.auto.fit_classifier")
     if name not in clf:
         raise ConfigError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
     steps = [("clean", FunctionTransformer(_finite, feature_names_out="one-to-one")),

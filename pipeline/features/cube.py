@@ -450,6 +450,7 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
     meta = {**attrs, "kind": CUBE_KIND, "version": 1, "complete": False, "uid": new_uid(),
             "store": store.path, "frames": frames_path,
             "config": config.to_json(), "mics": {str(k): v for k, v in store.mics.items()},
+            **({"models": {str(k): v for k, v in store.models.items()}} if store.models else {}),
             "row_groups": [r.to_json() for r in row_groups],
             "sessions": [str(v) for v in names_of["session"]],
             "sound_types": [str(v) for v in names_of["sound_type"]]}

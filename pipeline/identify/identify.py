@@ -16,10 +16,11 @@ import numpy as np
 
 from ..artifacts.model import TrainedModel, load_model
 from ..errors import InputError, MicfpError, one_line
+from ..evaluation.files import file_probabilities
 from .model import file_distance
 
 UNKNOWN = "unknown microphone"
-AGGREGATIONS = ("mean-log", "vote")
+AGGREGATIONS = ("calibrated", "mean-log", "vote")
 
 
 def read_audio(path, sample_rate: int, channel: int = 0) -> tuple[np.ndarray, int]:
@@ -43,12 +44,18 @@ def read_audio(path, sample_rate: int, channel: int = 0) -> tuple[np.ndarray, in
     return y, int(sr)
 
 
-def aggregate(proba: np.ndarray, how: str = "mean-log") -> np.ndarray:
+def aggregate(proba: np.ndarray, how: str = "calibrated", calibration: dict | None = None) -> np.ndarray:
     """File-level probabilities from per-clip probabilities (rows sum to 1).
 
+    ``calibrated`` (the default): the clips' summed log-probabilities with the temperature and
+    length exponent ``micfp train`` learned on held-out pseudo-files (``calibration``, see
+    :mod:`pipeline.evaluation.files`; a model without them falls back to ``mean-log``);
     ``mean-log``: normalised geometric mean of the clips' probabilities (a confident clip cannot
-    outvote many others on its own); ``vote``: share of clips whose top class each class is.
+    outvote many others on its own, but 240 agreeing clips stay as unsure as one);
+    ``vote``: share of clips whose top class each class is.
     """
+    if how == "calibrated":
+        return file_probabilities(proba, calibration)
     if how == "mean-log":
         s = np.log(np.clip(proba, 1e-12, 1.0)).mean(axis=0)
         e = np.exp(s - s.max())
@@ -58,7 +65,7 @@ def aggregate(proba: np.ndarray, how: str = "mean-log") -> np.ndarray:
     raise InputError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
 
 
-def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: str = "mean-log",
+def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: str = "calibrated",
                     source: str = "signal") -> dict:
     """Identify the microphone of one signal already at the model's sample rate.
 
@@ -85,7 +92,7 @@ def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: 
     proba = est.predict_proba(X)
     classes = model.classes
     mics = model.mics
-    file_p = aggregate(proba, how)
+    file_p = aggregate(proba, how, meta["calibration"].get("file"))
     best = int(np.argmax(file_p))
     distance = file_distance(est, model.openset, X, classes[best])
     tau = float(model.openset["tau"])
@@ -110,7 +117,7 @@ def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: 
     }
 
 
-def identify_file(path, model: TrainedModel, *, channel: int = 0, top_k: int = 3, how: str = "mean-log") -> dict:
+def identify_file(path, model: TrainedModel, *, channel: int = 0, top_k: int = 3, how: str = "calibrated") -> dict:
     """:func:`identify_signal` on one audio file (any sample rate; one channel)."""
     y, sr = read_audio(path, int(model.meta["sample_rate"]), channel)
     out = {"file": str(path), "duration_s": round(y.size / model.meta["sample_rate"], 3), "sample_rate": sr,
@@ -131,7 +138,7 @@ def _safe(path, model, channel, top_k, how) -> dict:
         return {"file": str(path), "error": "; ".join((exc.message, *exc.details))}
 
 
-def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: int = 3, how: str = "mean-log",
+def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: int = 3, how: str = "calibrated",
                    quiet: bool = False) -> list[dict]:
     """Identify many files: here, one after the other, or as one task per file on ``client``'s cluster.
 

@@ -27,13 +27,15 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..features import clip_lengths
-from ..artifacts.kinds import MODEL_KIND, mics_from_attrs
+from ..artifacts.kinds import MODEL_KIND, mics_from_attrs, models_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.model import MODEL_VERSION, TrainedModel, package_versions
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLASSIFIER = "micfp_et"
+#: What ``micfp train`` fits unless told otherwise: feature set and classifier chosen by grouped
+#: cross-validation inside the training data (:mod:`pipeline.evaluation.auto`).
+DEFAULT_CLASSIFIER = "micfp_auto"
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class TrainSettings:
 
     Parameters
     ----------
-    feature_set : str
-        Feature set of the cube to use (``channel``, ``spectral``, ``thesis`` or ``all``).
+    feature_set : str, optional
+        Feature set of the cube to use (``channel``, ``spectral``, ``thesis`` or ``all``); for
+        ``micfp_auto`` the sets it chooses among. Default: ``all`` for ``micfp_auto``, else ``channel``.
     clip_seconds : float
         Clip length (fixed segmentation); ``micfp identify`` cuts files into clips of it.
     classifier : str
@@ -58,7 +61,7 @@ class TrainSettings:
         Share of held-out known-microphone pseudo-files the open-set threshold keeps.
     """
 
-    feature_set: str = "channel"
+    feature_set: str | None = None
     clip_seconds: float = 2.0
     classifier: str = DEFAULT_CLASSIFIER
     sessions: tuple[str, ...] = ()
@@ -67,10 +70,12 @@ class TrainSettings:
     accept_rate: float = 0.99
 
     def __post_init__(self):
-        from ..evaluation.models import CLASSIFIERS
+        from ..evaluation.models import AUTO, CLASSIFIERS
 
         if self.classifier not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
+        if self.feature_set is None:  # frozen: set the resolved default once, here
+            object.__setattr__(self, "feature_set", "all" if self.classifier == AUTO else "channel")
         if not 0.5 <= self.accept_rate < 1.0:
             raise ConfigError(f"--accept-rate must be in [0.5, 1), got {self.accept_rate}")
 
@@ -107,7 +112,7 @@ def openset_distance(estimator, openset: dict, X, labels) -> np.ndarray:
 
 # -- training ------------------------------------------------------------------------------
 def _selection(cube, settings: TrainSettings):
-    from ..evaluation.cell import Cell, select, select_check
+    from ..evaluation.cell import Cell, column_sets, select, select_check
 
     cell = Cell(float(settings.clip_seconds), settings.sound_type, settings.feature_set, settings.classifier,
                 "session", "fixed")
@@ -118,7 +123,7 @@ def _selection(cube, settings: TrainSettings):
     missing = [s for s in train_sessions if s not in sessions]
     if missing:
         raise ConfigError(f"session(s) {missing} not in the cube for this selection (has {sessions})")
-    return cell, X, meta, train_sessions
+    return cell, X, meta, train_sessions, column_sets(cube, cell)
 
 
 def _calibration_cv(meta: pd.DataFrame):
@@ -138,7 +143,7 @@ def _calibration_cv(meta: pd.DataFrame):
 
 
 def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], settings: TrainSettings, *,
-              client=None, n_boot: int = 200) -> dict:
+              client=None, n_boot: int = 200, models: dict[int, str] | None = None) -> dict:
     """Held-out scores and the open-set threshold from out-of-fold predictions.
 
     Runs scikit-learn's ``cross_validate`` (on the joblib Dask backend when ``client`` is given)
@@ -148,6 +153,7 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
     from sklearn.base import clone
     from sklearn.model_selection import cross_validate
 
+    from ..evaluation.files import fit_file_calibration
     from ..evaluation.metrics import identical_pairs, score
     from ..evaluation.protocols import time_groups
 
@@ -162,6 +168,7 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
             res = cross_validate(clone(estimator), X, y, **kw)
     k = np.unique(y).size
     y_pred = np.empty_like(y)
+    logp_all = np.zeros((y.size, k))
     key = meta["recording"].astype(str).to_numpy() + ":" + time_groups(meta).astype(str)
     meds = []
     for est, tr, te in zip(res["estimator"], res["indices"]["train"], res["indices"]["test"]):
@@ -170,16 +177,20 @@ def calibrate(estimator, X, y, meta: pd.DataFrame, mics: dict[int, str], setting
                               "train on sessions that all hold every microphone")
         proba = est.predict_proba(X[te])
         y_pred[te] = est.classes_[proba.argmax(axis=1)]
+        logp_all[te] = np.log(np.clip(proba, 1e-12, 1.0))
         # pseudo-files: the held-out clips of one recording within one 30 s block, scored as
         # `micfp identify` scores a file
         meds.append(_file_distances(est, fit_openset(est, X[tr], y[tr]), X[te],
                                     np.log(np.clip(proba, 1e-12, 1.0)), key[te]))
     med = pd.concat(meds)
     tau = float(np.quantile(med, settings.accept_rate))
-    scores = score(y, y_pred, sorted(mics), identical_pairs(mics), time_groups(meta), n_boot=n_boot)
+    # whole-file probabilities: temperature and length exponent from held-out pseudo-files
+    file_cal = fit_file_calibration(meta, logp_all, np.searchsorted(np.unique(y), y))
+    scores = score(y, y_pred, sorted(mics), identical_pairs(mics, models), time_groups(meta), n_boot=n_boot)
     return {
         "method": how,
         "tau": tau,
+        "file": file_cal,
         "file_accept_rate": float(np.mean(med <= tau)),
         "n_files": int(med.size),
         "fold_accuracy": [float(v) for v in res["test_accuracy"]],
@@ -223,8 +234,8 @@ def score_heldout(model: TrainedModel, cube, clip_index: np.ndarray, feature_ind
            "unknown_file_reject_rate": (float(np.mean(~ok[~file_known.to_numpy()])) if (~file_known).any()
                                         else float("nan"))}
     if known.any():
-        s = score(y[known], pred[known], sorted(mics), identical_pairs(mics), time_groups(meta[known]),
-                  n_boot=n_boot)
+        s = score(y[known], pred[known], sorted(mics), identical_pairs(mics, models_from_attrs(model.meta)),
+                  time_groups(meta[known]), n_boot=n_boot)
         out.update({c: s[c] for c in ("accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo",
                                       "macro_f1_hi", "pair_accuracy", "pair_accuracy_lo", "pair_accuracy_hi",
                                       "confusion")})
@@ -278,41 +289,51 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
 
     from ..version import __version__
     from ..artifacts.cube import open_cube
-    from ..evaluation.models import fit_model
+    from ..evaluation.auto import choice, fit_classifier, single_file_sets
     from ..evaluation.protocols import time_groups
     from ..features.frames import FrameSettings
 
     t0 = time.perf_counter()
     cube = open_cube(cube_path)
-    cell, X, meta, train_sessions = _selection(cube, settings)
+    cell, X, meta, train_sessions, owners = _selection(cube, settings)
     all_mics = mics_from_attrs(cube.attrs)
     chosen = _chosen_mics(settings.mics, all_mics, cube_path)
     is_train = (meta["session"].isin(train_sessions) & meta["label"].isin(chosen)).to_numpy()
     Xtr, mtr = X[is_train], meta[is_train].reset_index(drop=True)
     y = mtr["label"].to_numpy()
     mics = {lab: all_mics[lab] for lab in sorted(set(y.tolist()))}
+    models = {lab: m for lab, m in models_from_attrs(cube.attrs).items() if lab in mics}
     if len(mics) < 2:
         raise ConfigError(f"{cube_path}: the training selection holds {len(mics)} microphone(s); need two")
     log.info(f"train: {settings.classifier} on {len(y)} clips of {len(mics)} microphones "
              f"(sessions {', '.join(train_sessions)}, {settings.feature_set} features, {settings.clip_seconds:g} s)")
     groups = time_groups(mtr)
-    estimator = fit_model(settings.classifier, Xtr, y, groups, len(mics),
-                          scheduler=client if client is not None else "synchronous")
+    estimator = fit_classifier(settings.classifier, Xtr, y, groups, len(mics), column_sets=owners,
+                               sessions=mtr["session"].to_numpy(), feature_sets=single_file_sets(),
+                               scheduler=client if client is not None else "synchronous")
+    fsel = np.flatnonzero(np.ones(cube.sizes["feature"], bool) if settings.feature_set == "all" else (
+        cube.feature_set == settings.feature_set).values)
+    feature_set, auto = settings.feature_set, choice(estimator)
+    if auto:  # the model file holds the winner alone, and identify computes only its features
+        Xtr, fsel = Xtr[:, estimator.chosen_columns_], fsel[estimator.chosen_columns_]
+        feature_set = _set_names(auto["feature_set"])
+        estimator = estimator.model_
+        log.info(f"train: micfp_auto chose {auto['feature_set']} + {auto['classifier']} ({auto['cv_method']})")
     openset = fit_openset(estimator, Xtr, y)
     log.info("train: calibrating on held-out folds")
-    cal = calibrate(estimator, Xtr, y, mtr, mics, settings, client=client)
+    cal = calibrate(estimator, Xtr, y, mtr, mics, settings, client=client, models=models)
     openset["tau"] = cal["tau"]
     cfg = cube.attrs["micfp"]["config"]
     frame = FrameSettings(**cfg["frame"])
-    fsel = np.ones(cube.sizes["feature"], bool) if settings.feature_set == "all" else (
-        cube.feature_set == settings.feature_set).values
     names = [str(n) for n in cube.feature.values[fsel]]
     meta_out = {
         "kind": MODEL_KIND, "version": MODEL_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {**asdict(settings), "sessions": list(train_sessions)},
-        "feature_set": settings.feature_set, "features": names, "clip_seconds": float(settings.clip_seconds),
+        "feature_set": feature_set, "features": names, "clip_seconds": float(settings.clip_seconds),
+        "auto": auto,  # micfp_auto's choice (None for a named classifier)
         "frame": asdict(frame), "sample_rate": frame.sample_rate,
         "mics": {str(k): v for k, v in mics.items()}, "cube": str(cube_path),
+        "models": {str(k): v for k, v in models.items()},
         "n_train_clips": int(len(y)), "params": _params(estimator),
         "calibration": cal, "versions": package_versions(),
     }
@@ -322,10 +343,18 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
         log.info(f"train: predicting {held.size} held-out clips with ParallelPostFit")
         clip_sel = _fixed_selection(cube, settings)[held]
         with dask.config.set(scheduler=client) if client is not None else dask.config.set(scheduler="threads"):
-            model.meta["heldout"] = score_heldout(model, cube, clip_sel, np.flatnonzero(fsel))
+            model.meta["heldout"] = score_heldout(model, cube, clip_sel, fsel)
     model.meta["train_seconds"] = round(time.perf_counter() - t0, 1)
     model.meta["micfp"] = __version__
     return model
+
+
+def _set_names(feature_set: str):
+    """A chosen feature set as the model file names it: one set's name, or the list of a joined ``a+b``."""
+    from ..features.sets import expand
+
+    parts = feature_set.split("+")
+    return parts[0] if len(parts) == 1 else list(expand(parts))
 
 
 def _chosen_mics(wanted, all_mics: dict[int, str], cube_path) -> list[int]:

@@ -126,6 +126,7 @@ class IngestPlan:
     mics: dict[int, str]
     segments: dict[str, tuple]
     warnings: tuple[str, ...] = ()
+    models: dict[int, str] = field(default_factory=dict)  # {label: model} (mics.csv's model column)
 
     @property
     def recordings(self) -> tuple[Recording, ...]:
@@ -297,7 +298,8 @@ def plan_ingest(src: str, settings: IngestSettings | None = None) -> IngestPlan:
     if not sources:
         raise InputError(f"{src}: no recordings to ingest")
     mics = {s.file.label: s.file.mic for s in sources}
-    return IngestPlan(layout, target, tuple(sources), mics, dict(layout.segments), tuple(warnings))
+    models = {lab: m for lab, m in layout.models.items() if lab in mics}
+    return IngestPlan(layout, target, tuple(sources), mics, dict(layout.segments), tuple(warnings), models)
 
 
 # -- worker side -----------------------------------------------------------------------------
@@ -393,7 +395,7 @@ def ingest(src: str, store_path: str, client, settings: IngestSettings | None = 
     plan = plan or plan_ingest(src, settings)
     for w in plan.warnings:
         log.warning(one_line(f"micfp: warning: {w}"))
-    store = AudioStore.create(store_path, plan.sample_rate, mics=plan.mics,
+    store = AudioStore.create(store_path, plan.sample_rate, mics=plan.mics, models=plan.models,
                               segments={k: list(v) for k, v in plan.segments.items()})
     wanted = {r.id for r in plan.recordings}
     audio = store.group["audio"]

@@ -60,6 +60,9 @@ class Layout:
     segment_files: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: {label: model} from ``mics.csv``'s optional ``model`` column: units sharing a model form an
+    #: identical-model group (empty: the ``#N`` name rule decides, see ``evaluation.metrics``).
+    models: dict[int, str] = field(default_factory=dict)
 
 
 def is_audio(path: Path) -> bool:
@@ -143,6 +146,20 @@ def read_mics(path: Path) -> dict[int, str]:
             raise InputError(f"{path}: line {line}: duplicate microphone name {name!r} (labels {other} and {label})")
         mics[label] = name
     return mics
+
+
+def read_models(path: Path | None) -> dict[int, str]:
+    """``{label: model}`` from a ``mics.csv``'s optional ``model`` column (empty cells left out).
+
+    Microphones sharing a ``model`` value are units of one make and model: an identical-model
+    group of any size. No file or no column: ``{}``.
+    """
+    if path is None or not Path(path).is_file():
+        return {}
+    rows = _csv_rows(Path(path), ("label", "name"))
+    if not rows or "model" not in rows[0][1]:
+        return {}
+    return {int(row["label"]): row["model"] for _, row in rows if row.get("model")}
 
 
 def check_segments(rows, where: str) -> tuple[list[tuple[float, float, str]], list[str]]:
@@ -274,7 +291,7 @@ def _read_kaggle(root: Path) -> Layout:
     problems += _duplicates(files, _names_from(root / "mics.csv", root))
     warnings = _missing_segments({f.session: str(Path(f.path).parent) for f in files}, seg_files)
     return Layout("kaggle", str(root), tuple(files), mics or {f.label: f.mic for f in files}, segments, seg_files,
-                  tuple(problems), tuple(warnings))
+                  tuple(problems), tuple(warnings), read_models(root / "mics.csv"))
 
 
 def _labels_for(values: list[str], mics: dict[int, str]) -> dict[str, tuple[int, str]]:
@@ -332,7 +349,7 @@ def _read_manifest(src: str, manifest: str | None) -> Layout:
     warnings = _missing_segments({f.session: f"{path} (session {f.session})" for f in files}, seg_files,
                                  table="start_s/end_s rows")
     return Layout("manifest", str(path), tuple(files), {lab: n for lab, n in names.values()}, segments,
-                  seg_files, tuple(problems), tuple(warnings))
+                  seg_files, tuple(problems), tuple(warnings), read_models(mics_csv))
 
 
 def _read_tree(root: Path, pattern: str | None) -> Layout:
@@ -370,4 +387,4 @@ def _read_tree(root: Path, pattern: str | None) -> Layout:
     warnings += _missing_segments({f.session: str(root / f.session) for f in files}, seg_files)
     problems += _duplicates(files, _names_from(root / "mics.csv", root))
     return Layout("tree", str(root), tuple(files), {lab: n for lab, n in names.values()}, segments, seg_files,
-                  tuple(problems), tuple(warnings))
+                  tuple(problems), tuple(warnings), read_models(root / "mics.csv"))

@@ -18,9 +18,9 @@ from ..features.clip_lengths import same
 from .labels import method_name
 
 THRESHOLDS = (0.95, 0.99)
-#: micfp's own model: tuned linear model on channel features. The report quotes the best method of
-#: the grid (:func:`choose_methods`); this one wins only a tie.
-IMPROVED = ("channel", "micfp_lr")
+#: micfp's default model: ``micfp_auto`` choosing among every feature set of the cube. The report
+#: quotes the best method of the grid (:func:`choose_methods`); this one wins only a tie.
+IMPROVED = ("all", "micfp_auto")
 PROTOCOL_ORDER = ("session", "grouped-kfold", "leave-sound-type-out", "random")
 METRICS = ("accuracy", "accuracy_lo", "accuracy_hi", "pair_accuracy", "pair_accuracy_lo", "pair_accuracy_hi",
            "macro_f1", "macro_f1_lo", "macro_f1_hi", "n_test")
@@ -70,7 +70,7 @@ def rank_methods(cells: pd.DataFrame) -> pd.DataFrame:
     g = cells.groupby(["feature_set", "classifier"])
     ranked = pd.DataFrame({"accuracy": g["accuracy"].mean(),
                            "pair_accuracy": g["pair_accuracy"].mean() if "pair_accuracy" in cells else np.nan})
-    ranked["preferred"] = [m == IMPROVED for m in ranked.index]
+    ranked["preferred"] = [m[1] == IMPROVED[1] for m in ranked.index]  # micfp_auto, on whichever sets
     return ranked.sort_values(["accuracy", "pair_accuracy", "preferred"], ascending=False, na_position="last")
 
 
@@ -156,11 +156,14 @@ def signature(cube_path: str | None) -> dict | None:
 
 def analyse(ds, cube_path: str | None = None) -> dict:
     """Every number the report states, from the results set (and the cube for signatures)."""
-    from ..evaluation.metrics import identical_pairs
+    from ..artifacts.kinds import models_from_attrs
+    from ..evaluation.metrics import identical_groups
 
     meta = ds.attrs.get("micfp", {})
     mics = {int(k): v for k, v in meta.get("mics", {}).items()}
-    pair = [mics[k] for k in identical_pairs(mics)] if mics else list(meta.get("identical_pair", []))
+    groups = ({g: [mics[k] for k in labs] for g, labs in identical_groups(mics, models_from_attrs(meta)).items()}
+              if mics else {"identical pair": list(meta.get("identical_pair", []))})
+    pair = [m for names in groups.values() for m in names]
     df = cells_frame(ds)
     if df.empty:
         raise InputError("the results set holds no finished cells")
@@ -168,7 +171,7 @@ def analyse(ds, cube_path: str | None = None) -> dict:
     main = protocols[0]
     methods = choose_methods(df, main)
     imp = methods["improved"]
-    a = {"mics": mics, "pair": pair, "chance": 1.0 / len(mics) if mics else float("nan"), "protocols": protocols,
+    a = {"mics": mics, "pair": pair, "groups": {g: v for g, v in groups.items() if v}, "chance": 1.0 / len(mics) if mics else float("nan"), "protocols": protocols,
          "main_protocol": main, **methods, "df": df}
 
     # The headline cell: pooled sound types and fixed clips if run, else whatever was.
@@ -183,6 +186,9 @@ def analyse(ds, cube_path: str | None = None) -> dict:
     a["longest"] = longest
     head = clean_all[same(clean_all["clip_seconds"], longest)].sort_values("accuracy").iloc[-1]
     a["headline"] = head.to_dict()
+    a["group_accuracy"] = _along(ds, "group_accuracy", "identical_group", head)
+    a["file_accuracy"] = {float(k): v for k, v in _along(ds, "file_accuracy", "file_seconds", head).items()
+                          if np.isfinite(v)}
     a["by_protocol"] = {p: r.iloc[0].to_dict() for p in protocols
                         if not (r := pick(df, protocol=p, method=imp, sound_type="all", clip=longest)).empty}
     # each protocol's own best method (the answers quote it beside the main protocol's)
@@ -260,10 +266,43 @@ def analyse(ds, cube_path: str | None = None) -> dict:
         i, j = np.unravel_index(np.argmax(off), off.shape)
         a["confused"] = {"true": names[i], "pred": names[j], "rate": float(off[i, j]),
                          "recall": {n: float(rates[k, k]) for k, n in enumerate(names)}}
+    a["auto"] = auto_choice(meta.get("auto_choices", []), df, main)
     a["signature"] = signature(cube_path)
     if a["signature"] is not None:
         a["signature_summary"] = _signature_summary(a["signature"], pair)
     return a
+
+
+def auto_choice(choices: list[dict], df: pd.DataFrame, protocol: str) -> dict | None:
+    """What ``micfp_auto`` chose in its headline cell under ``protocol`` (clean, pooled sound types,
+    longest fixed clips when run), with that cell's accuracy; None when it was not run.
+
+    Returns ``method`` (e.g. ``"spectral + micfp_svc"``), ``cv_method``, ``cv_scores`` (its first
+    fold's, best first), ``feature_set``/``classifier`` of the cell and its ``accuracy`` row.
+    """
+    mine = [c for c in choices if c["protocol"] == protocol and c.get("condition", "clean") == "clean"]
+    if not mine:
+        return None
+    best = max(mine, key=lambda c: (c["sound_type"] == "all", c["clip_seconds"] > 0, c["clip_seconds"]))
+    row = pick(df, protocol=protocol, method=(best["feature_set"], best["classifier"]),
+               sound_type=best["sound_type"], clip=best["clip_seconds"])
+    fold = best["folds"][0]
+    return {"method": best["method"], "cv_method": fold.get("cv_method", ""),
+            "cv_scores": dict(sorted(fold.get("cv_scores", {}).items(), key=lambda kv: -kv[1])),
+            "cell": (best["feature_set"], best["classifier"]), "clip_seconds": best["clip_seconds"],
+            "row": row.iloc[0].to_dict() if not row.empty else None}
+
+
+def _along(ds, var: str, dim: str, row) -> dict:
+    """``var`` of the cell ``row`` names, along its extra dimension ``dim`` (``{}`` when absent):
+    each identical-model group's accuracy, or the accuracy of whole files by length."""
+    if var not in ds:
+        return {}
+    sel = {d: row[d] for d in ("condition", "clip_seconds", "sound_type", "feature_set", "classifier", "protocol")
+           if d in ds[var].dims}
+    v = ds[var].sel(sel)
+    keys = v[dim].values
+    return {(str(k) if dim != "file_seconds" else float(k)): float(x) for k, x in zip(keys, v.values)}
 
 
 def _scalar(v):

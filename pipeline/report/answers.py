@@ -60,7 +60,12 @@ def answers(a: dict) -> list[tuple[str, str]]:
 
     # 3. What limits it?
     bits = []
-    if a["pair"] and np.isfinite(h.get("pair_accuracy", np.nan)):
+    groups, gacc = a.get("groups", {}), a.get("group_accuracy", {})
+    if len(groups) > 1 and gacc:  # several identical-model groups: each one's own accuracy
+        bits.append(f"the {len(groups)} identical-model groups are told apart in {ci(h, 'pair_accuracy')} of their "
+                    f"clips, against {pct(h['accuracy'])} overall ("
+                    + "; ".join(f"{g}: {' and '.join(m)} {pct(gacc.get(g))}" for g, m in groups.items()) + ")")
+    elif a["pair"] and np.isfinite(h.get("pair_accuracy", np.nan)):
         bits.append(f"the identical pair ({' and '.join(a['pair'])}) is told apart in {ci(h, 'pair_accuracy')} of "
                     f"its clips, against {pct(h['accuracy'])} overall")
     if "confused" in a and a["confused"]["rate"] > 0:
@@ -131,12 +136,36 @@ def answers(a: dict) -> list[tuple[str, str]]:
                          f"{sec(m['best_clip'])})")
     s = (f"Tested clip lengths: {lengths} ({imp}, {main} protocol). Shortest length reaching and keeping the accuracy: "
          + "; ".join(parts) + ".")
+    files = a.get("file_accuracy") or {}
+    if files:
+        s += (f" Whole files (runs of consecutive {sec(a['longest'])} clips of one recording, their log-probabilities "
+              "summed): " + ", ".join(f"{sec(k)} {pct(v)}" for k, v in sorted(files.items())) + ".")
     out.append(("What minimum length of recording is needed?", s))
     return out
 
 
+def _auto_sentence(a: dict) -> str:
+    """What micfp's default model (``micfp_auto``) chose inside the training data, and how it scored."""
+    au = a.get("auto")
+    if not au:
+        return ""
+    s = (f" {method_name(*au['cell'])}, micfp's default, chose {au['method']} by {au['cv_method'] or 'grouped CV'} "
+         "inside the training data")
+    top = list(au["cv_scores"].items())[:3]
+    if top:
+        s += " (" + ", ".join(f"{k} {pct(v)}" for k, v in top) + ")"
+    if au["row"] is not None and tuple(a["improved"]) != tuple(au["cell"]):
+        s += f" and scores {ci(au['row'])} on the test clips of {sec(au['clip_seconds'])}"
+    return s + "."
+
+
 def _method_choice(a: dict) -> str:
-    """Which method the answers quote, and by how much it beat the thesis baseline and the runner-up."""
+    """Which method the answers quote, and by how much it beat the thesis baseline and the runner-up;
+    what ``micfp_auto`` chose, when it ran."""
+    return _method_ranking(a) + _auto_sentence(a)
+
+
+def _method_ranking(a: dict) -> str:
     imp = method_name(*a["improved"])
     if a.get("n_methods", 1) < 2:
         return f"{imp} is the only method in this grid."

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import plot_confusion
-from .labels import CLASSIFIER_TITLES
+from .labels import CLASSIFIER_TITLES, chosen
 
 
 def metrics_frame(results: list[dict]) -> pd.DataFrame:
@@ -27,6 +27,7 @@ def metrics_frame(results: list[dict]) -> pd.DataFrame:
         for k, v in r.get("fold_spread", {}).items():
             row[f"{k}_fold_mean"], row[f"{k}_fold_std"] = v["mean"], v["std"]
         row["n_folds"] = len(r.get("folds", [])) or None
+        row["chosen"] = chosen(r)  # micfp_auto's winning feature set + classifier ("" for a fixed method)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -101,7 +102,10 @@ def json_default(o):
 
 
 def summary_table(results: list[dict]) -> str:
-    """Plain-text table: accuracy, macro F1 and identical-pair accuracy per classifier (95 % CIs)."""
+    """Plain-text table: accuracy, macro F1 and identical-pair accuracy per classifier (95 % CIs).
+
+    A ``micfp_auto`` row names the method it chose in its features column (``all -> spectral + micfp_svc``).
+    """
     def ci(r, k):
         v, lo, hi = r[k], r[k + "_lo"], r[k + "_hi"]
         if not np.isfinite(v):
@@ -110,7 +114,8 @@ def summary_table(results: list[dict]) -> str:
 
     header = ["classifier", "features", "protocol", "clip s", "n test", "accuracy [95% CI]", "macro F1 [95% CI]",
               "identical pair [95% CI]"]
-    rows = [[CLASSIFIER_TITLES.get(r["cell"]["classifier"], r["cell"]["classifier"]), r["cell"]["feature_set"],
+    rows = [[CLASSIFIER_TITLES.get(r["cell"]["classifier"], r["cell"]["classifier"]),
+             r["cell"]["feature_set"] + (f" -> {chosen(r)}" if chosen(r) else ""),
              r["cell"]["protocol"], f"{r['cell']['clip_seconds']:g}", str(r["n_test"]), ci(r, "accuracy"),
              ci(r, "macro_f1"), ci(r, "pair_accuracy")] for r in results]
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]

@@ -11,6 +11,7 @@ CLASSIFIER_TITLES = {
     "micfp_lr": "micfp (channel LR, tuned)",
     "micfp_svc": "micfp (RBF SVC, tuned)",
     "micfp_et": "micfp (extra trees, tuned)",
+    "micfp_auto": "micfp auto (best by grouped CV)",
 }
 PROTOCOL_TITLES = {"session": "session (train day 1, test later sessions)",
                    "grouped-kfold": "grouped k-fold (30 s blocks)",
@@ -20,6 +21,13 @@ PROTOCOL_TITLES = {"session": "session (train day 1, test later sessions)",
 def method_name(fs: str, clf: str) -> str:
     """A method as the page names it: ``"<classifier title> on <feature set> features"``."""
     return f"{CLASSIFIER_TITLES.get(clf, clf)} on {fs} features"
+
+
+def chosen(result: dict) -> str:
+    """What a ``micfp_auto`` cell chose (``"spectral + micfp_svc"``; folds joined by ``; `` when they
+    differ), or ``""`` for a cell of a fixed method."""
+    folds = result.get("chosen") or []
+    return "; ".join(dict.fromkeys(f"{c['feature_set']} + {c['classifier']}" for c in folds))
 
 
 def pct(x) -> str:

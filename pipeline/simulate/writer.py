@@ -40,13 +40,12 @@ def plan_recordings(plan) -> list[Recording]:
 
 
 def studio_attrs(plan) -> dict:
-    """What the store records about the studio: its name, position policy and each mic's model.
+    """What the store records about the studio: its name and position policy.
 
-    ``models`` maps labels (as strings, like ``mics``) to the make and model without the unit
-    number: labels sharing a value are units of one model (an identical-model group).
+    Each unit's model (labels sharing a model are an identical-model group) is one of the store's
+    own keys, given to :meth:`AudioStore.create` as ``models``.
     """
-    return {"studio": plan.studio, "positions": plan.position_policy,
-            "models": {str(m.label): m.model for m in plan.mics}}
+    return {"studio": plan.studio, "positions": plan.position_policy}
 
 
 def _render_shard(plan, session: str, start: int, stop: int, path: str, rids: tuple[str, ...],
@@ -67,12 +66,14 @@ def simulate_to_store(plan, path: str, client, *, quiet: bool = False) -> AudioS
     path = check_output(path, STORE_KIND, inputs=(plan.sources,), what="audio store")
     segments = {s: plan.segments(s) for s in plan.sessions}
     mics = {m.label: m.name for m in plan.mics}
-    store = AudioStore.create(path, plan.sample_rate, mics=mics, segments=segments)
+    models = {m.label: m.model for m in plan.mics}
+    store = AudioStore.create(path, plan.sample_rate, mics=mics, models=models, segments=segments)
     recs = plan_recordings(plan)
     existing = {r.id: r for r in store.recordings()}
     if any(existing.get(r.id) not in (None, r) for r in recs) or set(existing) - {r.id for r in recs}:
-        store = AudioStore.create(path, plan.sample_rate, mics=mics, segments=segments, resume=False)
-    # Beside the microphone table (attrs["micfp"]["mics"]): the studio and each unit's model.
+        store = AudioStore.create(path, plan.sample_rate, mics=mics, models=models, segments=segments,
+                                  resume=False)
+    # Beside the microphone table (attrs["micfp"]["mics"]): the studio and its position policy.
     store.annotate(**studio_attrs(plan))
     for r in recs:
         store.add_recording(r)

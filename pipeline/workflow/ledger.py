@@ -76,11 +76,12 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
     import pandas as pd
     import xarray as xr
 
-    from ..evaluation.grid import results_dataset
+    from ..evaluation.grid import auto_choices, results_dataset
 
     order = [c for c in conditions if any(r["condition"] == c for r in records)]
     order += sorted({r["condition"] for r in records} - set(order))
-    parts = [results_dataset([r for r in records if r["condition"] == c], mics) for c in order]
+    models = {int(k): v for k, v in (attrs.get("models") or {}).items()}  # declared in mics.csv
+    parts = [results_dataset([r for r in records if r["condition"] == c], mics, models) for c in order]
     ints = {k for k, v in parts[0].data_vars.items() if v.dtype.kind in "iu"}
     ds = xr.concat(parts, dim=pd.Index(order, name="condition"), join="outer", combine_attrs="override",
                    fill_value={k: 0 for k in ints})
@@ -104,12 +105,16 @@ def results_set(records: list[dict], mics: dict[int, str], conditions: dict[str,
     ds["kbps_requested"] = ("condition", np.array([_num(i.get("kbps")) for i in info]))
     ds["kbps_measured"] = ("condition", np.array([_num(i.get("kbps_measured")) for i in info]))
     ds["compression_level"] = ("condition", np.array([_num(i.get("level")) for i in info]))
-    for d in ("condition", "sound_type", "feature_set", "classifier", "protocol", "true_mic", "pred_mic"):
+    for d in [d for d in ("condition", "sound_type", "feature_set", "classifier", "protocol", "true_mic",
+                          "pred_mic", "identical_group") if d in ds.coords]:
         ds = ds.assign_coords({d: (ds[d].dims, _plain_str(ds[d].values))})
     for d in ("condition_kind", "codec"):
         ds[d] = ("condition", _plain_str(ds[d].values))
     meta = dict(parts[0].attrs.get("micfp", {}))
     meta.update(kind=RESULTS_KIND, complete=True, **attrs)
+    meta.pop("auto_choices", None)  # the first condition's; every condition's, in record order:
+    if choices := auto_choices(records):
+        meta["auto_choices"] = choices
     ds.attrs = {"micfp": json.loads(json.dumps(meta, default=json_default))}
     return ds
 

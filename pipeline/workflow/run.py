@@ -30,7 +30,7 @@ import logging
 import time
 from pathlib import Path
 
-from ..artifacts.kinds import mics_from_attrs
+from ..artifacts.kinds import mics_from_attrs, models_from_attrs
 from ..artifacts.locks import LockedError, exclusive, lock_path, shared
 from ..artifacts.outputs import mark_folder
 from ..artifacts.results import CLEAN, RESULTS_KIND, write_results
@@ -196,7 +196,8 @@ def _run_workflow(wf: WorkflowConfig, client, locks: contextlib.ExitStack, *, qu
              for wc in todo]
     attrs = {"workflow": wf.name, "config": wf.source, "cube": str(Path(wf.cube_path).resolve()),
              "store": str(store_path) if store_path else cube.attrs["micfp"].get("store"),
-             "sessions": [str(s) for s in sessions], "basis": ledger.basis}
+             "sessions": [str(s) for s in sessions], "basis": ledger.basis,
+             "models": {str(k): v for k, v in models_from_attrs(cube.attrs).items()}}
 
     def record(key, result):
         ledger.record(key, {**result, "condition_spec": made_as.get(result["condition"])})

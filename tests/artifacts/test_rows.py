@@ -6,6 +6,7 @@ import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cube_helpers import synthetic_cube
 from pipeline.artifacts.rows import FeatureRows, RowRun, row_runs
 from pipeline.evaluation.cell import Cell, run_cell, select, select_rows
 
@@ -93,9 +94,7 @@ def test_cube_rows_of_a_cube_without_recorded_groups(tmp_path):
 
     from pipeline.artifacts.cube import open_rows
 
-    from test_workflow import _synthetic_cube
-
-    path = _synthetic_cube(tmp_path / "c.zarr")
+    path = synthetic_cube(tmp_path / "c.zarr")
     rows_cube = open_rows(path)
     assert "row_groups" not in rows_cube.attrs["micfp"]
     assert rows_cube.runs == [RowRun("fixed", 2.0, 0, 160)] and rows_cube.clip_lengths == [2.0]
@@ -158,9 +157,7 @@ def test_a_cell_the_cube_cannot_serve_is_a_clear_error(tmp_path):
     from pipeline.errors import ConfigError
     from pipeline.artifacts.cube import open_rows
 
-    from test_workflow import _synthetic_cube
-
-    cube = open_rows(_synthetic_cube(tmp_path / "c.zarr"))
+    cube = open_rows(synthetic_cube(tmp_path / "c.zarr"))
     with pytest.raises(ConfigError, match=r"no clips for .*clip lengths \[2.0\] and sound types \['music', 'speech'\]"):
         select_rows(cube, Cell(2.0, "sweep", "channel", "logistic_regression", "session"))
     with pytest.raises(ConfigError, match="feature set 'spectral' is not in the cube"):

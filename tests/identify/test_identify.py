@@ -153,3 +153,24 @@ def test_cli_file_errors_on_stderr_one_line_each(four_mic_model, wavs, tmp_path,
         assert [r["file"] for r in res] == files and "error" in res[2] and "mic" in res[0]
     else:  # stdout holds the answers only
         assert captured.out.splitlines()[0].startswith(f"{files[0]}: ") and files[1] not in captured.out
+
+
+def test_whole_file_probability_is_calibrated(four_mic_model, wavs):
+    """A file of many agreeing clips is named with a calibrated, near-certain probability, where the
+    mean log-probability stays as unsure as one clip; the calibration was learned at train time."""
+    from pipeline.artifacts.model import load_model
+
+    model = load_model(four_mic_model)
+    cal = model.meta["calibration"]["file"]
+    assert cal["alpha"] > 0 and 0 <= cal["beta"] <= 1 and cal["n_files"] > 0
+    assert cal["log_loss"] <= cal["log_loss_mean_log"] + 1e-9
+    r = identify_file(wavs[2], model)
+    m = identify_file(wavs[2], model, how="mean-log")
+    assert r["aggregation"] == "calibrated" and r["mic"] == m["mic"] == "t.bone MB 7 Beta"
+    assert r["probability"] > 0.9
+    # the same microphone's file cut short: less evidence, a lower probability
+    from pipeline.identify.identify import identify_signal
+
+    y, _ = sf.read(wavs[2], dtype="float32")
+    short = identify_signal(y[: 2 * 48000], model)
+    assert short["n_clips"] == 2 and short["probability"] <= r["probability"]

@@ -9,7 +9,8 @@ import skops.io as sio
 from pipeline.errors import ConfigError, InputError
 from pipeline.artifacts.kinds import MODEL_KIND
 from pipeline.artifacts.model import MODEL_VERSION, TRUSTED_TYPES, _allowed, file_types, load_model, save_model
-from pipeline.evaluation.models import CLASSIFIERS, fit_model
+from pipeline.evaluation.auto import fit_classifier
+from pipeline.evaluation.models import AUTO, CLASSIFIERS, fit_model
 from pipeline.identify.model import TrainSettings, fit_openset, openset_distance, train_model
 
 
@@ -23,7 +24,9 @@ def blobs(n_per=30, k=4, d=8, seed=0, shift=0.0):
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_every_classifier_saves_with_trusted_types_only(tmp_path, name):
     X, y = blobs()
-    est = fit_model(name, X, y, np.arange(y.size) // 10, 4)
+    est = fit_classifier(name, X, y, np.arange(y.size) // 10, 4, column_sets=("channel",) * X.shape[1])
+    if name == AUTO:  # micfp train saves the pipeline micfp_auto chose, not the chooser
+        est = est.model_
     path = tmp_path / "m.skops"
     sio.dump({"kind": MODEL_KIND, "estimator": est}, path)
     refused = {t for t, loader in file_types(path) if not _allowed(t, loader)}
@@ -298,3 +301,23 @@ def test_a_micfp_svc_saved_with_probability_true_still_loads(tmp_path, trained, 
     write_payload(tmp_path / "old-svc.skops", old, model.openset, model.meta)
     loaded = load_model(tmp_path / "old-svc.skops")
     np.testing.assert_allclose(loaded.estimator.predict_proba(X[:5]), old.predict_proba(X[:5]))
+
+
+def test_train_defaults_to_micfp_auto_and_saves_its_choice(tiny_cube, client, tmp_path):
+    """``micfp train`` without a classifier: micfp_auto picks among the single-file feature sets; the
+    model file holds the winning pipeline and its features only, and identify computes the same."""
+    from pipeline.features.sets import feature_layout
+
+    settings = TrainSettings(clip_seconds=1.0, sessions=("day1",))
+    assert settings.classifier == AUTO and settings.feature_set == "all"
+    model = train_model(tiny_cube, settings, client)
+    auto = model.meta["auto"]
+    assert auto["classifier"] in ("micfp_lr", "micfp_et", "micfp_svc") and auto["cv_scores"]
+    assert "session-relative" not in auto["feature_set"] and "thesis" not in auto["feature_set"]
+    names, _ = feature_layout(model.meta["feature_set"], model.frame_settings())
+    assert names == model.meta["features"] and model.estimator.n_features_in_ == len(names)
+    loaded = load_model(save_model(model, tmp_path / "auto.skops"))
+    assert loaded.meta["auto"] == auto
+    from pipeline.artifacts.model import describe_model
+
+    assert f"micfp_auto (chose {auto['classifier']}" in describe_model(loaded.meta)

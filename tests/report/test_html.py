@@ -254,20 +254,20 @@ def test_answers_quote_the_best_method_not_a_fixed_one(tmp_path):
     assert f"({best}, session protocol)" in q[4]
 
 
-def test_ties_go_to_the_identical_pair_then_to_micfp_lr():
+def test_ties_go_to_the_identical_pair_then_to_micfp_auto():
     import pandas as pd
 
     from pipeline.report.analysis import choose_methods
 
-    rows = [("channel", "micfp_lr", 0.9, 0.8), ("channel", "micfp_svc", 0.9, 0.9), ("thesis", "svc", 0.9, 0.9),
+    rows = [("channel", "micfp_auto", 0.9, 0.8), ("all", "micfp_svc", 0.9, 0.9), ("thesis", "svc", 0.9, 0.9),
             ("thesis", "knn", 0.5, 0.5)]
     df = pd.DataFrame([{"condition": "clean", "sound_type": "all", "protocol": "session", "clip_seconds": 1.0,
                         "feature_set": fs, "classifier": c, "accuracy": acc, "pair_accuracy": pair}
                        for fs, c, acc, pair in rows])
     m = choose_methods(df, "session")
-    assert m["improved"] == ("channel", "micfp_svc") and m["baseline"] == ("thesis", "svc")
-    df.loc[df["classifier"] == "micfp_lr", "pair_accuracy"] = 0.9
-    assert choose_methods(df, "session")["improved"] == ("channel", "micfp_lr")
+    assert m["improved"] == ("all", "micfp_svc") and m["baseline"] == ("thesis", "svc")
+    df.loc[df["classifier"] == "micfp_auto", "pair_accuracy"] = 0.9
+    assert choose_methods(df, "session")["improved"] == ("channel", "micfp_auto")
 
 
 def test_page_has_macro_f1_a_metrics_csv_link_and_normalised_confusions(tmp_path):
@@ -334,3 +334,33 @@ def test_a_foreign_metrics_csv_beside_the_page_is_not_replaced(tmp_path):
     _render(res, page)
     _render(res, page)  # micfp's own table is replaced
     assert "accuracy" in (page.parent / "metrics.csv").read_text()
+
+
+def test_answers_quote_micfp_auto_s_choice_groups_and_whole_files(tmp_path):
+    """The default model's choice is stated (which feature set and classifier won inside the
+    training data), every declared identical-model group gets its accuracy, and whole files too."""
+    from pipeline.artifacts.results import open_results, write_results
+    from pipeline.evaluation.metrics import group_accuracies, identical_groups
+    from pipeline.workflow.ledger import results_set
+
+    models = {1: "SM", 2: "SM", 3: "KM", 4: "KM", 5: "NT"}
+    groups = identical_groups(MICS, models)
+    recs = [_record(0.8, 2.0, "all", "thesis", "svc", "session")]
+    auto = _record(0.95, 2.0, "all", "all", "micfp_auto", "session")
+    auto["chosen"] = [{"fold": "train day1 test day2", "feature_set": "spectral", "classifier": "micfp_svc",
+                       "params": {}, "cv_scores": {"spectral + micfp_svc": 0.97, "channel + micfp_lr": 0.9},
+                       "cv_method": "3-fold grouped CV over 6 groups, 600 clips"}]
+    auto["group_accuracy"] = group_accuracies(auto["confusion"], sorted(MICS), groups)
+    auto["file_accuracy"] = [{"file_seconds": 2.0, "accuracy": 0.95, "n_files": 200},
+                             {"file_seconds": 30.0, "accuracy": 1.0, "n_files": 12}]
+    recs.append(auto)
+    path = write_results(results_set(recs, MICS, {"clean": {"kind": "clean"}},
+                                     {"workflow": "auto", "models": {str(k): v for k, v in models.items()}}),
+                         tmp_path / "auto.zarr")
+    ds = open_results(path)
+    assert list(ds.identical_group.values) == ["SM", "KM"] and list(ds.file_seconds.values)[:3] == [2, 10, 30]
+    assert ds.attrs["micfp"]["auto_choices"][0]["method"] == "spectral + micfp_svc"
+    q = _answers(path)
+    assert "chose spectral + micfp_svc by 3-fold grouped CV" in q[0]
+    assert "the 2 identical-model groups" in q[2] and "SM: Shure SM7B and t.bone MB 7 Beta" in q[2]
+    assert "Whole files" in q[4] and "30 s 100.0 %" in q[4]

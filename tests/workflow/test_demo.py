@@ -23,10 +23,15 @@ def demo(tmp_path_factory, client):
 def test_demo_beats_chance(demo):
     out, result = demo
     by_clf = {r["cell"]["classifier"]: r for r in result["results"]}
-    assert set(by_clf) >= {"svc", "logistic_regression", "micfp_lr"}
-    best = by_clf["micfp_lr"]
+    assert set(by_clf) >= {"svc", "logistic_regression", "micfp_auto"}
+    best = by_clf["micfp_auto"]
     assert best["accuracy"] > 0.4 and best["accuracy_lo"] > 0.2  # chance is 0.2 with five microphones
-    assert best["cell"]["protocol"] == "session"
+    assert best["cell"]["protocol"] == "session" and best["cell"]["feature_set"] == "all"
+    (choice,) = best["chosen"]  # what micfp_auto chose inside day 1, recorded with the cell
+    assert choice["classifier"] in ("micfp_lr", "micfp_et", "micfp_svc") and choice["cv_scores"]
+    # whole files of the session protocol: 2 s files are the clips themselves
+    files = {f["file_seconds"]: f for f in best["file_accuracy"]}
+    assert files[2.0]["accuracy"] == pytest.approx(best["accuracy"]) and 10.0 in files
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert len(metrics["results"]) == 9
     assert (out / "report" / "metrics.csv").read_text().count("\n") == 10
@@ -75,5 +80,6 @@ def test_cli_demo_on_existing_scheduler(tmp_path, client):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "dashboard: http://" in p.stderr
-    assert "identical pair" in p.stdout and "micfp (channel LR, tuned)" in p.stdout
+    assert "identical pair" in p.stdout and "micfp auto (best by grouped CV)" in p.stdout
+    assert "all -> " in p.stdout  # the demo table names the method micfp_auto chose
     assert (tmp_path / "o" / "report" / "metrics.json").exists()

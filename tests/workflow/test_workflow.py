@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cube_helpers import synthetic_cube
 from pipeline.errors import ConfigError
 from pipeline.artifacts.results import CLEAN
 from pipeline.evaluation.cell import WorkCell
@@ -205,35 +206,6 @@ def test_ledger_skips_done_and_restarts_on_new_basis(tmp_path, caplog):
 
 
 # -- worker side: cube cache and degraded cells (synthetic cubes, no cluster) ----------------
-def _synthetic_cube(path: Path, sessions=("day1", "day2"), offset=0.0, seed=0) -> str:
-    import warnings
-
-    import xarray as xr
-
-    from pipeline.artifacts.cube import CUBE_KIND
-
-    rng = np.random.default_rng(seed)
-    rows = [(s, m, t, k * 2.0) for s in sessions for m in range(1, 6) for t in ("music", "speech")
-            for k in range(8)]
-    n = len(rows)
-    label = np.array([r[1] for r in rows])
-    X = rng.standard_normal((n, 10)).astype(np.float32) + label[:, None] + offset
-    ds = xr.Dataset(
-        {"features": (("clip", "feature"), X)},
-        coords={"mic": ("clip", np.array([f"m{r[1]}" for r in rows], dtype=object)), "label": ("clip", label),
-                "session": ("clip", np.array([r[0] for r in rows], dtype=object)),
-                "recording": ("clip", np.array([f"{r[0]}-mic{r[1]}" for r in rows], dtype=object)),
-                "sound_type": ("clip", np.array([r[2] for r in rows], dtype=object)),
-                "clip_seconds": ("clip", np.full(n, 2.0)), "start_s": ("clip", np.array([r[3] for r in rows])),
-                "end_s": ("clip", np.array([r[3] + 2 for r in rows])),
-                "segmentation": ("clip", np.array(["fixed"] * n, dtype=object)),
-                "feature": ("feature", np.array([f"ltas_mean_{i:02d}" for i in range(10)], dtype=object)),
-                "feature_set": ("feature", np.array(["channel"] * 10, dtype=object))},
-        attrs={"micfp": {"kind": CUBE_KIND, "complete": True, "mics": {str(i): f"m{i}" for i in range(1, 6)}}})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
-    return str(path)
 
 
 def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
@@ -244,13 +216,13 @@ def test_cube_cache_loads_once_and_notices_a_rewrite(tmp_path):
     from pipeline.artifacts.cube import cache_stats, cached_cube, clear_cache
 
     clear_cache()
-    cube = _synthetic_cube(tmp_path / "c.zarr")
+    cube = synthetic_cube(tmp_path / "c.zarr")
     for clf in ("logistic_regression", "knn", "naive_bayes"):
         r = _cell_task(CellTask(cube, WorkCell(Cell(2.0, "all", "channel", clf, "session")), 10))
         assert r["n_test"] == 80 and r["condition"] == CLEAN and r["seconds"] > 0
     assert cache_stats() == {cube: 1}
     first = cached_cube(cube)
-    _synthetic_cube(tmp_path / "c.zarr", seed=1)  # recomputed in place
+    synthetic_cube(tmp_path / "c.zarr", seed=1)  # recomputed in place
     st = os.stat(os.path.join(cube, "zarr.json"))
     os.utime(os.path.join(cube, "zarr.json"), ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     second = cached_cube(cube)
@@ -263,8 +235,8 @@ def test_degraded_cell_data_trains_clean_tests_degraded(tmp_path):
     from pipeline.evaluation.cell import _cell_task, cell_data, CellTask
     from pipeline.artifacts.cube import clear_cache
 
-    clean = _synthetic_cube(tmp_path / "clean.zarr")
-    degraded = _synthetic_cube(tmp_path / "deg.zarr", sessions=("day2",), offset=100.0, seed=5)
+    clean = synthetic_cube(tmp_path / "clean.zarr")
+    degraded = synthetic_cube(tmp_path / "deg.zarr", sessions=("day2",), offset=100.0, seed=5)
     cell = Cell(2.0, "music", "channel", "logistic_regression", "session")
     _, Xc, mc = cell_data(CellTask(clean, WorkCell(cell), 10))
     _, Xd, md = cell_data(CellTask(clean, WorkCell(cell, "noise-10dB"), 10, degraded))
