@@ -269,17 +269,14 @@ def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no co
         a, b = max(p, lo[k]), min(p + N_FFT, hi[k])
         o = out[k]
         o[:] = 0.0
+        for i in range(a, b):  # separate simple loops: each vectorises
+            o[i - p] = pool[i] * window[i - p]
         sq = 0.0
-        cross = 0
-        prev = False
         for i in range(a, b):
-            v = pool[i]
-            o[i - p] = v * window[i - p]
-            sq += np.float64(v) * np.float64(v)
-            neg = v < -ZC_THRESHOLD
-            if i > a and neg != prev:
-                cross += 1
-            prev = neg
+            sq += np.float64(pool[i]) * np.float64(pool[i])
+        cross = 0
+        for i in range(a + 1, b):
+            cross += (pool[i] < -ZC_THRESHOLD) != (pool[i - 1] < -ZC_THRESHOLD)
         rms[k] = np.sqrt(sq / N_FFT)
         zcr[k] = cross / N_FFT
 
