@@ -78,6 +78,7 @@ def log_mel(windowed: np.ndarray) -> np.ndarray:
     """Log-mel power (dB re 1, floor ``AMIN``) of Hann-windowed frames (n, n_fft): (n, n_mels) float32."""
     _, mel, _ = _tables()
     spec = sfft.rfft(windowed, axis=1)
+    # Frames last: each stored filter weight then scales one contiguous row (the 48 kHz kernel's product).
     power = np.ascontiguousarray((spec.real**2 + spec.imag**2).T)
     out = np.empty((N_MELS, windowed.shape[0]), np.float32)
     _csr_dense_kernel(mel.indptr, mel.indices, mel.data, power, out)
@@ -275,8 +276,8 @@ def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no co
         for i in range(a, b):
             sq += np.float64(pool[i]) * np.float64(pool[i])
         cross = 0
-        for i in range(a + 1, b):
-            cross += (pool[i] < -ZC_THRESHOLD) != (pool[i - 1] < -ZC_THRESHOLD)
+        for i in range(a + 1, b):  # integer arithmetic on the signs: no branch
+            cross += np.int64(pool[i] < -ZC_THRESHOLD) ^ np.int64(pool[i - 1] < -ZC_THRESHOLD)
         rms[k] = np.sqrt(sq / N_FFT)
         zcr[k] = cross / N_FFT
 
