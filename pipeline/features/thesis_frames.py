@@ -234,8 +234,13 @@ def _frame_sources(audio, starts, stops, sample_rate):
     frame[inner] = clip_base[clip[inner]] + rel[inner]
     lo[inner] = frame[inner]  # wholly inside the clip: no padding
     hi[inner] = frame[inner] + N_FFT
-    # Edges: the clip's own resampled samples (whole short clips; windows at both ends of long ones).
+    # Edges: the clip's own resampled samples (whole short clips; windows at both ends of long
+    # ones). The windows depend only on the clip's start (head) or its stop and phase (tail), so
+    # clips sharing them (the lengths of one segment start and end together) resample them once.
     first = np.cumsum(1 + lengths // HOP) - (1 + lengths // HOP)
+    head_w = -(-(N_FFT + 2 * GUARD) * q // p)  # input samples whose resampling holds [0, N_FFT) exactly
+    tail_w = -(-(N_FFT + HOP + 3 * GUARD) * q // p) + q  # ... and the tail frames' samples
+    heads, tails = {}, {}
     for c in range(starts.size):
         s, e, nc = int(starts[c]), int(stops[c]), int(lengths[c])
         f = first[c] + np.flatnonzero(edge[first[c] : first[c] + 1 + nc // HOP])
@@ -244,15 +249,17 @@ def _frame_sources(audio, starts, stops, sample_rate):
             f = np.arange(first[c], first[c] + 1 + nc // HOP)
             frame[f], lo[f], hi[f] = b + rel[f], b, b + nc
             continue
-        head, tail = f[rel[f] < GUARD], f[rel[f] >= GUARD]
-        hb = int(rel[head].max()) + N_FFT  # head frames read clip samples [.., hb)
-        w = -(-(hb + 2 * GUARD) * q // p)  # input samples whose resampling holds them exactly
-        b = pool.add(_raw_resample(audio[s : s + w], sample_rate)[:hb])
-        frame[head], lo[head], hi[head] = b + rel[head], b, b + hb
+        head, tail = f[rel[f] < GUARD], f[rel[f] >= GUARD]  # head frames read clip samples [.., N_FFT)
+        if s not in heads:
+            heads[s] = pool.add(_raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
+        b = heads[s]
+        frame[head], lo[head], hi[head] = b + rel[head], b, b + N_FFT
         t = int(rel[tail].min())  # tail frames read clip samples [t, nc)
-        u = max(0, (t - 2 * GUARD) // p) * q  # a whole number of periods into the clip
-        off = u // q * p  # its first output sample in the clip
-        b = pool.add(_fixed(_raw_resample(audio[s + u : e], sample_rate), nc - off)[t - off :])
+        ws = e - tail_w - (e - tail_w - s) % q  # a whole number of periods into the clip
+        if (ws, e) not in tails:
+            tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
+        off = (ws - s) // q * p  # the window's first output sample in the clip
+        b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
         frame[tail], lo[tail], hi[tail] = b + rel[tail] - t, b, b + nc - t
     return pool.array(), frame, lo, hi, clip
 
@@ -270,14 +277,15 @@ def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no co
         a, b = max(p, lo[k]), min(p + N_FFT, hi[k])
         o = out[k]
         o[:] = 0.0
-        for i in range(a, b):  # separate simple loops: each vectorises
-            o[i - p] = pool[i] * window[i - p]
+        # Views with indices from 0: loops with provably non-negative indices vectorise.
+        src, win, dst = pool[a:b], window[a - p : b - p], o[a - p : b - p]
         sq = 0.0
-        for i in range(a, b):
-            sq += np.float64(pool[i]) * np.float64(pool[i])
+        for m in range(src.size):
+            dst[m] = src[m] * win[m]
+            sq += np.float64(src[m]) * np.float64(src[m])
         cross = 0
-        for i in range(a + 1, b):  # integer arithmetic on the signs: no branch
-            cross += np.int64(pool[i] < -ZC_THRESHOLD) ^ np.int64(pool[i - 1] < -ZC_THRESHOLD)
+        for m in range(1, src.size):  # integer arithmetic on the signs: no branch
+            cross += np.int64(src[m] < -ZC_THRESHOLD) ^ np.int64(src[m - 1] < -ZC_THRESHOLD)
         rms[k] = np.sqrt(sq / N_FFT)
         zcr[k] = cross / N_FFT
 
