@@ -43,8 +43,8 @@ def _stft_shard(store_path: str, rid: str, a: int, b: int) -> int:
     """STFT power of samples ``[a, b + n_fft - hop)`` of a recording (the frames starting in the shard)."""
     import numpy as np
     import zarr
-
     from bench_kernel import _stft_method
+
     from pipeline.features.frames import to_float
 
     stft = _stft_method()[0]

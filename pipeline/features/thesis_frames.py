@@ -13,9 +13,10 @@ that clip by clip (the reference); its cost grows with clips x clip lengths. Her
   except within a few dozen output samples of the clip's own ends, where soxr's filter sees the
   clip's edges (measured: below 1e-6 of full scale from 80 samples on). So the clips are grouped
   by their start's phase (start mod ``q``; fixed clips of one segment have one or two phases),
-  each group's stretch is resampled once, and each clip's first and last ``EDGE`` output samples
-  come from resampling a short window at the clip's start and at its end (the whole clip when
-  it is short). Every sample is then the reference's, up to float rounding.
+  each group's stretch is resampled once, and the samples of each clip's edge frames (below)
+  come from resampling a short window at the clip's start and one at its end (the whole clip
+  when it is short; clips sharing a start, or a stop and a phase, share the window). Every
+  sample is then the reference's, up to float rounding.
 - **Frames.** A clip's frames are librosa's, at librosa's positions; frames within ``GUARD``
   samples of an end (those reaching into librosa's padding, and the next) are cut from the
   clip's own edge samples with zeros outside; the others from the group's stretch, where clips
@@ -225,7 +226,6 @@ def _frame_sources(audio, starts, stops, sample_rate):
     # Phase groups: one stretch each, resampled once; a clip of the group starts on a whole
     # output sample of it (its start is a whole number of periods after the stretch's).
     clip_base = np.zeros(starts.size, np.int64)
-    phase = starts % q
     for members in _phase_groups(starts, stops, long, q):
         g0, g1 = int(starts[members].min()), int(stops[members].max())
         base = pool.add(_raw_resample(audio[g0:g1], sample_rate))

@@ -49,7 +49,7 @@ def test_many_clips_equal_clip_by_clip(clips, shared_start, x0):
     stops = np.minimum(starts + np.array([n for _, n in clips]), AUDIO.size)
     keep = stops - starts >= 4800
     starts, stops = starts[keep], stops[keep]
-    x0 = min(x0, int(starts.min()))
+    x0 = min(x0, starts.min())
     got = tf.thesis_clip_features(AUDIO[x0 : int(stops.max())], x0, starts, stops, SR)
     assert_parity(got, reference(AUDIO, starts, stops))
 
