@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.features import clips as C  # noqa: E402
 from pipeline.features import sets as fsets  # noqa: E402
 from pipeline.features.frames import FRAMES_PER_CALL, FrameSettings, frame_features  # noqa: E402
-from pipeline.features.thesis_frames import thesis_clip_features  # noqa: E402
 
 STFT_LIMIT = os.environ.get("MICFP_STFT_LIMIT", "")
 CLIP_LENGTHS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -156,6 +155,9 @@ def main(argv=None) -> dict:
     n1 = s.sample_rate
     thesis_rate = best_rate(lambda: [fsets.thesis_features(y[a : a + n1], s.sample_rate)
                                      for a in range(0, int(thesis_s * s.sample_rate) - n1 + 1, n1)], thesis_s, 2)
+
+    # imported here: bench_features.py loads this module on workers running older pipeline code too
+    from pipeline.features.thesis_frames import thesis_clip_features
 
     all_starts, all_stops = np.concatenate(starts), np.concatenate(stops)
     thesis_clip_features(y[: 2 * s.sample_rate], 0, [0], [s.sample_rate], s.sample_rate)  # compile
