@@ -13,10 +13,12 @@ that clip by clip (the reference); its cost grows with clips x clip lengths. Her
   except within a few dozen output samples of the clip's own ends, where soxr's filter sees the
   clip's edges (measured: below 1e-6 of full scale from 80 samples on). So the clips are grouped
   by their start's phase (start mod ``q``; fixed clips of one segment have one or two phases),
-  each group's stretch is resampled once, and the samples of each clip's edge frames (below)
-  come from resampling a short window at the clip's start and one at its end (the whole clip
-  when it is short; clips sharing a start, or a stop and a phase, share the window). Every
-  sample is then the reference's, up to float rounding.
+  each group's stretch is resampled once, and each clip's first and last 256 samples come from
+  :mod:`pipeline.features.soxr_edges` (soxr's one-shot at a clip's ends as linear maps measured
+  once per process; used for end shapes shared by many clips or measured already). Otherwise
+  they come from soxr on short windows at the clip's ends (clips sharing a start, or a stop and
+  a phase, share them), or on the whole clip when it is short. Every sample is then the
+  reference's, up to float rounding.
 - **Frames.** A clip's frames are librosa's, at librosa's positions; frames within ``GUARD``
   samples of an end (those reaching into librosa's padding, and the next) are cut from the
   clip's own edge samples with zeros outside; the others from the group's stretch, where clips
@@ -36,6 +38,7 @@ import numba
 import numpy as np
 import scipy.fft as sfft
 
+from . import soxr_edges
 from .frames import _csr_dense_kernel, to_float
 
 THESIS_SR = 22050
@@ -48,9 +51,10 @@ AMIN = 1e-10
 #: librosa's zero-crossing threshold: smaller magnitudes count as zero (a positive sign).
 ZC_THRESHOLD = 1e-10
 #: Output samples at a clip's ends that soxr's filter edge reaches (measured ~80 to 1e-6 of full
-#: scale, ~100 to float rounding), with room: frames reaching this close to an end (or past it)
-#: are cut from the clip's own resampled edges.
-GUARD = 160
+#: scale, ~100 to float rounding), with room, and more than the edge maps' 256 (plus one for the
+#: rounding of the output length): frames reaching this close to an end (or past it) are cut
+#: from the clip's own resampled edges.
+GUARD = 288
 #: Frames per batch of FFTs (as the 48 kHz frame kernel: the batch stays in the CPU cache).
 BATCH = 256
 
@@ -186,6 +190,46 @@ def _fixed(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if x.size >= n else np.concatenate([x, np.zeros(n - x.size, np.float32)])
 
 
+#: Clips sharing the shape of their end (length mod the resampling period, and soxr's rounding
+#: of the output length) from which on their ends come from soxr_edges' maps: measuring a new
+#: tail map costs about as much as a few hundred soxr calls.
+MIN_SHARED_END = 16
+
+
+def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Which clips take their ends from soxr_edges' maps: long enough for them, and of an end
+    shape that is already measured or shared by ``MIN_SHARED_END`` clips."""
+    if sample_rate == THESIS_SR:
+        return np.zeros(n_in.size, bool)  # nothing to resample
+    q, _ = period(sample_rate)
+    ok = n_in >= 2 * soxr_edges.TAPS
+    keys = [(int(k) % q, soxr_edges._excess(int(k), sample_rate, THESIS_SR)) if o else None
+            for k, o in zip(n_in, ok)]
+    count: dict = {}
+    for k in keys:
+        count[k] = count.get(k, 0) + 1
+    return np.array([k is not None and (count[k] >= MIN_SHARED_END or soxr_edges.tail_map_cached(
+        sample_rate, THESIS_SR, *k)) for k in keys], bool)
+
+
+def _patched(z: np.ndarray, base: int, a: int, b: int, head: np.ndarray, tail: np.ndarray, length: int
+             ) -> np.ndarray:
+    """Samples ``[a, b)`` of a clip's own resampling: the stretch ``z`` (the clip starts at
+    ``base``), its first and last EDGE samples from the maps (``head``, ``tail``; soxr's output
+    ends at ``length``), zeros past that (librosa's ``fix_length``)."""
+    out = np.zeros(b - a, np.float32)
+    stop = max(a, min(b, length, z.size - base))
+    out[: stop - a] = z[base + a : base + stop]
+    h0, h1 = a, min(b, soxr_edges.EDGE)
+    if h1 > h0:
+        out[: h1 - h0] = head[h0:h1]
+    t = length - soxr_edges.EDGE
+    t0, t1 = max(a, t), min(b, length)
+    if t1 > t0:
+        out[t0 - a : t1 - a] = tail[t0 - t : t1 - t]
+    return out
+
+
 def _phase_groups(starts, stops, selected, q):
     """Clips (indices, of the ``selected``) whose starts share a phase (mod ``q``) and whose ranges
     chain by overlap: each group is one stretch to resample, with no gap resampled for nothing."""
@@ -219,24 +263,31 @@ def _frame_sources(audio, starts, stops, sample_rate):
     n = lengths[clip]
     edge = (rel < GUARD) | (rel + N_FFT > n - GUARD)
     long = lengths >= LONG
+    mapped = _mapped(n_in, sample_rate)
     pool = _Pool()
     frame = np.empty(clip.size, np.int64)
     lo = np.empty_like(frame)
     hi = np.empty_like(frame)
     # Phase groups: one stretch each, resampled once; a clip of the group starts on a whole
     # output sample of it (its start is a whole number of periods after the stretch's).
-    clip_base = np.zeros(starts.size, np.int64)
-    for members in _phase_groups(starts, stops, long, q):
+    stretch, clip_base = {}, np.zeros(starts.size, np.int64)
+    for members in _phase_groups(starts, stops, long | mapped, q):
         g0, g1 = int(starts[members].min()), int(stops[members].max())
-        base = pool.add(_raw_resample(audio[g0:g1], sample_rate))
+        z = _raw_resample(audio[g0:g1], sample_rate)
+        base = pool.add(z)
         clip_base[members] = base + (starts[members] - g0) // q * p
+        stretch.update({int(c): (z, (int(starts[c]) - g0) // q * p) for c in members})
     inner = long[clip] & ~edge
     frame[inner] = clip_base[clip[inner]] + rel[inner]
     lo[inner] = frame[inner]  # wholly inside the clip: no padding
     hi[inner] = frame[inner] + N_FFT
-    # Edges: the clip's own resampled samples (whole short clips; windows at both ends of long
-    # ones). The windows depend only on the clip's start (head) or its stop and phase (tail), so
-    # clips sharing them (the lengths of one segment start and end together) resample them once.
+    # Edges: the clip's own resampled samples. Mapped clips: the stretch with their ends from
+    # soxr's edge maps; others: soxr on the whole (short) clip or on windows at both ends. The
+    # heads depend only on the clip's start, so clips starting together share them; windows at
+    # the end only on the stop and the phase.
+    mi = np.flatnonzero(mapped)
+    ends = dict(zip(mi.tolist(), zip(*soxr_edges.edges(to_float(audio), starts[mi], stops[mi], sample_rate,
+                                                        THESIS_SR)))) if mi.size else {}
     first = np.cumsum(1 + lengths // HOP) - (1 + lengths // HOP)
     head_w = -(-(N_FFT + 2 * GUARD) * q // p)  # input samples whose resampling holds [0, N_FFT) exactly
     tail_w = -(-(N_FFT + HOP + 3 * GUARD) * q // p) + q  # ... and the tail frames' samples
@@ -245,21 +296,27 @@ def _frame_sources(audio, starts, stops, sample_rate):
         s, e, nc = int(starts[c]), int(stops[c]), int(lengths[c])
         f = first[c] + np.flatnonzero(edge[first[c] : first[c] + 1 + nc // HOP])
         if not long[c]:
-            b = pool.add(_fixed(_raw_resample(audio[s:e], sample_rate), nc))
+            x = _patched(*stretch[c], 0, nc, *ends[c]) if mapped[c] else \
+                _fixed(_raw_resample(audio[s:e], sample_rate), nc)
+            b = pool.add(x)
             f = np.arange(first[c], first[c] + 1 + nc // HOP)
             frame[f], lo[f], hi[f] = b + rel[f], b, b + nc
             continue
         head, tail = f[rel[f] < GUARD], f[rel[f] >= GUARD]  # head frames read clip samples [.., N_FFT)
         if s not in heads:
-            heads[s] = pool.add(_raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
+            heads[s] = pool.add(_patched(*stretch[c], 0, N_FFT, *ends[c]) if mapped[c] else
+                                _raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
         b = heads[s]
         frame[head], lo[head], hi[head] = b + rel[head], b, b + N_FFT
         t = int(rel[tail].min())  # tail frames read clip samples [t, nc)
-        ws = e - tail_w - (e - tail_w - s) % q  # a whole number of periods into the clip
-        if (ws, e) not in tails:
-            tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
-        off = (ws - s) // q * p  # the window's first output sample in the clip
-        b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
+        if mapped[c]:
+            b = pool.add(_patched(*stretch[c], t, nc, *ends[c]))
+        else:
+            ws = e - tail_w - (e - tail_w - s) % q  # a whole number of periods into the clip
+            if (ws, e) not in tails:
+                tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
+            off = (ws - s) // q * p  # the window's first output sample in the clip
+            b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
         frame[tail], lo[tail], hi[tail] = b + rel[tail] - t, b, b + nc - t
     return pool.array(), frame, lo, hi, clip
 
