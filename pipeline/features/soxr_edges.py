@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .frames import to_float
+
 #: Outputs at each end of a clip given by the maps (further in, resampling a stretch holding the
 #: clip gives the clip's own samples to float rounding: the differences fall below 1e-6 of full
 #: scale within 80 outputs).
@@ -100,7 +102,7 @@ def edges(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray, sample_rate:
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first and last EDGE outputs of the one-shot of each clip ``audio[start:stop]``.
 
-    ``audio`` is float32; every clip must hold at least ``2 * TAPS`` samples.
+    ``audio`` is PCM or float; every clip must hold at least ``2 * TAPS`` samples.
 
     Returns
     -------
@@ -111,7 +113,7 @@ def edges(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray, sample_rate:
     """
     q, _ = period(sample_rate, target)
     idx = np.arange(TAPS)
-    head = audio[starts[:, None] + idx] @ head_map(sample_rate, target)
+    head = to_float(audio[starts[:, None] + idx]) @ head_map(sample_rate, target)
     n = stops - starts
     length = np.array([soxr_length(int(k), sample_rate, target) for k in n], np.int64)
     excess = np.array([_excess(int(k), sample_rate, target) for k in n], np.int64)
@@ -119,5 +121,5 @@ def edges(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray, sample_rate:
     keys = np.stack([n % q, excess])
     for v, e in np.unique(keys, axis=1).T:
         sel = np.flatnonzero((keys[0] == v) & (keys[1] == e))
-        tail[sel] = audio[stops[sel, None] - TAPS + idx] @ tail_map(sample_rate, target, int(v), int(e))
+        tail[sel] = to_float(audio[stops[sel, None] - TAPS + idx]) @ tail_map(sample_rate, target, int(v), int(e))
     return head, tail, length

@@ -286,7 +286,7 @@ def _frame_sources(audio, starts, stops, sample_rate):
     # heads depend only on the clip's start, so clips starting together share them; windows at
     # the end only on the stop and the phase.
     mi = np.flatnonzero(mapped)
-    ends = dict(zip(mi.tolist(), zip(*soxr_edges.edges(to_float(audio), starts[mi], stops[mi], sample_rate,
+    ends = dict(zip(mi.tolist(), zip(*soxr_edges.edges(audio, starts[mi], stops[mi], sample_rate,
                                                         THESIS_SR)))) if mi.size else {}
     first = np.cumsum(1 + lengths // HOP) - (1 + lengths // HOP)
     head_w = -(-(N_FFT + 2 * GUARD) * q // p)  # input samples whose resampling holds [0, N_FFT) exactly
