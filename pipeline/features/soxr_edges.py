@@ -47,14 +47,22 @@ def period(sample_rate: int, target: int) -> tuple[int, int]:
     return r.denominator, r.numerator
 
 
-@lru_cache(maxsize=4096)
 def soxr_length(n: int, sample_rate: int, target: int) -> int:
     """The one-shot's output length for ``n`` input samples, as soxr computes it.
 
-    Asked of soxr (a call on zeros, cached): it rounds ``n target / rate``, and inputs that
-    land on a half sample (``n = 160`` mod 320 at 48 kHz) round up or down depending on ``n``.
+    soxr rounds ``n p / q`` to the nearest integer; when that lands on a half sample (``n = 160``
+    mod 320 at 48 kHz) it rounds up or down depending on ``n`` (floating point), so those lengths
+    are asked of soxr (a call on zeros, cached).
     """
-    return int(resample(np.zeros(int(n), np.float32), sample_rate, target).shape[0])
+    q, p = period(sample_rate, target)
+    if (2 * n * p) % (2 * q) != q:
+        return (2 * n * p + q) // (2 * q)
+    return _soxr_length(int(n), sample_rate, target)
+
+
+@lru_cache(maxsize=4096)
+def _soxr_length(n: int, sample_rate: int, target: int) -> int:
+    return int(resample(np.zeros(n, np.float32), sample_rate, target).shape[0])
 
 
 def _excess(n: int, sample_rate: int, target: int) -> int:

@@ -25,8 +25,14 @@ def test_edges_equal_soxr_on_each_clip():
         np.testing.assert_allclose(tail[i], ref[-se.EDGE :], atol=2e-6)
 
 
-def test_output_length_is_sorxs_rounding():
-    for n in (160, 1120, 2080, 12000, 4800, 4801):
-        assert se.soxr_length(n, SR, TARGET) == soxr.resample(np.zeros(n, np.float32), SR, TARGET).size
+def test_output_length_is_soxrs_rounding():
+    for n in [*range(1, 4000, 7), 160, 1120, 2080, 12000, 4800, 4801, 480_000 + 160]:
+        assert se.soxr_length(n, SR, TARGET) == soxr.resample(np.zeros(n, np.float32), SR, TARGET).size, n
     # half-sample lengths round both ways: what makes the tail map depend on more than n mod 320
     assert {se._excess(n, SR, TARGET) for n in (160, 1120, 2080, 12000)} == {0, 1}
+
+
+def test_output_length_at_other_rates():
+    for sr in (44100, 16000, 96000):
+        for n in range(1601, 4000, 37):
+            assert se.soxr_length(n, sr, TARGET) == soxr.resample(np.zeros(n, np.float32), sr, TARGET).size, (sr, n)
