@@ -25,13 +25,12 @@ that clip by clip (the reference); its cost grows with clips x clip lengths. Her
   that start at the same sample (clips of several lengths at a segment's start, and at every
   multiple of the longer lengths) share them: each distinct frame is transformed once.
 - **Clip means.** Per frame: log-mel power (one sparse product), RMS and zero-crossing count
-  (from running sums over the samples); per clip: the maximum, the ``top_db`` floor and the mean
+  (summed in the pass that cuts the frame); per clip: the maximum, the ``top_db`` floor and the mean
   over its frames, then the DCT (linear, so of the mean).
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from functools import lru_cache
 
 import numba
@@ -57,13 +56,6 @@ ZC_THRESHOLD = 1e-10
 GUARD = 288
 #: Frames per batch of FFTs (as the 48 kHz frame kernel: the batch stays in the CPU cache).
 BATCH = 256
-
-
-@lru_cache(maxsize=8)
-def period(sample_rate: int) -> tuple[int, int]:
-    """(input samples, output samples) of one period of the resampling to 22,050 Hz."""
-    r = Fraction(THESIS_SR, int(sample_rate))
-    return r.denominator, r.numerator
 
 
 @lru_cache(maxsize=1)
@@ -201,7 +193,7 @@ def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
     shape that is already measured or shared by ``MIN_SHARED_END`` clips."""
     if sample_rate == THESIS_SR:
         return np.zeros(n_in.size, bool)  # nothing to resample
-    q, _ = period(sample_rate)
+    q, _ = soxr_edges.period(sample_rate, THESIS_SR)
     ok = n_in >= 2 * soxr_edges.TAPS
     keys = [(int(k) % q, soxr_edges._excess(int(k), sample_rate, THESIS_SR)) if o else None
             for k, o in zip(n_in, ok)]
@@ -256,7 +248,7 @@ def _frame_sources(audio, starts, stops, sample_rate):
     clip : ndarray
         Each frame's clip.
     """
-    q, p = period(sample_rate)
+    q, p = soxr_edges.period(sample_rate, THESIS_SR)
     n_in = stops - starts
     lengths = np.ceil(n_in * (float(THESIS_SR) / sample_rate)).astype(np.int64)
     clip, rel = frame_positions(lengths)
