@@ -65,7 +65,7 @@ def _soxr_length(n: int, sample_rate: int, target: int) -> int:
     return int(resample(np.zeros(n, np.float32), sample_rate, target).shape[0])
 
 
-def _excess(n: int, sample_rate: int, target: int) -> int:
+def length_excess(n: int, sample_rate: int, target: int) -> int:
     """How far soxr's output length for ``n`` inputs lies above ``floor(n p / q)`` (0 or 1)."""
     q, p = period(sample_rate, target)
     return soxr_length(n, sample_rate, target) - n * p // q
@@ -82,13 +82,13 @@ def head_map(sample_rate: int, target: int) -> np.ndarray:
 @lru_cache(maxsize=64)
 def tail_map(sample_rate: int, target: int, phase: int, excess: int) -> np.ndarray:
     """(TAPS, EDGE) float32: ``x[-TAPS:] @ it`` = the last EDGE outputs of the one-shot of any
-    ``x`` of ``n`` samples with ``n % q == phase`` and ``_excess(n) == excess``.
+    ``x`` of ``n`` samples with ``n % q == phase`` and ``length_excess(n) == excess``.
 
     Measured on a probe of such a length (the first at or above ``PROBE`` samples).
     """
     q, _ = period(sample_rate, target)
     n = PROBE + (phase - PROBE) % q
-    while _excess(n, sample_rate, target) != excess:
+    while length_excess(n, sample_rate, target) != excess:
         n += q
         if n > PROBE + 64 * q:  # pragma: no cover - soxr's rounding changed beyond recognition
             raise RuntimeError(f"no probe length {phase} mod {q} with soxr's output rounding {excess}")
@@ -124,7 +124,7 @@ def edges(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray, sample_rate:
     head = to_float(audio[starts[:, None] + idx]) @ head_map(sample_rate, target)
     n = stops - starts
     length = np.array([soxr_length(int(k), sample_rate, target) for k in n], np.int64)
-    excess = np.array([_excess(int(k), sample_rate, target) for k in n], np.int64)
+    excess = np.array([length_excess(int(k), sample_rate, target) for k in n], np.int64)
     tail = np.empty_like(head)
     keys = np.stack([n % q, excess])
     for v, e in np.unique(keys, axis=1).T:

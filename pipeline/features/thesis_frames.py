@@ -195,7 +195,7 @@ def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
         return np.zeros(n_in.size, bool)  # nothing to resample
     q, _ = soxr_edges.period(sample_rate, THESIS_SR)
     ok = n_in >= 2 * soxr_edges.TAPS
-    keys = [(int(k) % q, soxr_edges._excess(int(k), sample_rate, THESIS_SR)) if o else None
+    keys = [(int(k) % q, soxr_edges.length_excess(int(k), sample_rate, THESIS_SR)) if o else None
             for k, o in zip(n_in, ok)]
     count: dict = {}
     for k in keys:
@@ -304,7 +304,14 @@ def _frame_sources(audio, starts, stops, sample_rate):
         if mapped[c]:
             b = pool.add(_patched(*stretch[c], t, nc, *ends[c]))
         else:
-            ws = e - tail_w - (e - tail_w - s) % q  # a whole number of periods into the clip
+            # A whole number of periods into the clip, and a window whose output length soxr
+            # rounds as the clip's (lengths landing on a half sample round either way), so the
+            # window's last output is the clip's.
+            ws = e - tail_w - (e - tail_w - s) % q
+            while ws > s and soxr_edges.length_excess(e - ws, sample_rate, THESIS_SR) != \
+                    soxr_edges.length_excess(e - s, sample_rate, THESIS_SR):
+                ws -= q
+            ws = max(ws, s)
             if (ws, e) not in tails:
                 tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
             off = (ws - s) // q * p  # the window's first output sample in the clip

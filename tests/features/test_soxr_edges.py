@@ -29,7 +29,7 @@ def test_output_length_is_soxrs_rounding():
     for n in [*range(1, 4000, 7), 160, 1120, 2080, 12000, 4800, 4801, 480_000 + 160]:
         assert se.soxr_length(n, SR, TARGET) == soxr.resample(np.zeros(n, np.float32), SR, TARGET).size, n
     # half-sample lengths round both ways: what makes the tail map depend on more than n mod 320
-    assert {se._excess(n, SR, TARGET) for n in (160, 1120, 2080, 12000)} == {0, 1}
+    assert {se.length_excess(n, SR, TARGET) for n in (160, 1120, 2080, 12000)} == {0, 1}
 
 
 def test_output_length_at_other_rates():
