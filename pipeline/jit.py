@@ -250,12 +250,13 @@ def compile_all() -> None:
 
     The signatures are those of :func:`frames.frame_features` (float32 frames; a read-only
     frame view, strided or of one frame), :func:`clips.reduce_frames` (both percentile paths) and the thesis
-    set's librosa features (MFCC, zero-crossing rate, RMS of float32 audio). Runs in the
+    set (:func:`thesis_frames.thesis_clip_features`, and the librosa reference: MFCC, zero-crossing
+    rate, RMS of float32 audio). Runs in the
     :func:`warm_up` subprocess.
     """
     import numpy as np
 
-    from .features import clips, sets
+    from .features import clips, sets, thesis_frames
     from .features.frames import FrameSettings, frame_features
 
     rng = np.random.default_rng(0)
@@ -269,7 +270,10 @@ def compile_all() -> None:
     f1 = np.array([5, 40, frames.shape[0]], np.int64)  # short clips: running minima; long: selection
     clips.reduce_frames(frames, f0, f1, percentiles=(sets.QUIET_PERCENTILE, 50.0))
     for sr in (s.sample_rate, sets.THESIS_SR):
-        sets.thesis_features(rng.standard_normal(sr).astype(np.float32) * 0.1, sr)
+        y = rng.standard_normal(sr).astype(np.float32) * 0.1
+        sets.thesis_features(y, sr)
+        # a short clip (resampled whole) and a long one (edges and shared frames)
+        thesis_frames.thesis_clip_features(y, 0, [0, 0], [sr // 10, sr], sr)
 
 
 if __name__ == "__main__":  # the warm-up subprocess

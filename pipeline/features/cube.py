@@ -6,7 +6,8 @@
    beside the cube and reused by later runs with the same settings (resume ledger per block).
 2. Clips: one task per (recording, sound-type segment, window of minutes) cuts clips of every
    configured length (and the silence split), reduces frames to clip statistics, and computes
-   the thesis features from the clip audio where asked. Clips never cross a segment boundary.
+   the thesis features of all its clips at once from their audio where asked
+   (:mod:`pipeline.features.thesis_frames`). Clips never cross a segment boundary.
 3. The cube: an xarray Dataset written to Zarr from the workers' results, marked complete last.
 """
 
@@ -42,6 +43,7 @@ from . import clip_lengths
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
+from .thesis_frames import thesis_clip_features
 
 SEGMENTATIONS = ("fixed", "silence")
 CLIP_COORDS = ("mic", "label", "session", "recording", "sound_type", "clip_seconds", "start_s", "end_s",
@@ -263,8 +265,7 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
         if name == "thesis":
             a0, a1 = int(coords["start"].min()), int(coords["stop"].max())
             audio = zarr.open_array(f"{task.store_path}/audio/{task.rid}", mode="r")[a0:a1]
-            blocks.append(np.stack([fsets.thesis_features(audio[a - a0 : b - a0], sr)
-                                    for a, b in zip(coords["start"], coords["stop"])]))
+            blocks.append(thesis_clip_features(audio, a0, coords["start"], coords["stop"], sr))
         else:
             blocks.append(fsets.from_frame_stats(name, stats, fs))
     return coords, np.concatenate(blocks, axis=1).astype(np.float32)

@@ -3,7 +3,7 @@
 Used by ``micfp identify``: a file is cut into consecutive fixed-length clips exactly as the
 cube's ``fixed`` segmentation cuts a segment, and each clip gets the features of the named
 sets (frame features once over the whole signal, then :func:`clips.reduce_frames` and
-:func:`sets.from_frame_stats`; the thesis set from the clip audio).
+:func:`sets.from_frame_stats`; the thesis set from the clips' audio, all clips at once).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from . import clip_lengths
 from . import sets as fsets
 from .clips import clip_frame_range, fixed_clips, reduce_frames
 from .frames import FrameSettings, frame_features
+from .thesis_frames import thesis_clip_features
 
 
 def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: FrameSettings
@@ -53,7 +54,7 @@ def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: Frame
     blocks = []
     for name in fsets.expand(feature_sets):
         if name == "thesis":
-            blocks.append(np.stack([fsets.thesis_features(y[a:b], sr) for a, b in zip(starts, stops)]))
+            blocks.append(thesis_clip_features(y, 0, starts, stops, sr))
         else:
             blocks.append(fsets.from_frame_stats(name, stats, frame))
     return starts / sr, np.concatenate(blocks, axis=1).astype(np.float32), names

@@ -1,0 +1,368 @@
+"""The thesis set of many clips of one recording at once (no dask, no I/O).
+
+The thesis computes, per clip, librosa's features of the clip resampled to 22,050 Hz
+(``soxr_hq``): the mean over frames of 20 MFCCs, of the zero-crossing rate and of the RMS, with
+librosa's centred frames (n_fft 2048, hop 512, ``center=True``: the clip is padded by 1024
+samples on each side) and its per-call ``top_db`` (every log-mel value of the clip is raised to
+at least the clip's maximum minus 80 dB). :func:`pipeline.features.sets.thesis_features` does
+that clip by clip (the reference); its cost grows with clips x clip lengths. Here:
+
+- **Resampling.** soxr is linear and periodic: resampling a stretch of audio from an input
+  sample ``a`` on gives, away from the stretch's ends, the same output samples as resampling
+  any clip starting ``a + k q`` on (``q`` = 320 input samples at 48 kHz for 147 output samples),
+  except within a few dozen output samples of the clip's own ends, where soxr's filter sees the
+  clip's edges (measured: below 1e-6 of full scale from 80 samples on). So the clips are grouped
+  by their start's phase (start mod ``q``; fixed clips of one segment have one or two phases),
+  each group's stretch is resampled once, and each clip's first and last 256 samples come from
+  :mod:`pipeline.features.soxr_edges` (soxr's one-shot at a clip's ends as linear maps measured
+  once per process; used for end shapes shared by many clips or measured already). Otherwise
+  they come from soxr on short windows at the clip's ends (clips sharing a start, or a stop and
+  a phase, share them), or on the whole clip when it is short. Every sample is then the
+  reference's, up to float rounding.
+- **Frames.** A clip's frames are librosa's, at librosa's positions; frames within ``GUARD``
+  samples of an end (those reaching into librosa's padding, and the next) are cut from the
+  clip's own edge samples with zeros outside; the others from the group's stretch, where clips
+  that start at the same sample (clips of several lengths at a segment's start, and at every
+  multiple of the longer lengths) share them: each distinct frame is transformed once.
+- **Clip means.** Per frame: log-mel power (one sparse product), RMS and zero-crossing count
+  (summed in the pass that cuts the frame); per clip: the maximum, the ``top_db`` floor and the mean
+  over its frames, then the DCT (linear, so of the mean).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba
+import numpy as np
+import scipy.fft as sfft
+
+from . import soxr_edges
+from .frames import _csr_dense_kernel, to_float
+
+THESIS_SR = 22050
+N_FFT = 2048
+HOP = 512
+N_MELS = 128
+N_MFCC = 20
+TOP_DB = 80.0
+AMIN = 1e-10
+#: librosa's zero-crossing threshold: smaller magnitudes count as zero (a positive sign).
+ZC_THRESHOLD = 1e-10
+#: Output samples at a clip's ends that soxr's filter edge reaches (measured ~80 to 1e-6 of full
+#: scale, ~100 to float rounding), with room, and more than the edge maps' 256 (plus one for the
+#: rounding of the output length): frames reaching this close to an end (or past it) are cut
+#: from the clip's own resampled edges.
+GUARD = 288
+#: Frames per batch of FFTs (as the 48 kHz frame kernel: the batch stays in the CPU cache).
+BATCH = 256
+
+
+@lru_cache(maxsize=1)
+def _tables():
+    """librosa's window (periodic Hann), mel filters (sparse) and DCT-II (orthonormal) columns."""
+    import librosa
+    import scipy.sparse
+    from scipy.signal import get_window
+
+    window = get_window("hann", N_FFT, fftbins=True).astype(np.float32)
+    mel = scipy.sparse.csr_matrix(librosa.filters.mel(sr=THESIS_SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32))
+    dct = sfft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=1)[:, :N_MFCC]  # log-mel rows @ dct = MFCC
+    return window, mel, dct
+
+
+def log_mel(windowed: np.ndarray) -> np.ndarray:
+    """Log-mel power (dB re 1, floor ``AMIN``) of Hann-windowed frames (n, n_fft): (n, n_mels) float32."""
+    _, mel, _ = _tables()
+    spec = sfft.rfft(windowed, axis=1)
+    # Frames last: each stored filter weight then scales one contiguous row (the 48 kHz kernel's product).
+    power = np.ascontiguousarray((spec.real**2 + spec.imag**2).T)
+    out = np.empty((N_MELS, windowed.shape[0]), np.float32)
+    _csr_dense_kernel(mel.indptr, mel.indices, mel.data, power, out)
+    np.maximum(out, np.float32(AMIN), out=out)
+    np.log10(out, out=out)
+    out *= np.float32(10.0)
+    return np.ascontiguousarray(out.T)
+
+
+def frame_positions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """librosa's frames of clips of resampled ``lengths``: (clip index, frame start) per frame.
+
+    Frame ``j`` of a clip starts ``j HOP - N_FFT / 2`` samples after the clip start (the clip is
+    padded by ``N_FFT / 2``), for ``j < 1 + length // HOP``; frames of a clip are consecutive.
+    """
+    nf = 1 + np.asarray(lengths, np.int64) // HOP
+    clip = np.repeat(np.arange(nf.size), nf)
+    first = np.cumsum(nf) - nf
+    j = np.arange(clip.size) - first[clip]
+    return clip, j * HOP - N_FFT // 2
+
+
+class _Pool:
+    """Resampled pieces concatenated in one float32 array (for the compiled frame kernels)."""
+
+    def __init__(self):
+        self.parts, self.size = [], 0
+
+    def add(self, x: np.ndarray) -> int:
+        self.parts.append(x)
+        self.size += x.size
+        return self.size - x.size
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.parts + [np.zeros(N_FFT, np.float32)])  # frames may read up to here
+
+
+def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate: int) -> np.ndarray:
+    """The thesis's 22 features (20 MFCC means, ZCR mean, RMS mean) of many clips of one recording.
+
+    Parameters
+    ----------
+    audio : ndarray
+        Samples ``[x0, x0 + audio.size)`` of the recording (PCM or float), covering every clip.
+    x0 : int
+        Position of ``audio[0]`` in the recording.
+    starts, stops : array_like of int
+        The clips' sample ranges in the recording; each non-empty.
+    sample_rate : int
+
+    Returns
+    -------
+    ndarray
+        (n_clips, 22) float32, columns as :func:`pipeline.features.sets.thesis_features`, equal
+        to it up to float rounding.
+    """
+    audio = np.asarray(audio).ravel()
+    starts = np.asarray(starts, np.int64) - x0
+    stops = np.asarray(stops, np.int64) - x0
+    out = np.zeros((starts.size, N_MFCC + 2), np.float32)
+    if starts.size == 0:
+        return out
+    if starts.min() < 0 or stops.max() > audio.size or np.any(stops <= starts):
+        raise ValueError("every clip must be a non-empty range inside the audio given")
+    pool, frame, lo, hi, clip = _frame_sources(audio, starts, stops, sample_rate)
+    # Each distinct frame (same samples, same padding) once: clips starting together share frames.
+    keys, rows = np.unique(np.stack([frame, lo, hi]), axis=1, return_inverse=True)
+    rows = rows.ravel()
+    window, _, dct = _tables()
+    n_keys = keys.shape[1]
+    mel = np.empty((n_keys, N_MELS), np.float32)
+    rms, zcr = np.empty(n_keys), np.empty(n_keys)
+    buf = np.empty((min(n_keys, BATCH), N_FFT), np.float32)
+    for a in range(0, n_keys, BATCH):
+        b = min(n_keys, a + BATCH)
+        _gather_frames(pool, keys[0, a:b], keys[1, a:b], keys[2, a:b], window, buf[: b - a], rms[a:b], zcr[a:b])
+        mel[a:b] = log_mel(buf[: b - a])
+    nf = np.bincount(clip, minlength=starts.size)
+    first = np.cumsum(nf) - nf
+    out[:, N_MFCC] = np.add.reduceat(zcr[rows], first) / nf
+    out[:, N_MFCC + 1] = np.add.reduceat(rms[rows], first) / nf
+    mean = np.empty((starts.size, N_MELS))
+    _floored_means(mel, rows, first, nf, TOP_DB, mean)
+    out[:, :N_MFCC] = mean @ dct
+    return out
+
+
+#: Clips of at least this many resampled samples take their edges from short windows at their
+#: ends and their other frames from their phase group's stretch; shorter clips are resampled whole.
+LONG = 4 * N_FFT
+
+
+def _raw_resample(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """soxr_hq output (float32) before librosa's length fix."""
+    if sample_rate == THESIS_SR:
+        return to_float(y)
+    import soxr
+
+    return np.asarray(soxr.resample(to_float(y), sample_rate, THESIS_SR, quality="soxr_hq"), np.float32)
+
+
+def _fixed(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` cut or zero-padded to ``n`` samples (librosa's ``fix_length``)."""
+    return x[:n] if x.size >= n else np.concatenate([x, np.zeros(n - x.size, np.float32)])
+
+
+#: Clips sharing the shape of their end (length mod the resampling period, and soxr's rounding
+#: of the output length) from which on their ends come from soxr_edges' maps: measuring a new
+#: tail map costs about as much as a few hundred soxr calls.
+MIN_SHARED_END = 16
+
+
+def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Which clips take their ends from soxr_edges' maps: long enough for them, and of an end
+    shape that is already measured or shared by ``MIN_SHARED_END`` clips."""
+    if sample_rate == THESIS_SR:
+        return np.zeros(n_in.size, bool)  # nothing to resample
+    q, _ = soxr_edges.period(sample_rate, THESIS_SR)
+    ok = n_in >= 2 * soxr_edges.TAPS
+    keys = [(int(k) % q, soxr_edges.length_excess(int(k), sample_rate, THESIS_SR)) if o else None
+            for k, o in zip(n_in, ok)]
+    count: dict = {}
+    for k in keys:
+        count[k] = count.get(k, 0) + 1
+    return np.array([k is not None and (count[k] >= MIN_SHARED_END or soxr_edges.tail_map_cached(
+        sample_rate, THESIS_SR, *k)) for k in keys], bool)
+
+
+def _patched(z: np.ndarray, base: int, a: int, b: int, head: np.ndarray, tail: np.ndarray, length: int
+             ) -> np.ndarray:
+    """Samples ``[a, b)`` of a clip's own resampling: the stretch ``z`` (the clip starts at
+    ``base``), its first and last EDGE samples from the maps (``head``, ``tail``; soxr's output
+    ends at ``length``), zeros past that (librosa's ``fix_length``)."""
+    out = np.zeros(b - a, np.float32)
+    stop = max(a, min(b, length, z.size - base))
+    out[: stop - a] = z[base + a : base + stop]
+    h0, h1 = a, min(b, soxr_edges.EDGE)
+    if h1 > h0:
+        out[: h1 - h0] = head[h0:h1]
+    t = length - soxr_edges.EDGE
+    t0, t1 = max(a, t), min(b, length)
+    if t1 > t0:
+        out[t0 - a : t1 - a] = tail[t0 - t : t1 - t]
+    return out
+
+
+def _phase_groups(starts, stops, selected, q):
+    """Clips (indices, of the ``selected``) whose starts share a phase (mod ``q``) and whose ranges
+    chain by overlap: each group is one stretch to resample, with no gap resampled for nothing."""
+    groups = []
+    for ph in np.unique(starts[selected] % q):
+        members = np.flatnonzero(selected & (starts % q == ph))
+        members = members[np.argsort(starts[members], kind="stable")]
+        reach = np.maximum.accumulate(stops[members])
+        cut = np.flatnonzero(starts[members][1:] >= reach[:-1]) + 1  # a gap before this clip
+        groups += np.split(members, cut)
+    return groups
+
+
+def _frame_sources(audio, starts, stops, sample_rate):
+    """Where every librosa frame of every clip reads its samples, in one pool of resampled audio.
+
+    Returns
+    -------
+    pool : ndarray
+        float32 resampled pieces end to end.
+    frame, lo, hi : ndarray
+        Per frame (clip by clip, in frame order): pool index of its first sample, and the pool
+        range holding the clip's samples (the frame reads zeros outside it: librosa's padding).
+    clip : ndarray
+        Each frame's clip.
+    """
+    q, p = soxr_edges.period(sample_rate, THESIS_SR)
+    n_in = stops - starts
+    lengths = np.ceil(n_in * (float(THESIS_SR) / sample_rate)).astype(np.int64)
+    clip, rel = frame_positions(lengths)
+    n = lengths[clip]
+    edge = (rel < GUARD) | (rel + N_FFT > n - GUARD)
+    long = lengths >= LONG
+    mapped = _mapped(n_in, sample_rate)
+    pool = _Pool()
+    frame = np.empty(clip.size, np.int64)
+    lo = np.empty_like(frame)
+    hi = np.empty_like(frame)
+    # Phase groups: one stretch each, resampled once; a clip of the group starts on a whole
+    # output sample of it (its start is a whole number of periods after the stretch's).
+    stretch, clip_base = {}, np.zeros(starts.size, np.int64)
+    for members in _phase_groups(starts, stops, long | mapped, q):
+        g0, g1 = int(starts[members].min()), int(stops[members].max())
+        z = _raw_resample(audio[g0:g1], sample_rate)
+        base = pool.add(z)
+        clip_base[members] = base + (starts[members] - g0) // q * p
+        stretch.update({int(c): (z, (int(starts[c]) - g0) // q * p) for c in members})
+    inner = long[clip] & ~edge
+    frame[inner] = clip_base[clip[inner]] + rel[inner]
+    lo[inner] = frame[inner]  # wholly inside the clip: no padding
+    hi[inner] = frame[inner] + N_FFT
+    # Edges: the clip's own resampled samples. Mapped clips: the stretch with their ends from
+    # soxr's edge maps; others: soxr on the whole (short) clip or on windows at both ends. The
+    # heads depend only on the clip's start, so clips starting together share them; windows at
+    # the end only on the stop and the phase.
+    mi = np.flatnonzero(mapped)
+    ends = dict(zip(mi.tolist(), zip(*soxr_edges.edges(audio, starts[mi], stops[mi], sample_rate,
+                                                        THESIS_SR)))) if mi.size else {}
+    first = np.cumsum(1 + lengths // HOP) - (1 + lengths // HOP)
+    head_w = -(-(N_FFT + 2 * GUARD) * q // p)  # input samples whose resampling holds [0, N_FFT) exactly
+    tail_w = -(-(N_FFT + HOP + 3 * GUARD) * q // p) + q  # ... and the tail frames' samples
+    heads, tails = {}, {}
+    for c in range(starts.size):
+        s, e, nc = int(starts[c]), int(stops[c]), int(lengths[c])
+        f = first[c] + np.flatnonzero(edge[first[c] : first[c] + 1 + nc // HOP])
+        if not long[c]:
+            x = _patched(*stretch[c], 0, nc, *ends[c]) if mapped[c] else \
+                _fixed(_raw_resample(audio[s:e], sample_rate), nc)
+            b = pool.add(x)
+            f = np.arange(first[c], first[c] + 1 + nc // HOP)
+            frame[f], lo[f], hi[f] = b + rel[f], b, b + nc
+            continue
+        head, tail = f[rel[f] < GUARD], f[rel[f] >= GUARD]  # head frames read clip samples [.., N_FFT)
+        if s not in heads:
+            heads[s] = pool.add(_patched(*stretch[c], 0, N_FFT, *ends[c]) if mapped[c] else
+                                _raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
+        b = heads[s]
+        frame[head], lo[head], hi[head] = b + rel[head], b, b + N_FFT
+        t = int(rel[tail].min())  # tail frames read clip samples [t, nc)
+        if mapped[c]:
+            b = pool.add(_patched(*stretch[c], t, nc, *ends[c]))
+        else:
+            # A whole number of periods into the clip, and a window whose output length soxr
+            # rounds as the clip's (lengths landing on a half sample round either way), so the
+            # window's last output is the clip's.
+            ws = e - tail_w - (e - tail_w - s) % q
+            while ws > s and soxr_edges.length_excess(e - ws, sample_rate, THESIS_SR) != \
+                    soxr_edges.length_excess(e - s, sample_rate, THESIS_SR):
+                ws -= q
+            ws = max(ws, s)
+            if (ws, e) not in tails:
+                tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
+            off = (ws - s) // q * p  # the window's first output sample in the clip
+            b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
+        frame[tail], lo[tail], hi[tail] = b + rel[tail] - t, b, b + nc - t
+    return pool.array(), frame, lo, hi, clip
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no cover - compiled
+    """Windowed frames (zeros outside ``[lo, hi)``: librosa's padding), their RMS and ZCR.
+
+    RMS: librosa pads with zeros and averages over the whole frame. ZCR: librosa pads with copies
+    of the end samples (no crossing there) and counts sign changes between neighbours (values of
+    magnitude at most ``ZC_THRESHOLD`` count as positive) over the frame length.
+    """
+    for k in range(frame.size):
+        p = frame[k]
+        a, b = max(p, lo[k]), min(p + N_FFT, hi[k])
+        o = out[k]
+        o[:] = 0.0
+        # Views with indices from 0: loops with provably non-negative indices vectorise.
+        src, win, dst = pool[a:b], window[a - p : b - p], o[a - p : b - p]
+        sq = 0.0
+        for m in range(src.size):
+            dst[m] = src[m] * win[m]
+            sq += np.float64(src[m]) * np.float64(src[m])
+        cross = 0
+        for m in range(1, src.size):  # integer arithmetic on the signs: no branch
+            cross += np.int64(src[m] < -ZC_THRESHOLD) ^ np.int64(src[m - 1] < -ZC_THRESHOLD)
+        rms[k] = np.sqrt(sq / N_FFT)
+        zcr[k] = cross / N_FFT
+
+
+@numba.njit(cache=True, nogil=True)
+def _floored_means(mel, rows, first, nf, top_db, mean):  # pragma: no cover - compiled
+    """Per clip: the mean over its frames (``mel[rows[first : first + nf]]``) of the log-mel
+    raised to at least the clip's maximum minus ``top_db`` (librosa's ``power_to_db``)."""
+    nb = mel.shape[1]
+    for c in range(first.size):
+        m = -np.inf
+        for k in range(first[c], first[c] + nf[c]):
+            r = rows[k]
+            for j in range(nb):
+                m = max(m, mel[r, j])
+        floor = m - top_db
+        for j in range(nb):
+            mean[c, j] = 0.0
+        for k in range(first[c], first[c] + nf[c]):
+            r = rows[k]
+            for j in range(nb):
+                mean[c, j] += max(mel[r, j], floor)
+        for j in range(nb):
+            mean[c, j] /= nf[c]
