@@ -7,6 +7,7 @@ on the cluster, one task per :class:`CellTask`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -17,7 +18,8 @@ from ..artifacts.kinds import mics_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
-from ..features import clip_lengths
+from ..features import clip_lengths, relative
+from ..features.sets import SINGLE_SETS
 from .metrics import identical_pairs, point_metrics, score
 from .models import CLASSIFIERS, fit_model
 from .protocols import (
@@ -27,6 +29,8 @@ from .protocols import (
     protocol_splits,
     time_groups,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def select_rows(cube, cell: Cell):
             rows, meta = rows[keep], meta[keep].reset_index(drop=True)
             meta = meta.apply(lambda col: col.cat.remove_unused_categories()
                               if isinstance(col.dtype, pd.CategoricalDtype) else col)
-        cols = cube.columns(cell.feature_set)
+        cols = _set_columns(cube.feature_set, cell.feature_set)
         features = cube.features
     else:
         c = cube
@@ -84,8 +88,7 @@ def select_rows(cube, cell: Cell):
         if cell.sound_type != "all":
             sel &= (c.sound_type == cell.sound_type).values
         rows = np.flatnonzero(sel)
-        cols = np.arange(c.sizes["feature"]) if cell.feature_set == "all" else np.flatnonzero(
-            (c.feature_set == cell.feature_set).values)
+        cols = _set_columns(c.feature_set.values, cell.feature_set)
         meta = pd.DataFrame({k: compact(c[k].values[rows]) for k in META_COLUMNS})
         features = c.features.data
         if hasattr(features, "dask"):  # a lazy xarray cube: read the cell's rows now, block by block
@@ -94,11 +97,32 @@ def select_rows(cube, cell: Cell):
     if cols is not None and cols.size == 0:
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")
+    if cell.feature_set == relative.SET_NAME:
+        rows, meta = _with_reference(rows, meta, cell)
     if rows.size == 0:
         have = _cube_values(cube)
         raise ConfigError(f"no clips for {cell}: the cube has clip lengths {have['clip_seconds']} and sound types "
                           f"{sorted(have['sound_type'])}")
     return FeatureRows([(features, rows, cols)]), meta
+
+
+def _set_columns(owners, feature_set: str) -> np.ndarray:
+    """Columns of one feature set given each column's set; ``all``: the single-clip sets (not session-relative)."""
+    owners = np.asarray(owners).astype(str)
+    return np.flatnonzero(np.isin(owners, SINGLE_SETS) if feature_set == "all" else owners == feature_set)
+
+
+def _with_reference(rows: np.ndarray, meta: pd.DataFrame, cell: Cell):
+    """The rows of a session-relative cell that have a reference (another microphone at that moment)."""
+    keep = relative.usable_rows(meta)
+    if not keep.any():
+        raise ConfigError(f"no clips for {cell} have session-relative features: each moment was recorded by "
+                          "one microphone only (the set needs two or more microphones per session)")
+    if not keep.all():
+        log.info("%s: %d of %d clips left out (recorded by one microphone only at that moment)",
+                 cell, int((~keep).sum()), keep.size)
+        rows, meta = rows[keep], meta[keep].reset_index(drop=True)
+    return rows, meta
 
 
 def select(cube, cell: Cell):

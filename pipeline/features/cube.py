@@ -38,7 +38,7 @@ from ..artifacts.conventions import annotate, consolidate
 # here, where callers (and ``pipeline.features.open_cube``) have always found them.
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
                               cube_uid, frames_path_for, open_cube, open_rows)
-from . import clip_lengths
+from . import clip_lengths, relative
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
@@ -55,7 +55,7 @@ class FeatureConfig:
     Parameters
     ----------
     feature_sets : tuple of str
-        Any of ``thesis``, ``spectral``, ``channel``, ``all``.
+        Any of ``thesis``, ``spectral``, ``channel``, ``session-relative``, ``all``.
     clip_seconds : tuple of float
         Fixed clip lengths; each must hold at least one frame.
     segmentations : tuple of str
@@ -388,6 +388,11 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
                             [(t, config, parts_path, i, parts_uid) for i, (t, _) in enumerate(planned)], quiet=quiet)
 
     names, owners = fsets.feature_layout(config.feature_sets, config.frame)
+    rel_cols = relative.relative_columns(names)
+    if rel_cols.size:  # across the recordings of each session, in the parts, before they are assembled
+        run_tasks(client, "features: session-relative", relative.relative_task,
+                  [(parts_path, ix, co, rel_cols, parts_uid) for ix, co in relative.plan_relative(planned, coords_list)],
+                  quiet=quiet)
     # Cube rows grouped by segmentation and clip length (then recording and time, the task
     # order), so selecting one clip length, as every evaluation cell does, reads only its rows.
     groups: dict[tuple[str, float], list[tuple[int, int, int]]] = {}

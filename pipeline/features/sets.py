@@ -8,7 +8,11 @@
   (gain settings differ between microphones), its band-to-band differences, and the quiet-frame
   spectrum (10th percentile of each band's log power, same level reference) that carries
   self-noise.
-- ``all``: the union.
+- ``session-relative``: the channel set's level-normalised LTAS and quiet-frame spectrum and the
+  spectral-shape means, each minus the mean over the session's microphones at the same moment
+  (:mod:`pipeline.features.relative`); needs every microphone of a session, so it is computed in
+  the cube stage only (not for a single file) and is not part of ``all``.
+- ``all``: the union of ``thesis``, ``spectral`` and ``channel``.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from . import relative
 from .frames import FrameSettings
 
-FEATURE_SETS = ("thesis", "spectral", "channel", "all")
+FEATURE_SETS = ("thesis", "spectral", "channel", "session-relative", "all")
+#: Sets computed from one clip alone (``all`` expands to these).
+SINGLE_SETS = ("thesis", "spectral", "channel")
+#: Spectral-shape statistics whose clip means the session-relative set also holds.
+SHAPE_PREFIXES = ("centroid", "bandwidth", "rolloff", "flatness_db", "contrast_")
 SPECTRAL_PREFIXES = ("rms_db", "zcr48", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db",
                      "contrast_", "mfcc48_")
 QUIET_PERCENTILE = 10.0
@@ -27,18 +36,24 @@ THESIS_N_MFCC = 20
 
 
 def expand(sets) -> tuple[str, ...]:
-    """Validate set names and expand ``all``; order is stable (thesis, spectral, channel)."""
+    """Validate set names and expand ``all``; order is stable (thesis, spectral, channel, session-relative)."""
     sets = (sets,) if isinstance(sets, str) else tuple(sets)
     for s in sets:
         if s not in FEATURE_SETS:
             raise ConfigError(f"unknown feature set {s!r}; choose from {', '.join(FEATURE_SETS)}")
     if "all" in sets:
-        return ("thesis", "spectral", "channel")
-    return tuple(s for s in ("thesis", "spectral", "channel") if s in sets)
+        sets = SINGLE_SETS + sets
+    return tuple(s for s in FEATURE_SETS[:-1] if s in sets)
 
 
-def _spectral_cols(s: FrameSettings) -> np.ndarray:
-    return np.array([i for i, n in enumerate(s.feature_names) if n.startswith(SPECTRAL_PREFIXES)])
+def _spectral_cols(s: FrameSettings, prefixes=SPECTRAL_PREFIXES) -> np.ndarray:
+    return np.array([i for i, n in enumerate(s.feature_names) if n.startswith(prefixes)])
+
+
+def _channel_names(s: FrameSettings, diff: bool = True) -> list[str]:
+    nb = s.band_edges.size - 1
+    return ([f"ltas_mean_{k:02d}" for k in range(nb)] + ([f"ltas_diff_{k:02d}" for k in range(nb - 1)] if diff else [])
+            + [f"ltas_p10_{k:02d}" for k in range(nb)])
 
 
 def set_names(name: str, s: FrameSettings) -> list[str]:
@@ -49,9 +64,10 @@ def set_names(name: str, s: FrameSettings) -> list[str]:
         base = [s.feature_names[i] for i in _spectral_cols(s)]
         return [f"{b}_mean" for b in base] + [f"{b}_std" for b in base]
     if name == "channel":
-        nb = s.band_edges.size - 1
-        return ([f"ltas_mean_{k:02d}" for k in range(nb)] + [f"ltas_diff_{k:02d}" for k in range(nb - 1)]
-                + [f"ltas_p10_{k:02d}" for k in range(nb)])
+        return _channel_names(s)
+    if name == "session-relative":
+        shape = [f"{s.feature_names[i]}_mean" for i in _spectral_cols(s, SHAPE_PREFIXES)]
+        return [f"{relative.PREFIX}{n}" for n in _channel_names(s, diff=False) + shape]
     raise ConfigError(f"unknown feature set {name!r}")
 
 
@@ -66,7 +82,7 @@ def feature_layout(sets, s: FrameSettings) -> tuple[list[str], list[str]]:
 
 
 #: Feature-name prefixes of the per-band features (followed by the band number).
-BAND_PREFIXES = ("ltas_mean_", "ltas_p10_")
+BAND_PREFIXES = ("ltas_mean_", "ltas_p10_", "rel_ltas_mean_", "rel_ltas_p10_")
 
 
 def feature_frequencies(names, s: FrameSettings) -> np.ndarray:
@@ -83,7 +99,7 @@ def feature_frequencies(names, s: FrameSettings) -> np.ndarray:
 
 
 def needs_percentiles(sets) -> tuple[float, ...]:
-    return (QUIET_PERCENTILE,) if "channel" in expand(sets) else ()
+    return (QUIET_PERCENTILE,) if {"channel", "session-relative"} & set(expand(sets)) else ()
 
 
 def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) -> np.ndarray:
@@ -91,12 +107,16 @@ def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) 
     if name == "spectral":
         cols = _spectral_cols(s)
         return np.concatenate([stats["mean"][:, cols], stats["std"][:, cols]], axis=1)
-    if name == "channel":
+    if name in ("channel", "session-relative"):
         cols = s.index("ltas_")
         mean = stats["mean"][:, cols]
         level = mean.mean(axis=1, keepdims=True)
         quiet = stats[f"p{QUIET_PERCENTILE:g}"][:, cols]
-        return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
+        if name == "channel":
+            return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
+        # Absolute values; the cube stage subtracts the session's mean (features.relative).
+        return np.concatenate([mean - level, quiet - level, stats["mean"][:, _spectral_cols(s, SHAPE_PREFIXES)]],
+                              axis=1)
     raise ConfigError(f"feature set {name!r} is not derived from frames")
 
 

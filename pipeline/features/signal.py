@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import clip_lengths
+from ..errors import ConfigError
+from . import clip_lengths, relative
 from . import sets as fsets
 from .clips import clip_frame_range, fixed_clips, reduce_frames
 from .frames import FrameSettings, frame_features
@@ -39,6 +40,8 @@ def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: Frame
     names : list of str
         The feature names.
     """
+    if relative.SET_NAME in fsets.expand(feature_sets):
+        raise ConfigError(relative.SINGLE_FILE_REASON)
     y = np.asarray(y).ravel()
     sr = frame.sample_rate
     n = clip_lengths.samples(clip_seconds, sr)

@@ -73,6 +73,10 @@ class TrainSettings:
             raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
         if not 0.5 <= self.accept_rate < 1.0:
             raise ConfigError(f"--accept-rate must be in [0.5, 1), got {self.accept_rate}")
+        from ..features import relative
+
+        if self.feature_set == relative.SET_NAME:  # `identify` gets one file: no session to compare with
+            raise ConfigError(f"micfp train: {relative.SINGLE_FILE_REASON}")
 
 
 def embed(estimator, X) -> np.ndarray:
