@@ -38,9 +38,9 @@ from ..artifacts.conventions import annotate, consolidate
 # here, where callers (and ``pipeline.features.open_cube``) have always found them.
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
                               cube_uid, frames_path_for, open_cube, open_rows)
-from . import clip_lengths, relative
+from . import clip_lengths, lowband, relative
 from . import sets as fsets
-from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
+from .clips import SilenceSettings, clip_frame_range, fixed_clips, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
 
 SEGMENTATIONS = ("fixed", "silence")
@@ -103,8 +103,9 @@ def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, 
     for path, uid in seen:  # (path, uid) of the store and frame store the client made
         verify_seen(path, uid)
     audio = zarr.open_array(f"{store_path}/audio/{rid}", mode="r")
-    y = audio[f0 * fs.hop : (f1 - 1) * fs.hop + fs.n_fft]
-    feats = frame_features(y, fs)
+    # through the last frame's long frame (lowband.py), where the recording has it
+    y = audio[f0 * fs.hop : (f1 - 1) * fs.hop + max(fs.n_fft, lowband.layout(fs).span)]
+    feats = frame_features(y, fs, n_frames=f1 - f0)
     if feats.shape[0] != f1 - f0:
         raise InputError(f"{store_path}: recording {rid} is shorter than its metadata says")
     g = zarr.open_group(frames_path, mode="r+")
@@ -121,7 +122,7 @@ FEATURES_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.shuffle)
 
 @functools.lru_cache(maxsize=1)
 def frames_code_version() -> str:
-    """micfp's version and a digest of the frame-feature code (``features/frames.py``).
+    """micfp's version and a digest of the frame-feature code (``features/frames.py``, ``lowband.py``).
 
     Part of the frame store's key: frames computed by other code are recomputed, not reused.
     """
@@ -129,7 +130,7 @@ def frames_code_version() -> str:
     from . import frames
 
     try:
-        code = Path(frames.__file__).read_bytes()
+        code = Path(frames.__file__).read_bytes() + Path(lowband.__file__).read_bytes()
     except OSError:  # no source beside the module (a frozen install): the version alone
         return __version__
     return f"{__version__}+{hashlib.blake2b(code, digest_size=8).hexdigest()}"
@@ -256,8 +257,9 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
     stats = None
     if any(name != "thesis" for name in sets):
         frames = g[f"frames/{task.rid}"][frame0:frame1]
-        stats = reduce_frames(frames, c0, c1, frame0=frame0, percentiles=fsets.needs_percentiles(config.feature_sets),
-                              columns=_stat_columns(tuple(config.feature_sets), fs))
+        stats = lowband.clip_stats(frames, coords["start"], coords["stop"], fs, frame0=frame0,
+                                   percentiles=fsets.needs_percentiles(config.feature_sets),
+                                   columns=_stat_columns(tuple(config.feature_sets), fs))
     blocks = []
     for name in sets:
         if name == "thesis":

@@ -4,7 +4,8 @@
   mean zero-crossing rate, mean RMS; librosa defaults, including its per-call ``top_db``).
 - ``spectral``: mean and standard deviation over frames of level, ZCR, centroid, bandwidth,
   roll-off, flatness, harmonic-to-noise ratio, spectral contrast and 20 MFCCs at 48 kHz.
-- ``channel``: the long-term average log spectrum in 1/6-octave bands, normalised for level
+- ``channel``: the long-term average log spectrum in 1/6-octave bands (those up to 320 Hz from
+  long frames, :mod:`pipeline.features.lowband`), normalised for level
   (gain settings differ between microphones), its band-to-band differences, and the quiet-frame
   spectrum (10th percentile of each band's log power, same level reference) that carries
   self-noise.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from . import relative
+from . import lowband, relative
 from .frames import FrameSettings
 
 FEATURE_SETS = ("thesis", "spectral", "channel", "session-relative", "all")
@@ -102,16 +103,24 @@ def needs_percentiles(sets) -> tuple[float, ...]:
     return (QUIET_PERCENTILE,) if {"channel", "session-relative"} & set(expand(sets)) else ()
 
 
+def _ltas(values: np.ndarray, s: FrameSettings) -> np.ndarray:
+    """LTAS band levels of clip statistics ``values``: the frame FFT's bands, the low ones from long frames."""
+    out = values[:, s.index("ltas_")]
+    low = s.index("ltaslo_")
+    if low.size:
+        out[:, lowband.layout(s).bands] = values[:, low]
+    return out
+
+
 def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) -> np.ndarray:
     """Clip features of a frame-derived set from :func:`clips.reduce_frames` statistics."""
     if name == "spectral":
         cols = _spectral_cols(s)
         return np.concatenate([stats["mean"][:, cols], stats["std"][:, cols]], axis=1)
     if name in ("channel", "session-relative"):
-        cols = s.index("ltas_")
-        mean = stats["mean"][:, cols]
+        mean = _ltas(stats["mean"], s)
         level = mean.mean(axis=1, keepdims=True)
-        quiet = stats[f"p{QUIET_PERCENTILE:g}"][:, cols]
+        quiet = _ltas(stats[f"p{QUIET_PERCENTILE:g}"], s)
         if name == "channel":
             return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
         # Absolute values; the cube stage subtracts the session's mean (features.relative).
