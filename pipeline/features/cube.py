@@ -39,6 +39,7 @@ from ..artifacts.conventions import annotate, consolidate
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
                               cube_uid, frames_path_for, open_cube, open_rows)
 from . import clip_lengths, lowband, relative
+from .clip_stats import clip_stats
 from . import sets as fsets
 from .clips import SilenceSettings, clip_frame_range, fixed_clips, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
@@ -257,7 +258,7 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
     stats = None
     if any(name != "thesis" for name in sets):
         frames = g[f"frames/{task.rid}"][frame0:frame1]
-        stats = lowband.clip_stats(frames, coords["start"], coords["stop"], fs, frame0=frame0,
+        stats = clip_stats(frames, coords["start"], coords["stop"], fs, frame0=frame0,
                                    percentiles=fsets.needs_percentiles(config.feature_sets),
                                    columns=_stat_columns(tuple(config.feature_sets), fs))
     blocks = []

@@ -24,6 +24,8 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import as_strided
 
+from . import lowband
+
 #: Floor added before every log, in power units relative to full scale (-100 dBFS).
 #: A fixed global reference, unlike librosa's per-call ``ref=np.max``/``top_db``.
 AMIN = 1e-10
@@ -204,9 +206,7 @@ class FrameSettings:
         names += [f"mfcc48_{i:02d}" for i in range(self.n_mfcc)]
         names += [f"logmel_{i:02d}" for i in range(self.n_mels)]
         names += [f"ltas_{i:02d}" for i in range(self.band_edges.size - 1)]
-        from . import lowband  # the low LTAS bands again, from long frames (lowband.py)
-
-        return tuple(names + lowband.names(self))
+        return tuple(names + lowband.names(self))  # the low LTAS bands again, from long frames
 
     def index(self, prefix: str) -> np.ndarray:
         """Column indices of the frame features whose name starts with ``prefix``."""
@@ -350,8 +350,6 @@ def frame_features(y: np.ndarray, s: FrameSettings, *, frames_per_call: int = FR
     n_frames : int, optional
         Compute only the first ``n_frames`` frames (``y`` may run on, for their long frames).
     """
-    from . import lowband
-
     y = to_float(np.asarray(y).ravel())
     n = s.n_frames(y.size) if n_frames is None else min(n_frames, s.n_frames(y.size))
     out = np.empty((n, len(s.feature_names)), np.float32)
@@ -360,7 +358,7 @@ def frame_features(y: np.ndarray, s: FrameSettings, *, frames_per_call: int = FR
     for a in range(0, n, frames_per_call):
         b = min(n, a + frames_per_call)
         _features_block(y[a * s.hop : (b - 1) * s.hop + s.n_fft], s, out[a:b, :k], buf)
-    out[:, k:] = lowband.band_levels(y, s, n)
+    out[:, k:] = lowband.band_levels(y, s, n, AMIN)
     return out
 
 

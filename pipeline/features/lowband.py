@@ -12,7 +12,7 @@ Long frame ``i`` covers samples ``[i * hop, i * hop + span)`` (:func:`layout`), 
 but longer, so the frame stage stores its band levels as extra frame columns (``ltaslo_k``, NaN
 where the recording ends before the long frame does) and blockwise results still equal
 whole-signal ones. A clip averages only the long frames lying wholly inside it
-(:func:`clip_stats`); a clip shorter than one long frame (``span``, about 0.35 s) keeps the
+(:func:`pipeline.features.clip_stats.clip_stats`); a clip shorter than one long frame (``span``, about 0.35 s) keeps the
 short-FFT values for those bands.
 """
 
@@ -26,8 +26,6 @@ import numba
 import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import as_strided
-
-from .clips import clip_frame_range, reduce_frames
 
 #: Bands whose upper edge is at or below this frequency (Hz) come from the long analysis.
 LOW_FMAX = 320.0
@@ -104,14 +102,13 @@ def _decimate_kernel(y, taps, factor, out):  # pragma: no cover - compiled
         out[m] = acc
 
 
-def band_levels(y: np.ndarray, s, n_frames: int) -> np.ndarray:
+def band_levels(y: np.ndarray, s, n_frames: int, amin: float) -> np.ndarray:
     """Long-analysis LTAS band levels (dB re full scale) of frames ``0 .. n_frames - 1`` of ``y``.
 
     ``y`` (float32) starts at frame 0's first sample; frames whose long frame runs past its end are NaN.
-    Returns (n_frames, number of low bands) float32.
+    ``amin``: the floor added before the log (``frames.AMIN``). Returns (n_frames, number of low
+    bands) float32.
     """
-    from .frames import AMIN
-
     lay = layout(s)
     out = np.full((n_frames, lay.bands.size), np.nan, np.float32)
     n_dec = (y.size - lay.taps.size) // lay.factor + 1 if y.size >= lay.taps.size else 0
@@ -123,38 +120,5 @@ def band_levels(y: np.ndarray, s, n_frames: int) -> np.ndarray:
     frames = as_strided(d, shape=(n_long, lay.n_fft), strides=(lay.hop * d.strides[0], d.strides[0]), writeable=False)
     spec = sfft.rfft(frames * lay.window, axis=1)[:, : lay.matrix.shape[0]]
     power = spec.real**2 + spec.imag**2
-    out[:n_long] = 10.0 * np.log10(np.maximum(power @ lay.matrix, AMIN))
+    out[:n_long] = 10.0 * np.log10(np.maximum(power @ lay.matrix, amin))
     return out
-
-
-def clip_stats(frames: np.ndarray, starts: np.ndarray, stops: np.ndarray, s, *, frame0: int = 0,
-               percentiles: tuple[float, ...] = (), columns: dict[str, np.ndarray] | None = None
-               ) -> dict[str, np.ndarray]:
-    """:func:`~pipeline.features.clips.reduce_frames` of clips ``[starts, stops)`` (samples), long frames included.
-
-    Columns of the long analysis (``ltaslo_k``) are reduced over the long frames lying wholly
-    inside each clip; a clip without one gets the short-FFT value of the same band (``ltas_k``).
-    Every other column is reduced over the clip's frames as usual.
-    """
-    names_ = list(s.feature_names)
-    lo_cols = np.array([names_.index(n) for n in names(s)], np.int64)
-    short = s.index("ltas_")[layout(s).bands] if lo_cols.size else lo_cols
-    keys = ["mean", "std"] + [f"p{q:g}" for q in percentiles]
-    every = np.arange(len(names_))
-    cols = {k: np.asarray(every if columns is None else columns.get(k, every[:0]), np.int64) for k in keys}
-    c0, c1 = clip_frame_range(starts, stops, s)
-    wanted = {k: np.isin(lo_cols, v) for k, v in cols.items()}
-    # the short-FFT twins of wanted long columns are reduced too, for clips shorter than a long frame
-    base = {k: np.union1d(np.setdiff1d(v, lo_cols), short[wanted[k]]) for k, v in cols.items()}
-    stats = reduce_frames(frames, c0, c1, frame0=frame0, percentiles=percentiles, columns=base)
-    if not any(w.any() for w in wanted.values()):
-        return stats
-    l1 = np.maximum(c0, (np.asarray(stops, np.int64) - layout(s).span) // s.hop + 1)
-    ok = l1 > c0
-    low = reduce_frames(frames, c0[ok], l1[ok], frame0=frame0, percentiles=percentiles,
-                        columns={k: lo_cols[w] for k, w in wanted.items()})
-    for k, w in wanted.items():
-        if w.any():
-            stats[k][np.ix_(ok, lo_cols[w])] = low[k][:, lo_cols[w]]
-            stats[k][np.ix_(~ok, lo_cols[w])] = stats[k][np.ix_(~ok, short[w])]
-    return stats

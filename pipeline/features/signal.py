@@ -2,7 +2,7 @@
 
 Used by ``micfp identify``: a file is cut into consecutive fixed-length clips exactly as the
 cube's ``fixed`` segmentation cuts a segment, and each clip gets the features of the named
-sets (frame features once over the whole signal, then :func:`lowband.clip_stats` and
+sets (frame features once over the whole signal, then :func:`clip_stats.clip_stats` and
 :func:`sets.from_frame_stats`; the thesis set from the clip audio).
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from . import clip_lengths, lowband, relative
+from . import clip_lengths, relative
+from .clip_stats import clip_stats
 from . import sets as fsets
 from .clips import fixed_clips
 from .frames import FrameSettings, frame_features
@@ -51,7 +52,7 @@ def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: Frame
         return np.zeros(0), np.zeros((0, len(names)), np.float32), names
     stops = starts + n
     frames = frame_features(y[: int(stops.max())], frame)
-    stats = lowband.clip_stats(frames, starts, stops, frame, percentiles=fsets.needs_percentiles(feature_sets))
+    stats = clip_stats(frames, starts, stops, frame, percentiles=fsets.needs_percentiles(feature_sets))
     blocks = []
     for name in fsets.expand(feature_sets):
         if name == "thesis":

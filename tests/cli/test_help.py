@@ -15,7 +15,7 @@ SHOWS = {
     "demo": ("{tiny,small,thesis}", "(default: small)"),
     "simulate": ("{zarr,wav}", "(default: 3,1.5)"),
     "ingest": ("{auto,kaggle,manifest,tree}", "(default: auto)"),
-    "features": ("thesis, spectral, channel or all", "(default: 0.5,1,2)"),
+    "features": ("thesis, spectral, channel, session-relative or all", "(default: 0.5,1,2)"),
     "evaluate": ("random, session, grouped-kfold or leave-sound-type-out", "(default: session)"),
     "export": ("fixed or silence", "(default: all)"),
     "info": (None, None),

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.features import lowband
+from pipeline.features.clip_stats import clip_stats
 from pipeline.features import sets as fsets
 from pipeline.features.frames import FrameSettings, frame_features
 
@@ -16,7 +17,7 @@ NB = S.band_edges.size - 1
 
 def _channel_ltas(y, s=S):
     fr = frame_features(y, s)
-    stats = lowband.clip_stats(fr, np.array([0]), np.array([y.size]), s, percentiles=(fsets.QUIET_PERCENTILE,))
+    stats = clip_stats(fr, np.array([0]), np.array([y.size]), s, percentiles=(fsets.QUIET_PERCENTILE,))
     return fsets.from_frame_stats("channel", stats, s)[0, :NB]
 
 
@@ -81,7 +82,7 @@ def test_long_frames_tile_like_frames(first, count):
 def test_short_clips_keep_the_frame_fft_bands():
     y = np.random.default_rng(6).standard_normal(48000).astype(np.float32) * 0.1
     fr = frame_features(y, S)
-    stats = lowband.clip_stats(fr, np.array([0, 0]), np.array([12000, 48000]), S)
+    stats = clip_stats(fr, np.array([0, 0]), np.array([12000, 48000]), S)
     lo, short = S.index("ltaslo_"), S.index("ltas_")[lowband.layout(S).bands]
     np.testing.assert_array_equal(stats["mean"][0, lo], stats["mean"][0, short])  # 0.25 s: no long frame fits
     assert np.isfinite(stats["mean"][1, lo]).all() and not np.array_equal(stats["mean"][1, lo], stats["mean"][1, short])
