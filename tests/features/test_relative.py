@@ -119,3 +119,30 @@ def test_single_microphone_moments_are_left_out_or_refused():
     assert rows.tolist() == [0, 1] and len(kept) == 2
     with pytest.raises(ConfigError, match="one microphone only"):
         _with_reference(np.arange(1), meta.iloc[2:].reset_index(drop=True), cell)
+
+
+def test_workflows_accept_the_set(tmp_path):
+    """A workflow grid may name the set; the feature stage then computes it (and `all` does not include it)."""
+    from pipeline.workflow.config import load_workflow
+
+    text = """
+[workflow]
+name = "t"
+
+[corpus]
+simulate = { minutes_per_session = [1.0, 0.6], seed = 7 }
+
+[[grid]]
+clip_seconds = [2]
+sound_types = ["all"]
+feature_sets = ["session-relative", "channel"]
+classifiers = ["micfp_lr"]
+protocols = ["session"]
+"""
+    p = tmp_path / "wf.toml"
+    p.write_text(text)
+    wf = load_workflow(p)
+    assert "session-relative" in wf.features.feature_sets
+    p.write_text(text.replace("[[grid]]", '[features]\nfeature_sets = ["all"]\n\n[[grid]]'))
+    with pytest.raises(ConfigError, match="computes only"):
+        load_workflow(p)
