@@ -78,7 +78,7 @@ def select_rows(cube, cell: Cell):
             rows, meta = rows[keep], meta[keep].reset_index(drop=True)
             meta = meta.apply(lambda col: col.cat.remove_unused_categories()
                               if isinstance(col.dtype, pd.CategoricalDtype) else col)
-        cols = _set_columns(cube.feature_set, cell.feature_set)
+        cols = set_columns(cube.feature_set, cell.feature_set)
         features = cube.features
     else:
         c = cube
@@ -88,7 +88,7 @@ def select_rows(cube, cell: Cell):
         if cell.sound_type != "all":
             sel &= (c.sound_type == cell.sound_type).values
         rows = np.flatnonzero(sel)
-        cols = _set_columns(c.feature_set.values, cell.feature_set)
+        cols = set_columns(c.feature_set.values, cell.feature_set)
         meta = pd.DataFrame({k: compact(c[k].values[rows]) for k in META_COLUMNS})
         features = c.features.data
         if hasattr(features, "dask"):  # a lazy xarray cube: read the cell's rows now, block by block
@@ -106,7 +106,7 @@ def select_rows(cube, cell: Cell):
     return FeatureRows([(features, rows, cols)]), meta
 
 
-def _set_columns(owners, feature_set: str) -> np.ndarray:
+def set_columns(owners, feature_set: str) -> np.ndarray:
     """Columns of one feature set given each column's set; ``all``: the single-clip sets (not session-relative)."""
     owners = np.asarray(owners).astype(str)
     return np.flatnonzero(np.isin(owners, SINGLE_SETS) if feature_set == "all" else owners == feature_set)

@@ -282,6 +282,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
 
     from ..version import __version__
     from ..artifacts.cube import open_cube
+    from ..evaluation.cell import set_columns
     from ..evaluation.models import fit_model
     from ..evaluation.protocols import time_groups
     from ..features.frames import FrameSettings
@@ -308,9 +309,9 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
     openset["tau"] = cal["tau"]
     cfg = cube.attrs["micfp"]["config"]
     frame = FrameSettings(**cfg["frame"])
-    fsel = np.ones(cube.sizes["feature"], bool) if settings.feature_set == "all" else (
-        cube.feature_set == settings.feature_set).values
-    names = [str(n) for n in cube.feature.values[fsel]]
+    # the columns the cell used (``all``: the single-clip sets, without session-relative ones)
+    fcols = set_columns(cube.feature_set.values, settings.feature_set)
+    names = [str(n) for n in cube.feature.values[fcols]]
     meta_out = {
         "kind": MODEL_KIND, "version": MODEL_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {**asdict(settings), "sessions": list(train_sessions)},
@@ -326,7 +327,7 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
         log.info(f"train: predicting {held.size} held-out clips with ParallelPostFit")
         clip_sel = _fixed_selection(cube, settings)[held]
         with dask.config.set(scheduler=client) if client is not None else dask.config.set(scheduler="threads"):
-            model.meta["heldout"] = score_heldout(model, cube, clip_sel, np.flatnonzero(fsel))
+            model.meta["heldout"] = score_heldout(model, cube, clip_sel, fcols)
     model.meta["train_seconds"] = round(time.perf_counter() - t0, 1)
     model.meta["micfp"] = __version__
     return model
