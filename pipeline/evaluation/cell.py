@@ -108,7 +108,7 @@ def select_rows(cube, cell: Cell):
 
 def set_columns(owners, feature_set: str) -> np.ndarray:
     """Columns of one feature set given each column's set; ``all``: the single-clip sets (not session-relative)."""
-    owners = np.asarray(owners).astype(str)
+    owners = np.array([str(o) for o in np.asarray(owners)], dtype=object)  # any string dtype (StringDType from Zarr)
     return np.flatnonzero(np.isin(owners, SINGLE_SETS) if feature_set == "all" else owners == feature_set)
 
 
