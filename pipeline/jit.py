@@ -42,7 +42,7 @@ STAMP = ".micfp-warm.json"
 LOCK = ".micfp-warm.lock"
 _META = (OWNER_MARK, STAMP, LOCK)
 #: The source files holding micfp's numba kernels: an edit makes numba recompile them.
-KERNEL_SOURCES = ("features/frames.py", "features/clips.py")
+KERNEL_SOURCES = ("features/frames.py", "features/clips.py", "features/lowband.py")
 #: Libraries whose numba functions the warm-up compiles; their versions are part of the stamp.
 STAMP_PACKAGES = ("numba", "llvmlite", "librosa", "numpy")
 #: A fresh install on a slow, busy machine needs about a minute; allow for far worse.

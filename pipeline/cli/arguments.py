@@ -14,7 +14,8 @@ from ..errors import one_line
 # The library's constants (pipeline.features.sets.FEATURE_SETS, pipeline.features.cube.SEGMENTATIONS,
 # pipeline.evaluation.protocols.PROTOCOLS, pipeline.evaluation.models.CLASSIFIERS, pipeline.identify.identify.AGGREGATIONS):
 # tests/cli/test_help.py checks they agree.
-FEATURE_SETS = ("thesis", "spectral", "channel", "all")
+FEATURE_SETS = ("thesis", "spectral", "channel", "session-relative", "all")
+DEFAULT_FEATURE_SETS = ("all", "session-relative")
 SEGMENTATIONS = ("fixed", "silence")
 PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",

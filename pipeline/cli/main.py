@@ -9,7 +9,7 @@ import sys
 from ..cluster.options import add_cluster_arguments as _cluster_args, connect_from_args as _connect
 from ..errors import OUTPUT_ARGS, ConfigError, exit_status
 from ..workflow.options import add_run_arguments
-from .arguments import (AGGREGATIONS, CLASSIFIERS, FEATURE_SETS, MIN_SILENCE_S, POSITION_POLICIES, PROTOCOLS,
+from .arguments import (AGGREGATIONS, CLASSIFIERS, DEFAULT_FEATURE_SETS, FEATURE_SETS, MIN_SILENCE_S, POSITION_POLICIES, PROTOCOLS,
                         SEGMENTATIONS, SILENCE_THRESHOLD_DB, STUDIOS, Parser, choice_list, finish, listing)
 
 
@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="compute the feature cube of an audio store")
     p.add_argument("store", help="audio store (from `micfp ingest` or `micfp simulate`)")
     p.add_argument("cube", help="feature cube to write (Zarr; an existing micfp cube is replaced)")
-    p.add_argument("--feature-set", type=choice_list(FEATURE_SETS, "feature set"), default=("all",),
-                   metavar="SET[,SET...]", help=f"feature sets to compute: {listing(FEATURE_SETS)}")
+    p.add_argument("--feature-set", type=choice_list(FEATURE_SETS, "feature set"), default=DEFAULT_FEATURE_SETS,
+                   metavar="SET[,SET...]", help=f"feature sets to compute: {listing(FEATURE_SETS)} "
+                   f"(default: {','.join(DEFAULT_FEATURE_SETS)})")
     p.add_argument("--clip-seconds", type=_clip_seconds, default=(0.5, 1.0, 2.0), metavar="S[,S...]",
                    help="lengths of the fixed clips, seconds")
     p.add_argument("--segmentation", type=choice_list(SEGMENTATIONS, "segmentation"), default=("fixed",),

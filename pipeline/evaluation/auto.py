@@ -75,6 +75,14 @@ def _quick_model(classifier: str, n_classes: int):
     return model
 
 
+def _usable(X, column_sets, feature_set: str) -> bool:
+    """Whether a candidate set has values for every training clip: a session set has none for a clip
+    recorded by one microphone at its moment (NaN), and then it cannot be weighed fairly."""
+    if not set(feature_set.split("+")) & set(SESSION_SETS):
+        return True
+    return bool(np.isfinite(X[:, candidate_columns(column_sets, feature_set)]).all())
+
+
 class _Candidate(ClassifierMixin, BaseEstimator):
     """One candidate of the selection: the columns of a feature set, fed to one classifier."""
 
@@ -146,7 +154,8 @@ class MicfpAuto(ClassifierMixin, BaseEstimator):
         if len(self.column_sets) != X.shape[1]:
             raise ConfigError(f"{AUTO}: {X.shape[1]} feature columns but {len(self.column_sets)} column sets")
         groups = np.arange(y.size) if groups is None else np.asarray(groups)
-        cands = candidates(self.column_sets, self.feature_sets, self.classifiers)
+        cands = [c for c in candidates(self.column_sets, self.feature_sets, self.classifiers)
+                 if _usable(X, self.column_sets, c.split("|")[0])]
         if not cands:
             raise ConfigError(f"{AUTO}: none of the candidate feature sets {', '.join(self.feature_sets)} is "
                               f"in the features (have {', '.join(sorted(set(map(str, self.column_sets))))})")

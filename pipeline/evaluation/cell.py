@@ -7,6 +7,7 @@ on the cluster, one task per :class:`CellTask`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -17,11 +18,12 @@ from ..artifacts.kinds import mics_from_attrs, models_from_attrs
 from ..artifacts.locks import reading
 from ..artifacts.results import CLEAN
 from ..errors import ConfigError, InputError
-from ..features import clip_lengths
+from ..features import clip_lengths, relative
+from ..features.sets import SINGLE_SETS
 from .auto import choice, fit_classifier
 from .files import file_accuracy
 from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
-from .models import CLASSIFIERS
+from .models import AUTO, CLASSIFIERS
 from .protocols import (
     PROTOCOLS,
     cap_training,
@@ -29,6 +31,8 @@ from .protocols import (
     protocol_splits,
     time_groups,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def select_rows(cube, cell: Cell):
             rows, meta = rows[keep], meta[keep].reset_index(drop=True)
             meta = meta.apply(lambda col: col.cat.remove_unused_categories()
                               if isinstance(col.dtype, pd.CategoricalDtype) else col)
-        cols = cube.columns(cell.feature_set)
+        cols = set_columns(cube.feature_set, cell.feature_set, with_session=cell.classifier == AUTO)
         features = cube.features
     else:
         c = cube
@@ -86,8 +90,7 @@ def select_rows(cube, cell: Cell):
         if cell.sound_type != "all":
             sel &= (c.sound_type == cell.sound_type).values
         rows = np.flatnonzero(sel)
-        cols = np.arange(c.sizes["feature"]) if cell.feature_set == "all" else np.flatnonzero(
-            (c.feature_set == cell.feature_set).values)
+        cols = set_columns(c.feature_set.values, cell.feature_set, with_session=cell.classifier == AUTO)
         meta = pd.DataFrame({k: compact(c[k].values[rows]) for k in META_COLUMNS})
         features = c.features.data
         if hasattr(features, "dask"):  # a lazy xarray cube: read the cell's rows now, block by block
@@ -96,6 +99,8 @@ def select_rows(cube, cell: Cell):
     if cols is not None and cols.size == 0:
         raise ConfigError(f"feature set {cell.feature_set!r} is not in the cube; recompute it with "
                           f"--feature-set {cell.feature_set}")
+    if cell.feature_set == relative.SET_NAME:
+        rows, meta = _with_reference(rows, meta, cell)
     if rows.size == 0:
         have = _cube_values(cube)
         raise ConfigError(f"no clips for {cell}: the cube has clip lengths {have['clip_seconds']} and sound types "
@@ -103,12 +108,38 @@ def select_rows(cube, cell: Cell):
     return FeatureRows([(features, rows, cols)]), meta
 
 
+def set_columns(owners, feature_set: str, *, with_session: bool = False) -> np.ndarray:
+    """Columns of one feature set given each column's set.
+
+    ``all`` is the single-clip sets; ``with_session`` adds the session sets (``session-relative``)
+    to it, for ``micfp_auto``, which weighs them against the others and skips them where a clip has
+    no reference.
+    """
+    owners = np.array([str(o) for o in np.asarray(owners)], dtype=object)  # any string dtype (StringDType from Zarr)
+    if feature_set != "all":
+        return np.flatnonzero(owners == feature_set)
+    return np.flatnonzero(np.isin(owners, SINGLE_SETS + ((relative.SET_NAME,) if with_session else ())))
+
+
 def column_sets(cube, cell: Cell) -> np.ndarray:
     """The feature set of each column of a cell's feature rows (:func:`select_rows`), as strings."""
     from ..artifacts.rows import CubeRows
 
     owners = np.asarray(cube.feature_set if isinstance(cube, CubeRows) else cube.feature_set.values).astype(str)
-    return owners if cell.feature_set == "all" else owners[owners == cell.feature_set]
+    return owners[set_columns(owners, cell.feature_set, with_session=cell.classifier == AUTO)]
+
+
+def _with_reference(rows: np.ndarray, meta: pd.DataFrame, cell: Cell):
+    """The rows of a session-relative cell that have a reference (another microphone at that moment)."""
+    keep = relative.usable_rows(meta)
+    if not keep.any():
+        raise ConfigError(f"no clips for {cell} have session-relative features: each moment was recorded by "
+                          "one microphone only (the set needs two or more microphones per session)")
+    if not keep.all():
+        log.info("%s: %d of %d clips left out (recorded by one microphone only at that moment)",
+                 cell, int((~keep).sum()), keep.size)
+        rows, meta = rows[keep], meta[keep].reset_index(drop=True)
+    return rows, meta
 
 
 def select(cube, cell: Cell):

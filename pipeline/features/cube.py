@@ -39,9 +39,10 @@ from ..artifacts.conventions import annotate, consolidate
 # here, where callers (and ``pipeline.features.open_cube``) have always found them.
 from ..artifacts.cube import (cache_stats, cached_cube, check_cube, clear_cache, cube_outputs,  # noqa: F401
                               cube_uid, frames_path_for, open_cube, open_rows)
-from . import clip_lengths
+from . import clip_lengths, lowband, relative
+from .clip_stats import clip_stats
 from . import sets as fsets
-from .clips import SilenceSettings, clip_frame_range, fixed_clips, reduce_frames, silence_clips, used_columns
+from .clips import SilenceSettings, clip_frame_range, fixed_clips, silence_clips, used_columns
 from .frames import FrameSettings, frame_features
 from .thesis_frames import thesis_clip_features
 
@@ -57,7 +58,7 @@ class FeatureConfig:
     Parameters
     ----------
     feature_sets : tuple of str
-        Any of ``thesis``, ``spectral``, ``channel``, ``all``.
+        Any of ``thesis``, ``spectral``, ``channel``, ``session-relative``, ``all``.
     clip_seconds : tuple of float
         Fixed clip lengths; each must hold at least one frame.
     segmentations : tuple of str
@@ -105,8 +106,9 @@ def _frame_block(store_path: str, rid: str, f0: int, f1: int, frames_path: str, 
     for path, uid in seen:  # (path, uid) of the store and frame store the client made
         verify_seen(path, uid)
     audio = zarr.open_array(f"{store_path}/audio/{rid}", mode="r")
-    y = audio[f0 * fs.hop : (f1 - 1) * fs.hop + fs.n_fft]
-    feats = frame_features(y, fs)
+    # through the last frame's long frame (lowband.py), where the recording has it
+    y = audio[f0 * fs.hop : (f1 - 1) * fs.hop + max(fs.n_fft, lowband.layout(fs).span)]
+    feats = frame_features(y, fs, n_frames=f1 - f0)
     if feats.shape[0] != f1 - f0:
         raise InputError(f"{store_path}: recording {rid} is shorter than its metadata says")
     g = zarr.open_group(frames_path, mode="r+")
@@ -123,7 +125,7 @@ FEATURES_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.shuffle)
 
 @functools.lru_cache(maxsize=1)
 def frames_code_version() -> str:
-    """micfp's version and a digest of the frame-feature code (``features/frames.py``).
+    """micfp's version and a digest of the frame-feature code (``features/frames.py``, ``lowband.py``).
 
     Part of the frame store's key: frames computed by other code are recomputed, not reused.
     """
@@ -131,7 +133,7 @@ def frames_code_version() -> str:
     from . import frames
 
     try:
-        code = Path(frames.__file__).read_bytes()
+        code = Path(frames.__file__).read_bytes() + Path(lowband.__file__).read_bytes()
     except OSError:  # no source beside the module (a frozen install): the version alone
         return __version__
     return f"{__version__}+{hashlib.blake2b(code, digest_size=8).hexdigest()}"
@@ -258,8 +260,9 @@ def _clip_window(task: ClipTask, config: FeatureConfig) -> tuple[dict, np.ndarra
     stats = None
     if any(name != "thesis" for name in sets):
         frames = g[f"frames/{task.rid}"][frame0:frame1]
-        stats = reduce_frames(frames, c0, c1, frame0=frame0, percentiles=fsets.needs_percentiles(config.feature_sets),
-                              columns=_stat_columns(tuple(config.feature_sets), fs))
+        stats = clip_stats(frames, coords["start"], coords["stop"], fs, frame0=frame0,
+                                   percentiles=fsets.needs_percentiles(config.feature_sets),
+                                   columns=_stat_columns(tuple(config.feature_sets), fs))
     blocks = []
     for name in sets:
         if name == "thesis":
@@ -389,6 +392,11 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
                             [(t, config, parts_path, i, parts_uid) for i, (t, _) in enumerate(planned)], quiet=quiet)
 
     names, owners = fsets.feature_layout(config.feature_sets, config.frame)
+    rel_cols = relative.relative_columns(names)
+    if rel_cols.size:  # across the recordings of each session, in the parts, before they are assembled
+        run_tasks(client, "features: session-relative", relative.relative_task,
+                  [(parts_path, ix, co, rel_cols, parts_uid) for ix, co in relative.plan_relative(planned, coords_list)],
+                  quiet=quiet)
     # Cube rows grouped by segmentation and clip length (then recording and time, the task
     # order), so selecting one clip length, as every evaluation cell does, reads only its rows.
     groups: dict[tuple[str, float], list[tuple[int, int, int]]] = {}

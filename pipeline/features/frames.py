@@ -24,6 +24,8 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import as_strided
 
+from . import lowband
+
 #: Floor added before every log, in power units relative to full scale (-100 dBFS).
 #: A fixed global reference, unlike librosa's per-call ``ref=np.max``/``top_db``.
 AMIN = 1e-10
@@ -204,7 +206,7 @@ class FrameSettings:
         names += [f"mfcc48_{i:02d}" for i in range(self.n_mfcc)]
         names += [f"logmel_{i:02d}" for i in range(self.n_mels)]
         names += [f"ltas_{i:02d}" for i in range(self.band_edges.size - 1)]
-        return tuple(names)
+        return tuple(names + lowband.names(self))  # the low LTAS bands again, from long frames
 
     def index(self, prefix: str) -> np.ndarray:
         """Column indices of the frame features whose name starts with ``prefix``."""
@@ -321,17 +323,21 @@ def _db(x: np.ndarray) -> np.ndarray:
     return (10.0 * np.log10(np.maximum(x, AMIN))).astype(np.float32, copy=False)
 
 
-def frame_features(y: np.ndarray, s: FrameSettings, *, frames_per_call: int = FRAMES_PER_CALL) -> np.ndarray:
+def frame_features(y: np.ndarray, s: FrameSettings, *, frames_per_call: int = FRAMES_PER_CALL,
+                   n_frames: int | None = None) -> np.ndarray:
     """All frame features of a signal, (n_frames, len(s.feature_names)), float32.
 
     Columns (see ``s.feature_names``): RMS level (dBFS), zero-crossing rate, spectral
     centroid and bandwidth (Hz, magnitude-weighted), roll-off (Hz, 85 % of the power),
     flatness (dB), harmonic-to-noise ratio (dB), spectral contrast per octave band (dB,
     mean of the band's top 2 % of bin powers over its bottom 2 %), 48 kHz MFCCs, log-mel
-    band powers and the long-term-spectrum (LTAS) band powers (dB re full scale).
+    band powers and the long-term-spectrum (LTAS) band powers (dB re full scale), then the
+    low LTAS bands measured on long frames (``ltaslo_k``, :mod:`.lowband`; NaN where ``y`` ends
+    before the long frame).
 
-    Every feature of a frame depends only on that frame's samples, so the result for any
-    tiling of the frames equals the whole-signal result (up to float rounding).
+    Every feature of a frame depends only on that frame's samples (a long frame's, for the
+    ``ltaslo_k``), so the result for any tiling of the frames equals the whole-signal result
+    (up to float rounding).
 
     Parameters
     ----------
@@ -341,14 +347,18 @@ def frame_features(y: np.ndarray, s: FrameSettings, *, frames_per_call: int = FR
     frames_per_call : int
         Frames processed at once; bounds the working memory (~ frames x n_fft x 10 B) and
         is sized for the CPU cache.
+    n_frames : int, optional
+        Compute only the first ``n_frames`` frames (``y`` may run on, for their long frames).
     """
     y = to_float(np.asarray(y).ravel())
-    n = s.n_frames(y.size)
+    n = s.n_frames(y.size) if n_frames is None else min(n_frames, s.n_frames(y.size))
     out = np.empty((n, len(s.feature_names)), np.float32)
+    k = len(s.feature_names) - len(lowband.names(s))
     buf = _Buffers(min(n, frames_per_call), s)
     for a in range(0, n, frames_per_call):
         b = min(n, a + frames_per_call)
-        _features_block(y[a * s.hop : (b - 1) * s.hop + s.n_fft], s, out[a:b], buf)
+        _features_block(y[a * s.hop : (b - 1) * s.hop + s.n_fft], s, out[a:b, :k], buf)
+    out[:, k:] = lowband.band_levels(y, s, n, AMIN)
     return out
 
 

@@ -4,11 +4,16 @@
   mean zero-crossing rate, mean RMS; librosa defaults, including its per-call ``top_db``).
 - ``spectral``: mean and standard deviation over frames of level, ZCR, centroid, bandwidth,
   roll-off, flatness, harmonic-to-noise ratio, spectral contrast and 20 MFCCs at 48 kHz.
-- ``channel``: the long-term average log spectrum in 1/6-octave bands, normalised for level
+- ``channel``: the long-term average log spectrum in 1/6-octave bands (those up to 320 Hz from
+  long frames, :mod:`pipeline.features.lowband`), normalised for level
   (gain settings differ between microphones), its band-to-band differences, and the quiet-frame
   spectrum (10th percentile of each band's log power, same level reference) that carries
   self-noise.
-- ``all``: the union.
+- ``session-relative``: the channel set's level-normalised LTAS and quiet-frame spectrum and the
+  spectral-shape means, each minus the mean over the session's microphones at the same moment
+  (:mod:`pipeline.features.relative`); needs every microphone of a session, so it is computed in
+  the cube stage only (not for a single file) and is not part of ``all``.
+- ``all``: the union of ``thesis``, ``spectral`` and ``channel``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from . import lowband, relative
 from .frames import FrameSettings
 
-FEATURE_SETS = ("thesis", "spectral", "channel", "all")
+FEATURE_SETS = ("thesis", "spectral", "channel", "session-relative", "all")
+#: Sets computed from one clip alone (``all`` expands to these).
+SINGLE_SETS = ("thesis", "spectral", "channel")
+#: Spectral-shape statistics whose clip means the session-relative set also holds.
+SHAPE_PREFIXES = ("centroid", "bandwidth", "rolloff", "flatness_db", "contrast_")
 SPECTRAL_PREFIXES = ("rms_db", "zcr48", "centroid", "bandwidth", "rolloff", "flatness_db", "hnr_db",
                      "contrast_", "mfcc48_")
 QUIET_PERCENTILE = 10.0
@@ -26,19 +36,31 @@ THESIS_SR = 22050
 THESIS_N_MFCC = 20
 
 
+#: What ``micfp features`` and the demo compute unless told otherwise: every single-clip set and the
+#: session-relative one (cheap, and what micfp_auto weighs against the others when a session's
+#: microphones all recorded the same sound).
+DEFAULT_FEATURE_SETS = ("all", "session-relative")
+
+
 def expand(sets) -> tuple[str, ...]:
-    """Validate set names and expand ``all``; order is stable (thesis, spectral, channel)."""
+    """Validate set names and expand ``all``; order is stable (thesis, spectral, channel, session-relative)."""
     sets = (sets,) if isinstance(sets, str) else tuple(sets)
     for s in sets:
         if s not in FEATURE_SETS:
             raise ConfigError(f"unknown feature set {s!r}; choose from {', '.join(FEATURE_SETS)}")
     if "all" in sets:
-        return ("thesis", "spectral", "channel")
-    return tuple(s for s in ("thesis", "spectral", "channel") if s in sets)
+        sets = SINGLE_SETS + sets
+    return tuple(s for s in FEATURE_SETS[:-1] if s in sets)
 
 
-def _spectral_cols(s: FrameSettings) -> np.ndarray:
-    return np.array([i for i, n in enumerate(s.feature_names) if n.startswith(SPECTRAL_PREFIXES)])
+def _spectral_cols(s: FrameSettings, prefixes=SPECTRAL_PREFIXES) -> np.ndarray:
+    return np.array([i for i, n in enumerate(s.feature_names) if n.startswith(prefixes)])
+
+
+def _channel_names(s: FrameSettings, diff: bool = True) -> list[str]:
+    nb = s.band_edges.size - 1
+    return ([f"ltas_mean_{k:02d}" for k in range(nb)] + ([f"ltas_diff_{k:02d}" for k in range(nb - 1)] if diff else [])
+            + [f"ltas_p10_{k:02d}" for k in range(nb)])
 
 
 def set_names(name: str, s: FrameSettings) -> list[str]:
@@ -49,9 +71,10 @@ def set_names(name: str, s: FrameSettings) -> list[str]:
         base = [s.feature_names[i] for i in _spectral_cols(s)]
         return [f"{b}_mean" for b in base] + [f"{b}_std" for b in base]
     if name == "channel":
-        nb = s.band_edges.size - 1
-        return ([f"ltas_mean_{k:02d}" for k in range(nb)] + [f"ltas_diff_{k:02d}" for k in range(nb - 1)]
-                + [f"ltas_p10_{k:02d}" for k in range(nb)])
+        return _channel_names(s)
+    if name == "session-relative":
+        shape = [f"{s.feature_names[i]}_mean" for i in _spectral_cols(s, SHAPE_PREFIXES)]
+        return [f"{relative.PREFIX}{n}" for n in _channel_names(s, diff=False) + shape]
     raise ConfigError(f"unknown feature set {name!r}")
 
 
@@ -66,7 +89,7 @@ def feature_layout(sets, s: FrameSettings) -> tuple[list[str], list[str]]:
 
 
 #: Feature-name prefixes of the per-band features (followed by the band number).
-BAND_PREFIXES = ("ltas_mean_", "ltas_p10_")
+BAND_PREFIXES = ("ltas_mean_", "ltas_p10_", "rel_ltas_mean_", "rel_ltas_p10_")
 
 
 def feature_frequencies(names, s: FrameSettings) -> np.ndarray:
@@ -83,7 +106,16 @@ def feature_frequencies(names, s: FrameSettings) -> np.ndarray:
 
 
 def needs_percentiles(sets) -> tuple[float, ...]:
-    return (QUIET_PERCENTILE,) if "channel" in expand(sets) else ()
+    return (QUIET_PERCENTILE,) if {"channel", "session-relative"} & set(expand(sets)) else ()
+
+
+def _ltas(values: np.ndarray, s: FrameSettings) -> np.ndarray:
+    """LTAS band levels of clip statistics ``values``: the frame FFT's bands, the low ones from long frames."""
+    out = values[:, s.index("ltas_")]
+    low = s.index("ltaslo_")
+    if low.size:
+        out[:, lowband.layout(s).bands] = values[:, low]
+    return out
 
 
 def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) -> np.ndarray:
@@ -91,12 +123,15 @@ def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) 
     if name == "spectral":
         cols = _spectral_cols(s)
         return np.concatenate([stats["mean"][:, cols], stats["std"][:, cols]], axis=1)
-    if name == "channel":
-        cols = s.index("ltas_")
-        mean = stats["mean"][:, cols]
+    if name in ("channel", "session-relative"):
+        mean = _ltas(stats["mean"], s)
         level = mean.mean(axis=1, keepdims=True)
-        quiet = stats[f"p{QUIET_PERCENTILE:g}"][:, cols]
-        return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
+        quiet = _ltas(stats[f"p{QUIET_PERCENTILE:g}"], s)
+        if name == "channel":
+            return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
+        # Absolute values; the cube stage subtracts the session's mean (features.relative).
+        return np.concatenate([mean - level, quiet - level, stats["mean"][:, _spectral_cols(s, SHAPE_PREFIXES)]],
+                              axis=1)
     raise ConfigError(f"feature set {name!r} is not derived from frames")
 
 

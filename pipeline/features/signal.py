@@ -2,7 +2,7 @@
 
 Used by ``micfp identify``: a file is cut into consecutive fixed-length clips exactly as the
 cube's ``fixed`` segmentation cuts a segment, and each clip gets the features of the named
-sets (frame features once over the whole signal, then :func:`clips.reduce_frames` and
+sets (frame features once over the whole signal, then :func:`clip_stats.clip_stats` and
 :func:`sets.from_frame_stats`; the thesis set from the clips' audio, all clips at once).
 """
 
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import clip_lengths
+from ..errors import ConfigError
+from . import clip_lengths, relative
+from .clip_stats import clip_stats
 from . import sets as fsets
-from .clips import clip_frame_range, fixed_clips, reduce_frames
+from .clips import fixed_clips
 from .frames import FrameSettings, frame_features
 from .thesis_frames import thesis_clip_features
 
@@ -40,6 +42,8 @@ def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: Frame
     names : list of str
         The feature names.
     """
+    if relative.SET_NAME in fsets.expand(feature_sets):
+        raise ConfigError(relative.SINGLE_FILE_REASON)
     y = np.asarray(y).ravel()
     sr = frame.sample_rate
     n = clip_lengths.samples(clip_seconds, sr)
@@ -48,9 +52,8 @@ def clip_features(y: np.ndarray, clip_seconds: float, feature_sets, frame: Frame
     if starts.size == 0:
         return np.zeros(0), np.zeros((0, len(names)), np.float32), names
     stops = starts + n
-    f0, f1 = clip_frame_range(starts, stops, frame)
     frames = frame_features(y[: int(stops.max())], frame)
-    stats = reduce_frames(frames, f0, f1, percentiles=fsets.needs_percentiles(feature_sets))
+    stats = clip_stats(frames, starts, stops, frame, percentiles=fsets.needs_percentiles(feature_sets))
     blocks = []
     for name in fsets.expand(feature_sets):
         if name == "thesis":

@@ -78,6 +78,10 @@ class TrainSettings:
             object.__setattr__(self, "feature_set", "all" if self.classifier == AUTO else "channel")
         if not 0.5 <= self.accept_rate < 1.0:
             raise ConfigError(f"--accept-rate must be in [0.5, 1), got {self.accept_rate}")
+        from ..features import relative
+
+        if self.feature_set == relative.SET_NAME:  # `identify` gets one file: no session to compare with
+            raise ConfigError(f"micfp train: {relative.SINGLE_FILE_REASON}")
 
 
 def embed(estimator, X) -> np.ndarray:
@@ -290,6 +294,8 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
     from ..version import __version__
     from ..artifacts.cube import open_cube
     from ..evaluation.auto import choice, fit_classifier, single_file_sets
+    from ..evaluation.cell import set_columns
+    from ..evaluation.models import AUTO
     from ..evaluation.protocols import time_groups
     from ..features.frames import FrameSettings
 
@@ -311,8 +317,9 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
     estimator = fit_classifier(settings.classifier, Xtr, y, groups, len(mics), column_sets=owners,
                                sessions=mtr["session"].to_numpy(), feature_sets=single_file_sets(),
                                scheduler=client if client is not None else "synchronous")
-    fsel = np.flatnonzero(np.ones(cube.sizes["feature"], bool) if settings.feature_set == "all" else (
-        cube.feature_set == settings.feature_set).values)
+    # the columns of X (the cell's): ``all`` is the single-clip sets, and for micfp_auto also the session
+    # sets, which single_file_sets() keeps out of its candidates
+    fsel = set_columns(cube.feature_set.values, settings.feature_set, with_session=settings.classifier == AUTO)
     feature_set, auto = settings.feature_set, choice(estimator)
     if auto:  # the model file holds the winner alone, and identify computes only its features
         Xtr, fsel = Xtr[:, estimator.chosen_columns_], fsel[estimator.chosen_columns_]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..artifacts.outputs import RUN_KIND, resolve
+from ..features.sets import DEFAULT_FEATURE_SETS
 from .builtin import grids_of
 from .config import CorpusConfig, WorkflowConfig
 
@@ -28,7 +29,7 @@ def demo_workflow(out, scale: str, *, seed: int = 0, n_boot: int = 500) -> Workf
     cells = default_cells((DEMO_CLIP_SECONDS,), ("all",), ("session",))
     return WorkflowConfig(name=f"demo-{scale}", source="micfp demo", out=resolve(out),
                           corpus=CorpusConfig("simulate", minutes_per_session=SCALES[scale], seed=seed),
-                          features=FeatureConfig(feature_sets=("all",), clip_seconds=(DEMO_CLIP_SECONDS,)),
+                          features=FeatureConfig(feature_sets=DEFAULT_FEATURE_SETS, clip_seconds=(DEMO_CLIP_SECONDS,)),
                           grids=grids_of(cells), bootstrap=n_boot, results="report/results.zarr",
                           report_dir="report", html="index.html", out_kind=RUN_KIND, out_what="demo output folder")
 

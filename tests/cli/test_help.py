@@ -15,7 +15,7 @@ SHOWS = {
     "demo": ("{tiny,small,thesis}", "(default: small)"),
     "simulate": ("{zarr,wav}", "(default: 3,1.5)"),
     "ingest": ("{auto,kaggle,manifest,tree}", "(default: auto)"),
-    "features": ("thesis, spectral, channel or all", "(default: 0.5,1,2)"),
+    "features": ("thesis, spectral, channel, session-relative or all", "(default: 0.5,1,2)"),
     "evaluate": ("random, session, grouped-kfold or leave-sound-type-out", "(default: session)"),
     "export": ("fixed or silence", "(default: all)"),
     "info": (None, None),
@@ -59,10 +59,11 @@ def test_choices_agree_with_the_library():
     from pipeline.evaluation.protocols import PROTOCOLS
     from pipeline.features import SilenceSettings
     from pipeline.features.cube import SEGMENTATIONS
-    from pipeline.features.sets import FEATURE_SETS
+    from pipeline.features.sets import DEFAULT_FEATURE_SETS, FEATURE_SETS
     from pipeline.identify.identify import AGGREGATIONS
 
     assert arguments.FEATURE_SETS == FEATURE_SETS and arguments.SEGMENTATIONS == SEGMENTATIONS
+    assert arguments.DEFAULT_FEATURE_SETS == DEFAULT_FEATURE_SETS
     assert arguments.PROTOCOLS == PROTOCOLS and arguments.CLASSIFIERS == CLASSIFIERS
     assert arguments.AGGREGATIONS == AGGREGATIONS
     assert (arguments.SILENCE_THRESHOLD_DB, arguments.MIN_SILENCE_S) == (SilenceSettings().threshold_db,
