@@ -147,7 +147,7 @@ class FrameSettings:
     def dct_matrix(self) -> np.ndarray:
         """Orthonormal DCT-II, (n_mels, n_mfcc): MFCC = log-mel (dB) @ dct (as librosa)."""
         return np.ascontiguousarray(
-            sfft.dct(np.eye(self.n_mels), type=2, norm="ortho", axis=0)[:, : self.n_mfcc].astype(np.float32)
+            sfft.dct(np.eye(self.n_mels), type=2, norm="ortho", axis=1)[:, : self.n_mfcc].astype(np.float32)
         )
 
     @cached_property

@@ -178,3 +178,16 @@ def test_settings_unpickle_to_one_shared_instance_without_their_tables():
     assert len(blob) < 300  # the settings only, not the tables
     a, b = pickle.loads(blob), pickle.loads(blob)
     assert a == fs and a is b  # tasks share one instance (and its tables) per process
+
+
+def test_mfcc48_is_the_dct_ii_of_the_log_mel_bands():
+    """The 48 kHz MFCCs are librosa's: the orthonormal DCT-II of each frame's log-mel bands (the
+    matrix was once transposed, which computed the inverse DCT, DCT-III)."""
+    import scipy.fft as sfft
+
+    from pipeline.features.frames import FrameSettings
+
+    s = FrameSettings()
+    bands = np.random.default_rng(0).standard_normal((7, s.n_mels)).astype(np.float32)
+    want = sfft.dct(bands, type=2, norm="ortho", axis=1)[:, : s.n_mfcc]
+    np.testing.assert_allclose(bands @ s.dct_matrix, want, rtol=1e-4, atol=1e-4)
