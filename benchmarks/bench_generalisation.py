@@ -118,12 +118,12 @@ def summarise(name: str, results_path: Path, quote: bool = True) -> dict:
                 total = float(sub.sum())
                 right = float(sum(sub.sel(true_mic=m, pred_mic=m) for m in members))
                 row["groups"][model] = right / total if total else float("nan")
-            # Whole-file accuracy, if the results carry it (issue 20, item 5).
-            for var in ds.data_vars:
-                if "file" in var and {"clip_seconds"} - set(ds[var].dims):
-                    row.setdefault("files", {})[var] = float(_cell(ds[var], sound_type="all", feature_set=fs,
-                                                                   classifier=clf, protocol="session",
-                                                                   condition="clean").mean())
+            # Whole-file accuracy by file length (issue 20, item 5): contiguous runs of the test clips
+            if "file_accuracy" in ds:
+                fa = _cell(ds["file_accuracy"], clip_seconds=clip, sound_type="all", feature_set=fs, classifier=clf,
+                           protocol="session", condition="clean")
+                row["files"] = {f"{float(k):g} s": float(v) for k, v in zip(fa["file_seconds"].values, fa.values)
+                                if np.isfinite(v)}
             rows.append(row)
     rows.sort(key=lambda r: -r["accuracy"])
     return {"corpus": name, "studio": studio.name, "positions": CORPORA[name][2], "clip_seconds": clip,

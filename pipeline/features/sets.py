@@ -63,6 +63,18 @@ def _channel_names(s: FrameSettings, diff: bool = True) -> list[str]:
             + [f"ltas_p10_{k:02d}" for k in range(nb)])
 
 
+def relative_bands(s: FrameSettings) -> np.ndarray:
+    """The LTAS bands of the session-relative set: centres from :data:`relative.MIN_HZ` up."""
+    return np.flatnonzero(s.band_centres >= relative.MIN_HZ)
+
+
+def _relative_names(s: FrameSettings) -> list[str]:
+    bands = relative_bands(s)
+    shape = [f"{s.feature_names[i]}_mean" for i in _spectral_cols(s, SHAPE_PREFIXES)]
+    return [f"{relative.PREFIX}{n}" for n in
+            [f"ltas_mean_{k:02d}" for k in bands] + [f"ltas_p10_{k:02d}" for k in bands] + shape]
+
+
 def set_names(name: str, s: FrameSettings) -> list[str]:
     """Feature names of one (expanded) set."""
     if name == "thesis":
@@ -73,8 +85,7 @@ def set_names(name: str, s: FrameSettings) -> list[str]:
     if name == "channel":
         return _channel_names(s)
     if name == "session-relative":
-        shape = [f"{s.feature_names[i]}_mean" for i in _spectral_cols(s, SHAPE_PREFIXES)]
-        return [f"{relative.PREFIX}{n}" for n in _channel_names(s, diff=False) + shape]
+        return _relative_names(s)
     raise ConfigError(f"unknown feature set {name!r}")
 
 
@@ -125,8 +136,11 @@ def from_frame_stats(name: str, stats: dict[str, np.ndarray], s: FrameSettings) 
         return np.concatenate([stats["mean"][:, cols], stats["std"][:, cols]], axis=1)
     if name in ("channel", "session-relative"):
         mean = _ltas(stats["mean"], s)
-        level = mean.mean(axis=1, keepdims=True)
         quiet = _ltas(stats[f"p{QUIET_PERCENTILE:g}"], s)
+        if name == "session-relative":  # its bands only, the level too (the low bands move with position)
+            bands = relative_bands(s)
+            mean, quiet = mean[:, bands], quiet[:, bands]
+        level = mean.mean(axis=1, keepdims=True)
         if name == "channel":
             return np.concatenate([mean - level, np.diff(mean, axis=1), quiet - level], axis=1)
         # Absolute values; the cube stage subtracts the session's mean (features.relative).
