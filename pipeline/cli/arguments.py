@@ -16,7 +16,7 @@ from ..errors import one_line
 # tests/cli/test_help.py checks they agree.
 FEATURE_SETS = ("thesis", "spectral", "channel", "all")
 SEGMENTATIONS = ("fixed", "silence")
-PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
+PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",
                "decision_tree", "micfp_lr", "micfp_svc", "micfp_et")
 AGGREGATIONS = ("mean-log", "vote")

@@ -177,14 +177,15 @@ def tippett(llr, is_target, n_points: int = 200) -> dict:
     return out
 
 
-def trial_weights(groups_a: np.ndarray, groups_b: np.ndarray, n_groups: int, rng) -> np.ndarray:
+def trial_weights(groups_a: np.ndarray, groups_b: np.ndarray | None, n_groups: int, rng) -> np.ndarray:
     """Bootstrap weights of trials between two recordings: the product of their multiplicities.
 
     Resampling recordings (not trials) keeps the dependence between trials that share a
     recording: a recording drawn twice counts every trial it takes part in twice.
+    ``groups_b`` None: one-sided trials (a clip against a fixed reference), weighted by ``groups_a``'s.
     """
     m = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(np.float64)
-    return m[groups_a] * m[groups_b]
+    return m[groups_a] if groups_b is None else m[groups_a] * m[groups_b]
 
 
 def bootstrap(metrics: dict, groups_a, groups_b, *, n_boot: int = 200, seed: int = 0,
@@ -196,7 +197,7 @@ def bootstrap(metrics: dict, groups_a, groups_b, *, n_boot: int = 200, seed: int
     metrics : dict
         ``{name: f(weights) -> float}``: each metric as a function of trial weights.
     groups_a, groups_b : array-like of hashable
-        The recording of each trial's two sides.
+        The recording of each trial's two sides (``groups_b`` None: one-sided trials).
     n_boot, seed, level
         Resamples, their seed and the interval's coverage.
 
@@ -206,9 +207,10 @@ def bootstrap(metrics: dict, groups_a, groups_b, *, n_boot: int = 200, seed: int
         ``{name_lo: float, name_hi: float}`` (NaN when fewer than two recordings or every
         resample lacked a kind of trial).
     """
-    a, b = np.asarray(groups_a), np.asarray(groups_b)
+    a = np.asarray(groups_a)
+    b = np.asarray(groups_b) if groups_b is not None else a[:0]
     uniq, inv = np.unique(np.r_[a, b], return_inverse=True)
-    ga, gb = inv[: a.size], inv[a.size:]
+    ga, gb = inv[: a.size], (inv[a.size:] if groups_b is not None else None)
     rng = np.random.default_rng(seed)
     boots = {k: [] for k in metrics}
     for _ in range(n_boot if uniq.size > 1 else 0):
