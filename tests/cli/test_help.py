@@ -16,7 +16,7 @@ SHOWS = {
     "simulate": ("{zarr,wav}", "(default: 3,1.5)"),
     "ingest": ("{auto,kaggle,manifest,tree}", "(default: auto)"),
     "features": ("thesis, spectral, channel or all", "(default: 0.5,1,2)"),
-    "evaluate": ("random, session, grouped-kfold or leave-sound-type-out", "(default: session)"),
+    "evaluate": ("random, session, grouped-kfold, leave-sound-type-out, verification or open-set", "(default: session)"),
     "export": ("fixed or silence", "(default: all)"),
     "info": (None, None),
     "train": ("micfp_svc or micfp_et", "(default: 0.99)"),
