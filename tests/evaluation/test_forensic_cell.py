@@ -44,11 +44,14 @@ def test_verification_trials_are_between_sessions_and_probe_the_left_out_microph
     X, meta = synthetic(rng, n_per=10)
     train = np.flatnonzero(meta["session"] == "day1")
     test = np.flatnonzero(meta["session"] != "day1")
-    t = leave_one_mic_out_scores(X.astype(float), meta, train, test, max_trials=None)
-    sess = meta["session"].to_numpy()
-    assert (sess[t["a"]] != sess[t["b"]]).all()
-    assert (meta["label"].to_numpy()[t["a"]] == t["fold"]).all()
-    assert not np.isin(t["a"], train).any() and not np.isin(t["b"], train).any()
+    by_length = leave_one_mic_out_scores(X.astype(float), meta, train, test, max_trials=None, segment_clips=(1, 3))
+    for n, t in by_length.items():
+        sa, sb = t["rec_a"].str.split("-").str[0], t["rec_b"].str.split("-").str[0]
+        assert (sa != sb).all() and not (sa == "day1").any() and not (sb == "day1").any()
+        assert (t["mic_a"] == t["fold"]).all()
+        # every probe segment of mic k (2 sessions x 10 // n) against every segment of the other session
+        per_session = 10 // n
+        assert len(t) == len(MICS) * 2 * per_session * per_session * len(MICS)
 
 
 def test_open_set_flags_the_left_out_microphone(rng):
