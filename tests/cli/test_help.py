@@ -21,6 +21,7 @@ SHOWS = {
     "info": (None, None),
     "train": ("micfp_svc or micfp_et", "(default: 0.99)"),
     "identify": ("{mean-log,vote}", "(default: 3)"),
+    "verify": (None, "(default: model.skops)"),
     "run": (None, None),
     "report": (None, None),
     "cluster": ("{up,status,down,certs,profiles,render}", None),
