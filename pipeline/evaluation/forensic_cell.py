@@ -87,8 +87,11 @@ def verification_result(X: np.ndarray, meta: pd.DataFrame, mics: dict[int, str],
         sel = within & (ga == name).to_numpy()
         if sel.any() and trials["target"][sel].nunique() == 2:
             out["groups"][name] = _trial_metrics(trials[sel], n_boot)
-    pooled = _trial_metrics(trials[within], n_boot) if within.any() and trials["target"][within].nunique() == 2 \
-        else {}
+    if len(out["groups"]) == 1:  # one identical-model group (the simulator's pair): pooled is that group
+        pooled = next(iter(out["groups"].values()))
+    else:
+        pooled = _trial_metrics(trials[within], n_boot) if within.any() and trials["target"][within].nunique() == 2 \
+            else {}
     for k in ("eer", "cllr", "min_cllr"):
         for s in ("", "_lo", "_hi"):
             out[f"{k}_identical{s}"] = pooled.get(k + s, float("nan"))

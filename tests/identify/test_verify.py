@@ -118,3 +118,25 @@ def test_a_model_without_a_verifier_or_with_a_foreign_one_is_refused(verifier_mo
     wrong = save_model(dataclasses.replace(model, verification=bad), tmp_path / "wrong.skops")
     with pytest.raises(InputError, match="verifier is not micfp's"):
         load_model(wrong)
+
+
+@pytest.mark.slow
+def test_held_out_day_same_microphone_supports_hs_and_twins_hd(client, tmp_path):
+    """The same check on a day the model never saw: train on days 1-2, compare day 1 with day 3."""
+    from pipeline.artifacts.model import save_model
+    from pipeline.features import FeatureConfig, compute_cube
+    from pipeline.identify.model import TrainSettings, train_model
+    from pipeline.simulate import StudioPlan
+    from pipeline.simulate.writer import simulate_to_store
+
+    store, cube = str(tmp_path / "audio.zarr"), str(tmp_path / "cube.zarr")
+    simulate_to_store(StudioPlan(minutes_per_session=(2.0, 2.0, 1.0), seed=5), store, client, quiet=True)
+    compute_cube(store, cube, FeatureConfig(feature_sets=("channel",), clip_seconds=(2.0,)), client, quiet=True)
+    model = save_model(train_model(cube, TrainSettings(clip_seconds=2.0, classifier="micfp_lr",
+                                                       sessions=("day1", "day2")), client), tmp_path / "m.skops")
+    wav = {(s, m): write_wav(store, f"{s}-mic{m}", tmp_path / f"{s}-{m}.wav") for s in ("day1", "day3")
+           for m in (1, 2, NEUMANN_1, NEUMANN_2, 5)}
+    for m in (1, 2, 5):
+        assert verify_files(wav["day1", m], wav["day3", m], model)["llr"] > 0
+    assert verify_files(wav["day1", NEUMANN_1], wav["day3", NEUMANN_2], model)["llr"] < 0
+    assert verify_files(wav["day1", NEUMANN_2], wav["day3", NEUMANN_1], model)["llr"] < 0
