@@ -149,9 +149,19 @@ def cross_session_trials(meta: pd.DataFrame, probe: np.ndarray, reference: np.nd
 
     Columns ``a``, ``b`` (row positions in ``meta``), ``target`` (same microphone),
     ``rec_a``, ``rec_b`` (their recordings, for the grouped bootstrap), ``mic_a``, ``mic_b``.
-    With ``max_trials``, a seeded subsample that keeps the target share.
+    With ``max_trials``, a seeded subsample that keeps the target share (both sides are thinned
+    first when their product would exceed four times ``max_trials``, so memory stays bounded).
     """
     probe, reference = np.asarray(probe), np.asarray(reference)
+    rng = np.random.default_rng(seed)
+    if max_trials is not None and probe.size * reference.size > 4 * max_trials:
+        # Thin both sides first (uniformly, so the target share stays): the full product of a large
+        # corpus's clips (10,000 x 200,000) would not fit in memory before the subsample below.
+        scale = np.sqrt(4 * max_trials / (probe.size * reference.size))
+        n_p = int(min(probe.size, max(1, np.ceil(probe.size * scale))))
+        n_r = int(min(reference.size, max(1, np.ceil(4 * max_trials / n_p))))
+        probe = np.sort(rng.choice(probe, n_p, replace=False))
+        reference = np.sort(rng.choice(reference, n_r, replace=False))
     sess = pd.factorize(meta["session"])[0]
     a = np.repeat(probe, reference.size)
     b = np.tile(reference, probe.size)
@@ -160,7 +170,6 @@ def cross_session_trials(meta: pd.DataFrame, probe: np.ndarray, reference: np.nd
     label = meta["label"].to_numpy()
     target = label[a] == label[b]
     if max_trials is not None and a.size > max_trials:
-        rng = np.random.default_rng(seed)
         pick = []
         for sel in (np.flatnonzero(target), np.flatnonzero(~target)):
             n = int(round(max_trials * sel.size / a.size))

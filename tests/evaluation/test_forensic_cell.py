@@ -112,3 +112,15 @@ def test_one_session_is_refused_with_one_line(rng):
     X, meta = synthetic(rng, n_per=10, sessions=("day1",))
     with pytest.raises(ConfigError, match="at least two sessions"):
         run_cell(X, meta, Cell(2.0, "all", "channel", "micfp_verify", "verification"), MICS, n_boot=0)
+
+
+def test_trials_of_a_large_corpus_are_drawn_without_the_full_product():
+    from pipeline.identify.verification import cross_session_trials
+
+    n = 40_000  # 1.6e9 clip pairs: the full product would need tens of GB
+    meta = pd.DataFrame({"label": np.arange(n) % 5, "session": np.where(np.arange(n) < n // 2, "d1", "d2"),
+                         "recording": "r"})
+    t = cross_session_trials(meta, np.arange(n), np.arange(n), max_trials=5_000)
+    assert 4_000 <= len(t) <= 5_100
+    assert abs(t["target"].mean() - 0.2) < 0.03
+    assert (meta["session"].to_numpy()[t["a"]] != meta["session"].to_numpy()[t["b"]]).all()
