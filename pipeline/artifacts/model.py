@@ -26,6 +26,9 @@ MODEL_VERSION = 1
 #: with :func:`evaluate.make_model` by ``tests/identify/test_model.py``.
 TRUSTED_TYPES = (
     "pipeline.evaluation.models._finite",
+    # the verifier (`micfp verify`): the score model and its calibration, fitted numpy arrays and numbers
+    "pipeline.identify.verification.MicEmbedding",
+    "pipeline.identify.verification.LLRCalibration",
     "pipeline.evaluation.evaluate._finite",  # models saved before evaluate.py was split
     "pipeline.evaluate._finite",  # models saved before the package was grouped by stage
     "numpy.random.mtrand.RandomState",
@@ -72,6 +75,9 @@ class TrainedModel:
     estimator: object
     openset: dict
     meta: dict = field(default_factory=dict)
+    #: ``{"embedding": MicEmbedding, "calibration": [LLRCalibration], "segment_clips": [int]}`` of
+    #: ``micfp verify`` (one calibration per segment length); None in models trained before it existed.
+    verification: dict | None = None
 
     @property
     def mics(self) -> dict[int, str]:
@@ -123,6 +129,8 @@ def save_model(model: TrainedModel, path) -> Path:
     payload = {"kind": MODEL_KIND, "version": MODEL_VERSION, "estimator": model.estimator,
                "openset": {k: (np.asarray(v) if k != "tau" else float(v)) for k, v in model.openset.items()},
                "meta_json": json.dumps(model.meta, default=json_default)}
+    if model.verification is not None:
+        payload["verification"] = {k: model.verification[k] for k in ("embedding", "calibration", "segment_clips")}
     with exclusive(str(path), what="model file"):
         check_replaceable(path, MODEL_KIND, "model file")
         remove_stale(path)
@@ -178,9 +186,13 @@ def load_model(path) -> TrainedModel:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: model metadata is missing or malformed") from exc
     check_versions(meta.get("versions", {}), path)
-    model = TrainedModel(payload["estimator"], dict(payload["openset"]), meta)
+    model = TrainedModel(payload["estimator"], dict(payload["openset"]), meta, payload.get("verification"))
     _check_consistent(model, path)
     check_openset(model.openset, model.estimator, path)
+    if model.verification is not None:
+        from ..identify.verification import check_verifier
+
+        check_verifier(model.verification, len(meta["features"]), path)
     return model
 
 
@@ -292,6 +304,11 @@ def describe_model(meta: dict) -> str:
         lines.append(f"whole files: p = softmax({fc['alpha']:.3g} x n^{fc['beta']:.2f} x mean clip log-p), learned on "
                      f"{fc['n_files']} held-out pseudo-files of 1-{max(fc['lengths'])} clips (log-loss "
                      f"{fc['log_loss']:.3f}, mean-log {fc['log_loss_mean_log']:.3f})")
+    v = meta.get("verification")
+    if v:
+        clip_s = meta["clip_seconds"]
+        lines.append(f"verifier ({v['method']}), EER / Cllr by compared length: " + ", ".join(
+            f"{int(n) * clip_s:g} s {d['eer']:.3f} / {d['cllr']:.3f}" for n, d in v["lengths"].items()))
     h = meta.get("heldout")
     if h:
         lines.append(f"held-out sessions {', '.join(h['sessions'])} (ParallelPostFit, {h['n_clips']} clips): "

@@ -17,7 +17,7 @@ from ..errors import one_line
 FEATURE_SETS = ("thesis", "spectral", "channel", "session-relative", "all")
 DEFAULT_FEATURE_SETS = ("all", "session-relative")
 SEGMENTATIONS = ("fixed", "silence")
-PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
+PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",
                "decision_tree", "micfp_lr", "micfp_svc", "micfp_et", "micfp_auto")
 AGGREGATIONS = ("calibrated", "mean-log", "vote")
@@ -77,6 +77,14 @@ examples:
 examples:
   micfp identify take1.wav take2.flac --model model.skops
   micfp identify *.wav --model model.skops --json --top-k 5 > answers.json""",
+    "verify": """\
+examples:
+  micfp verify questioned.wav reference.wav --model model.skops
+  micfp verify leak.flac suspect-mic-day2.wav --json > verification.json
+
+Prints the log10 likelihood ratio of "the same microphone recorded both" against "different
+microphones recorded them", its verbal-scale words, the scores, both files' SHA-256 and the
+model's identity. It is not the probability that the microphone is the same.""",
     "run": """\
 examples:
   micfp run workflows/ablation.toml

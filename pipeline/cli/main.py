@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run one task per file on this Dask scheduler (default: here, no cluster)")
 
+    p = sub.add_parser("verify", help="same microphone or not: a calibrated log10 likelihood ratio for two files")
+    p.add_argument("a", metavar="A", help="first audio file (WAV, FLAC, OGG; any sample rate)")
+    p.add_argument("b", metavar="B", help="second audio file")
+    p.add_argument("--model", default="model.skops", help="model file from `micfp train`")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--channel", type=int, default=0, help="channel of multi-channel files, 0-based")
+
     p = sub.add_parser("run", help="run a workflow (a .toml config or a .py script from workflows/)")
     p.add_argument("workflow", help="workflow config or script, e.g. workflows/ablation.toml")
     add_run_arguments(p)
@@ -396,6 +403,16 @@ def cmd_identify(args) -> int:
     return 2 if errors else 0
 
 
+def cmd_verify(args) -> int:
+    import json
+
+    from ..identify.verify import format_verification, verify_files
+
+    result = verify_files(args.a, args.b, args.model, channel=args.channel)
+    print(json.dumps(result, indent=1) if args.json else format_verification(result))
+    return 0
+
+
 def cmd_info(args) -> int:
     from .info import info
 
@@ -499,7 +516,7 @@ def cmd_report(args) -> int:
 COMMANDS = {"demo": cmd_demo, "simulate": cmd_simulate, "features": cmd_features, "evaluate": cmd_evaluate,
             "info": cmd_info, "ingest": cmd_ingest, "cluster": cmd_cluster,
             "run": cmd_run, "report": cmd_report, "train": cmd_train, "identify": cmd_identify,
-            "export": cmd_export}
+            "export": cmd_export, "verify": cmd_verify}
 
 if __name__ == "__main__":
     sys.exit(main())

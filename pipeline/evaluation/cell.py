@@ -25,7 +25,9 @@ from .files import file_accuracy
 from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
 from .models import AUTO, CLASSIFIERS
 from .protocols import (
+    FORENSIC_PROTOCOLS,
     PROTOCOLS,
+    SCORERS,
     cap_training,
     check_max_train,
     protocol_splits,
@@ -47,7 +49,12 @@ class Cell:
     segmentation: str = "fixed"
 
     def __post_init__(self):
-        if self.classifier not in CLASSIFIERS:
+        if self.protocol in FORENSIC_PROTOCOLS or self.classifier in SCORERS:
+            if self.protocol not in FORENSIC_PROTOCOLS or self.classifier not in SCORERS:
+                raise ConfigError(f"the {', '.join(FORENSIC_PROTOCOLS)} protocols run the score model "
+                                  f"{', '.join(SCORERS)} and only they do; got {self.classifier!r} under "
+                                  f"{self.protocol!r}")
+        elif self.classifier not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"unknown protocol {self.protocol!r}; choose from {', '.join(PROTOCOLS)}")
@@ -193,6 +200,10 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
     """
     from ..artifacts.rows import FeatureRows
 
+    if cell.protocol in FORENSIC_PROTOCOLS:
+        from .forensic_cell import run_forensic_cell
+
+        return run_forensic_cell(X, meta, cell, mics, n_boot=n_boot, mic_models=mic_models)
     X = FeatureRows.of(X)
     labels = sorted(mics)
     pair = identical_pairs(mics, mic_models)
@@ -303,9 +314,10 @@ def predict_folds(models: list, X, tests: list[np.ndarray], n_rows: int | None =
 #: tuned models fit a grid of candidates per fold), for ordering cells longest first.
 FIT_COST = {"logistic_regression": 1.0, "naive_bayes": 0.3, "decision_tree": 1.0, "knn": 3.0, "svc": 12.0,
             "mlp": 8.0, "random_forest": 6.0, "gradient_boosting": 15.0, "micfp_lr": 12.0, "micfp_svc": 150.0,
-            "micfp_et": 20.0,
+            "micfp_et": 20.0, "micfp_verify": 2.0,
             "micfp_auto": 300.0}
-PROTOCOL_FOLDS = {"random": 1, "session": 1, "grouped-kfold": 5, "leave-sound-type-out": 5}
+PROTOCOL_FOLDS = {"random": 1, "session": 1, "grouped-kfold": 5, "leave-sound-type-out": 5, "verification": 5,
+                  "open-set": 5}
 
 
 def cell_cost(cell: Cell) -> float:
@@ -356,8 +368,8 @@ def select_check(cube, cell: Cell, *, have: dict | None = None) -> None:
         raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube (has {have['clip_seconds']}){hint}")
     if cell.sound_type != "all" and cell.sound_type not in have["sound_type"]:
         raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube (has {sorted(have['sound_type'])})")
-    if cell.protocol == "session" and len(have["session"]) < 2:
-        raise ConfigError(f"session protocol needs two sessions; the cube has {sorted(have['session'])}")
+    if cell.protocol in ("session", *FORENSIC_PROTOCOLS) and len(have["session"]) < 2:
+        raise ConfigError(f"{cell.protocol} protocol needs two sessions; the cube has {sorted(have['session'])}")
 
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..artifacts.kinds import RESULTS_KIND
+from .forensic_cell import FALSE_ALARM_RATES
 from .metrics import group_accuracies, identical_groups, identical_pairs
+
+#: Forensic metrics of the results set (each with ``_lo``/``_hi``): see docs/spec.md.
+FORENSIC_METRICS = ("eer", "cllr", "min_cllr", "eer_identical", "cllr_identical", "min_cllr_identical")
 
 
 def default_cells(clip_seconds, sound_types, protocols, classifiers=None, feature_sets=None,
@@ -19,6 +23,7 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
     """
     from .cell import Cell
     from .models import AUTO, DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
+    from .protocols import FORENSIC_PROTOCOLS, SCORERS
 
     classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
     lengths = [(float(clip), "fixed") for clip in clip_seconds] if "fixed" in segmentations else []
@@ -27,12 +32,31 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
     for clip, seg in lengths:
         for st in sound_types:
             for prot in protocols:
-                for clf in classifiers:
+                # the forensic protocols run their score model, whatever classifiers the grid names
+                for clf in (SCORERS if prot in FORENSIC_PROTOCOLS else classifiers):
                     # micfp_auto chooses among every feature set of the cube unless sets are given
                     sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else
                                             ("all",) if clf == AUTO else ("channel",))
                     cells += [Cell(clip, st, fs, clf, prot, segmentation=seg) for fs in sets]
     return cells
+
+
+#: The forensic curves of a results set: variable -> (record field, its key), NaN-padded along ``curve_point``.
+CURVES = {"tippett_llr": ("tippett", "llr"), "tippett_target": ("tippett", "target"),
+          "tippett_nontarget": ("tippett", "nontarget"), "det_p_miss": ("det", "p_miss"), "det_p_fa": ("det", "p_fa")}
+
+
+def _curves(results: list[dict], axes: dict, dims: list[str], shape: tuple) -> dict[str, np.ndarray]:
+    """Tippett and DET curves of the forensic cells as arrays (NaN where a cell has none)."""
+    n = max((len(r[f][k]) for r in results for f, k in CURVES.values() if f in r), default=0)
+    out = {name: np.full(shape + (n,), np.nan) for name in CURVES}
+    for r in results:
+        pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
+        for name, (f, k) in CURVES.items():
+            if f in r:
+                v = np.asarray(r[f][k], dtype=np.float64)
+                out[name][pos + (slice(0, v.size),)] = v
+    return out
 
 
 def auto_choices(results: list[dict]) -> list[dict]:
@@ -70,19 +94,24 @@ def results_dataset(results: list[dict], mics: dict[int, str], models: dict[int,
     shape = tuple(len(axes[d]) for d in dims)
     labels = sorted(mics)
     names = [mics[k] for k in labels]
-    metrics = ["accuracy", "macro_f1", "weighted_f1", "pair_accuracy"]
+    metrics = ["accuracy", "macro_f1", "weighted_f1", "pair_accuracy", *FORENSIC_METRICS]
     data = {}
     for m in metrics:
         for suffix in ("", "_lo", "_hi"):
             data[m + suffix] = np.full(shape, np.nan)
-    data["n_test"] = np.zeros(shape, np.int64)
-    data["n_train"] = np.zeros(shape, np.int64)
+    for k in ("n_test", "n_train", "n_target", "n_nontarget"):
+        data[k] = np.zeros(shape, np.int64)
     conf = np.zeros(shape + (len(labels), len(labels)), np.int64)
+    detection = np.full(shape + (len(FALSE_ALARM_RATES),), np.nan)
     for r in results:
         pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
         for k in data:
-            data[k][pos] = r.get(k, 0) if k == "n_train" else r[k]  # 0: a record made without run_cell's count
-        conf[pos] = np.asarray(r["confusion"])
+            # a classification cell has no forensic metrics and a forensic cell no accuracy: NaN (0 for counts)
+            data[k][pos] = r.get(k, 0 if data[k].dtype.kind == "i" else np.nan)
+        if "confusion" in r:
+            conf[pos] = np.asarray(r["confusion"])
+        if "unknown_detection" in r:
+            detection[pos] = r["unknown_detection"]
     ds = xr.Dataset({k: (dims, v) for k, v in data.items()},
                     coords={**{d: np.asarray(axes[d], dtype=object if d != "clip_seconds" else float)
                                for d in dims},
@@ -106,10 +135,18 @@ def results_dataset(results: list[dict], mics: dict[int, str], models: dict[int,
     if groups:
         gacc = np.full(shape + (len(groups),), np.nan)
         for r in results:
+            if "confusion" not in r:  # a forensic cell: its groups' EER and Cllr are *_identical
+                continue
             pos = tuple(axes[d].index(r["cell"][d]) for d in dims)
             gacc[pos] = list(group_accuracies(r["confusion"], labels, groups).values())
         ds["group_accuracy"] = (dims + ["identical_group"], gacc)
         ds = ds.assign_coords(identical_group=np.asarray(list(groups), dtype=object))
+    ds["unknown_detection"] = (dims + ["false_alarm_rate"], detection)
+    ds = ds.assign_coords(false_alarm_rate=np.asarray(FALSE_ALARM_RATES, float))
+    curves = _curves(results, axes, dims, shape)
+    for name, curve in curves.items():
+        ds[name] = (dims + ["curve_point"], curve)
+    ds = ds.assign_coords(curve_point=np.arange(next(iter(curves.values())).shape[-1]))
     caps = sorted({r.get("max_train_clips") for r in results}, key=lambda v: (v is not None, v or 0))
     ds.attrs["micfp"] = {"kind": RESULTS_KIND, "complete": True, "mics": {str(k): v for k, v in mics.items()},
                          "identical_pair": [mics[k] for k in identical_pairs(mics, models)],

@@ -8,7 +8,11 @@ import pandas as pd
 from ..errors import ConfigError
 from .models import RANDOM_STATE
 
-PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out")
+PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set")
+#: Protocols scored as forensic trials (:mod:`pipeline.evaluation.forensic_cell`), by a score model
+#: of :data:`SCORERS` rather than a classifier.
+FORENSIC_PROTOCOLS = ("verification", "open-set")
+SCORERS = ("micfp_verify",)
 #: How :func:`cap_training` draws (recorded in a workflow ledger's basis): one seeded key per
 #: clip, shared by the folds. Session 4 and earlier drew each fold independently.
 TRAINING_DRAW = "shared-keys"

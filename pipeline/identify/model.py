@@ -344,7 +344,12 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
         "n_train_clips": int(len(y)), "params": _params(estimator),
         "calibration": cal, "versions": package_versions(),
     }
-    model = TrainedModel(estimator, openset, meta_out)
+    log.info("train: the verifier (score model and its calibration on leave-one-microphone-out trials)")
+    from .verification import fit_verifier
+
+    emb, llr_cals, meta_out["verification"] = fit_verifier(Xtr, mtr)
+    model = TrainedModel(estimator, openset, meta_out, {"embedding": emb, "calibration": llr_cals,
+                                                        "segment_clips": meta_out["verification"]["segment_clips"]})
     held = np.flatnonzero(~meta["session"].isin(train_sessions).to_numpy())
     if held.size:
         log.info(f"train: predicting {held.size} held-out clips with ParallelPostFit")

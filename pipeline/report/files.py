@@ -11,6 +11,10 @@ import pandas as pd
 from .figures import plot_confusion
 from .labels import CLASSIFIER_TITLES, chosen
 
+#: The metrics of :func:`metrics_frame`: classification, then forensic (verification, open-set).
+METRICS = ("accuracy", "macro_f1", "weighted_f1", "pair_accuracy", "eer", "cllr", "min_cllr", "eer_identical",
+           "cllr_identical", "min_cllr_identical")
+
 
 def metrics_frame(results: list[dict]) -> pd.DataFrame:
     """One row per cell: the cell's axes and its metrics with confidence bounds."""
@@ -19,10 +23,11 @@ def metrics_frame(results: list[dict]) -> pd.DataFrame:
         row = dict(r["cell"])
         if "condition" in r:  # a workflow's test conditions (noise, codecs): otherwise rows would repeat
             row["condition"] = r["condition"]
-        for k in ("accuracy", "macro_f1", "weighted_f1", "pair_accuracy"):
+        for k in METRICS:
             for s in ("", "_lo", "_hi"):
-                row[k + s] = r[k + s]
-        row["n_test"] = r["n_test"]
+                row[k + s] = r.get(k + s, np.nan)  # a forensic cell has no accuracy, a classifier no EER
+        for k in ("n_test", "n_target", "n_nontarget"):
+            row[k] = r.get(k, 0)
         # spread over folds: the second kind of interval, for protocols with several folds
         for k, v in r.get("fold_spread", {}).items():
             row[f"{k}_fold_mean"], row[f"{k}_fold_std"] = v["mean"], v["std"]
@@ -36,7 +41,7 @@ def per_mic_frame(results: list[dict], mics: dict[int, str]) -> pd.DataFrame:
     """The classification-report table: precision, recall, F1 and support per microphone and cell."""
     rows = []
     for r in results:
-        for lab, m in r["per_mic"].items():
+        for lab, m in r.get("per_mic", {}).items():
             rows.append({**r["cell"], "mic": mics[int(lab)], "label": int(lab), **m})
     return pd.DataFrame(rows)
 
@@ -67,6 +72,13 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     paths["classification_report"] = out / "classification_report.csv"
     (out / "summary.txt").write_text(summary_table(results) + "\n")
     paths["summary"] = out / "summary.txt"
+    forensic = [r for r in results if "eer" in r]
+    results = [r for r in results if "eer" not in r]
+    if forensic:  # the forensic cells' numbers and what an LR means
+        from .forensic import forensic_summary
+
+        (out / "forensic.txt").write_text(forensic_summary(metrics_frame(forensic)) + "\n")
+        paths["forensic"] = out / "forensic.txt"
     figs = []
     groups: dict[tuple, np.ndarray] = {}
     for r in results:
@@ -101,23 +113,39 @@ def json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _ci(r, k) -> str:
+    v, lo, hi = r.get(k, np.nan), r.get(k + "_lo", np.nan), r.get(k + "_hi", np.nan)
+    if not np.isfinite(v):
+        return "n/a"
+    return f"{v:.3f} [{lo:.2f}-{hi:.2f}]" if np.isfinite(lo) else f"{v:.3f}"
+
+
 def summary_table(results: list[dict]) -> str:
-    """Plain-text table: accuracy, macro F1 and identical-pair accuracy per classifier (95 % CIs).
+    """Plain-text tables: accuracy, macro F1 and identical-pair accuracy per classifier (95 % CIs), then
+    EER, Cllr and min-Cllr of the forensic cells (verification, open-set), overall and identical-model."""
+    def cells(r):
+        c = r["cell"]  # a micfp_auto row names the method it chose: ``all -> spectral + micfp_svc``
+        return [CLASSIFIER_TITLES.get(c["classifier"], c["classifier"]),
+                c["feature_set"] + (f" -> {chosen(r)}" if chosen(r) else ""), c["protocol"],
+                f"{c['clip_seconds']:g}", str(r["n_test"])]
 
-    A ``micfp_auto`` row names the method it chose in its features column (``all -> spectral + micfp_svc``).
-    """
-    def ci(r, k):
-        v, lo, hi = r[k], r[k + "_lo"], r[k + "_hi"]
-        if not np.isfinite(v):
-            return "n/a"
-        return f"{v:.3f} [{lo:.2f}-{hi:.2f}]" if np.isfinite(lo) else f"{v:.3f}"
-
+    forensic = [r for r in results if "eer" in r]
+    results = [r for r in results if "eer" not in r]
     header = ["classifier", "features", "protocol", "clip s", "n test", "accuracy [95% CI]", "macro F1 [95% CI]",
               "identical pair [95% CI]"]
-    rows = [[CLASSIFIER_TITLES.get(r["cell"]["classifier"], r["cell"]["classifier"]),
-             r["cell"]["feature_set"] + (f" -> {chosen(r)}" if chosen(r) else ""),
-             r["cell"]["protocol"], f"{r['cell']['clip_seconds']:g}", str(r["n_test"]), ci(r, "accuracy"),
-             ci(r, "macro_f1"), ci(r, "pair_accuracy")] for r in results]
+    tables = []
+    if results or not forensic:
+        tables.append(_text_table(header, [cells(r) + [_ci(r, "accuracy"), _ci(r, "macro_f1"),
+                                                       _ci(r, "pair_accuracy")] for r in results]))
+    if forensic:
+        header = header[:4] + ["n trials", "EER [95% CI]", "Cllr [95% CI]", "min Cllr [95% CI]",
+                               "identical model: EER", "Cllr"]
+        tables.append(_text_table(header, [cells(r) + [_ci(r, k) for k in ("eer", "cllr", "min_cllr", "eer_identical",
+                                                                           "cllr_identical")] for r in forensic]))
+    return "\n\n".join(tables)
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -25,11 +25,13 @@ from pathlib import Path
 
 import jinja2
 
+from ..artifacts.kinds import mics_from_attrs
 from ..artifacts.locks import shared
 from ..artifacts.outputs import check_output_file
 from . import figures, tables
 from .analysis import analyse
 from .answers import answers
+from .forensic import forensic_figures, forensic_frame, forensic_summary, forensic_table
 from .labels import method_name
 
 #: What marks an HTML page as micfp's (only such a page is replaced).
@@ -112,18 +114,29 @@ def write_html_report(results, html_path=None, *, cube: str | None = None, metri
         for old in figs_dir.glob("*.png"):
             old.unlink()
     cube = cube or meta.get("cube")
-    with shared(cube, what="feature cube") if cube else contextlib.nullcontext():
-        a = analyse(ds, cube)
-    qa = answers(a)
+    fdf = forensic_frame(ds)
+    classified = ds["accuracy"].notnull().any() if "accuracy" in ds else False
+    if classified or fdf.empty:
+        with shared(cube, what="feature cube") if cube else contextlib.nullcontext():
+            a = analyse(ds, cube)
+        qa = answers(a)
+    else:  # only forensic cells: no classification questions to answer
+        a, qa = None, []
     if write_csv:
         metrics_csv.parent.mkdir(parents=True, exist_ok=True)
-        a["df"].to_csv(metrics_csv, index=False)
+        (a["df"] if a is not None else fdf).to_csv(metrics_csv, index=False)
 
     def section(title, figs=(), table=None, note=None):
         shown = [{"src": str(Path(p).relative_to(html_path.parent)), "alt": alt} for p, alt in figs if p]
         return {"title": title, "figures": shown, "table": _table(table), "note": note}
 
     sections = []
+    if not fdf.empty:
+        sections.append(section("Same-microphone evidence: likelihood ratios", forensic_figures(ds, figs_dir),
+                                forensic_table(fdf), forensic_summary(fdf)))
+    if a is None:
+        return _write_page(html_path, results, meta, sections, qa, metrics_csv, n_cells=len(fdf),
+                           mics=list(mics_from_attrs(meta).values()))
     curves = [(figures.fig_clip_curves(a, p, figs_dir / f"clip-length-{p}.png"), f"accuracy against clip length, {p}")
               for p in a["protocols"]]
     curves.append((figures.fig_methods(a, a["main_protocol"], figs_dir / "methods.png"),
@@ -152,11 +165,19 @@ def write_html_report(results, html_path=None, *, cube: str | None = None, metri
         sections.append(section("Confusion matrices", [(p, t) for t, p in confs]))
     sections.append(section(f"Every cell ({len(a['df'])})", table=tables.cells_table(a)))
 
+    return _write_page(html_path, results, meta, sections, qa, metrics_csv, n_cells=len(a["df"]) + len(fdf),
+                       mics=list(a["mics"].values()), improved=method_name(*a["improved"]),
+                       baseline=method_name(*a["baseline"]) if a["baseline"] else None,
+                       selected_on_test=a["selected_on_test"])
+
+
+def _write_page(html_path: Path, results: Path, meta: dict, sections, qa, metrics_csv, **context) -> Path:
+    """Render the page, write it and its ``answers.json``; returns the HTML path."""
+    context = {"improved": None, "baseline": None, "selected_on_test": False, **context}
     page = render_page(
-        title=f"micfp report: {meta.get('workflow', results.name)}", results=str(results), n_cells=len(a["df"]),
-        mics=list(a["mics"].values()), answers=qa, improved=method_name(*a["improved"]),
-        baseline=method_name(*a["baseline"]) if a["baseline"] else None, selected_on_test=a["selected_on_test"],
-        sections=sections, metrics_csv=os.path.relpath(Path(metrics_csv).resolve(), html_path.parent.resolve()))
+        title=f"micfp report: {meta.get('workflow', results.name)}", results=str(results), answers=qa,
+        sections=sections, metrics_csv=os.path.relpath(Path(metrics_csv).resolve(), html_path.parent.resolve()),
+        **context)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(page, encoding="utf-8")
     (html_path.parent / "answers.json").write_text(json.dumps([{"question": q, "answer": t} for q, t in qa], indent=1))

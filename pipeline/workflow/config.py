@@ -177,7 +177,7 @@ def load_workflow(path, *, out: str | None = None) -> WorkflowConfig:
 
 def _load(path, out) -> WorkflowConfig:
     from ..evaluation.models import CLASSIFIERS
-    from ..evaluation.protocols import PROTOCOLS, check_max_train
+    from ..evaluation.protocols import PROTOCOLS, SCORERS, check_max_train
     from ..features import FeatureConfig, clip_lengths
     from ..features.clips import SilenceSettings
     from ..features.cube import SEGMENTATIONS
@@ -246,7 +246,7 @@ def _load(path, out) -> WorkflowConfig:
             conditions=gr.names("conditions", (CLEAN,)),
         )
         for what, values, allowed in (("feature set", spec.feature_sets, FEATURE_SETS),
-                                      ("classifier", spec.classifiers, CLASSIFIERS),
+                                      ("classifier", spec.classifiers, CLASSIFIERS + SCORERS),
                                       ("protocol", spec.protocols, PROTOCOLS),
                                       ("segmentation", spec.segmentations, SEGMENTATIONS)):
             for v in values:

@@ -10,6 +10,7 @@ from ..artifacts.outputs import check_output
 from ..artifacts.results import CLEAN, check_results_output
 from ..errors import ConfigError
 from ..evaluation.cell import WorkCell
+from ..evaluation.protocols import FORENSIC_PROTOCOLS, SCORERS
 from ..features import clip_lengths
 from .config import WorkflowConfig
 from .corpus import _ingest_plan, _plan
@@ -74,7 +75,7 @@ def infeasible(cell, avail, sessions: list[str]) -> str | None:
     if sel.empty:
         return f"no {cell.clip_seconds:g} s clips of {what}"
     have = set(sel["session"])
-    if cell.protocol == "session" and (sessions[0] not in have or len(have) < 2):
+    if cell.protocol in ("session", *FORENSIC_PROTOCOLS) and (sessions[0] not in have or len(have) < 2):
         return f"{what} is not in both the training session {sessions[0]} and a test session"
     if cell.protocol == "leave-sound-type-out" and sel["sound_type"].nunique() < 2:
         return "leave-sound-type-out needs several sound types (it runs with sound_type all)"
@@ -123,7 +124,9 @@ def expand_grid(wf: WorkflowConfig, avail, sessions: list[str]) -> tuple[list[Wo
                 for fs in g.feature_sets:
                     for clf in g.classifiers:
                         for prot in g.protocols:
-                            cell = Cell(clip, st, fs, clf, prot, segmentation=seg)
+                            # the forensic protocols run their score model whatever the grid's classifiers
+                            cell = Cell(clip, st, fs, SCORERS[0] if prot in FORENSIC_PROTOCOLS else clf, prot,
+                                        segmentation=seg)
                             fkey = (clip, st, seg, prot)  # feasibility does not depend on the model
                             if fkey not in feasibility:
                                 feasibility[fkey] = infeasible(cell, avail, sessions)

@@ -44,7 +44,7 @@ def test_info_on_non_store(tmp_path):
     assert p.returncode != 0 and "f.txt" in p.stderr and "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("cmd", ["demo", "simulate", "ingest", "features", "evaluate", "info", "train", "identify", "run",
+@pytest.mark.parametrize("cmd", ["demo", "simulate", "ingest", "features", "evaluate", "info", "train", "identify", "verify", "run",
                                  "report", "cluster"])
 def test_help(cmd):
     assert micfp(cmd, "--help").returncode == 0

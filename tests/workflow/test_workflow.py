@@ -48,7 +48,7 @@ protocols = ["session", "leave-sound-type-out"]
 
 
 # -- config validation -------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["thesis", "ablation", "robustness", "thesis-scale"])
+@pytest.mark.parametrize("name", ["thesis", "ablation", "robustness", "thesis-scale", "forensic"])
 def test_shipped_workflows_validate(name):
     wf = load_workflow(ROOT / "workflows" / f"{name}.toml")
     assert wf.name == name
