@@ -266,8 +266,8 @@ def warm_up() -> bool:
     with _exclusive(lock):
         if _read_stamp(path) == stamp(path):
             return False
-        log.info("compiling micfp's numba kernels once for this environment (under a minute on a fresh install; "
-                 "`micfp warmup` does it ahead)")
+        log.info("compiling micfp's numba kernels once for this environment (under a minute; `micfp warmup` after "
+                 "installing does it ahead)")
         for attempt in (1, 2):
             try:
                 results = _run_children()
