@@ -171,3 +171,11 @@ def test_group_refuses_to_write_another_groups_cache(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "librosa" in res.stdout and "another group owns" in res.stdout, res.stdout
     assert not list((tmp_path / "cache").rglob("*.nbi"))  # nothing of librosa's written
+
+
+def test_micfp_warmup_command(warm_dir):
+    """`micfp warmup` (the install's one-off step) fills the cache, or says it is current."""
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "warmup"], env=_env(NUMBA_CACHE_DIR=str(warm_dir)),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"numba cache {warm_dir}: already current"
