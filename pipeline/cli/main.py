@@ -486,8 +486,12 @@ def cmd_warmup(args) -> int:
 
     t = time.perf_counter()
     compiled = jit.warm_up()
-    where = jit.cache_dir() or "numba's default locations"
-    print(f"numba cache {where}: " + (f"compiled in {time.perf_counter() - t:.1f} s" if compiled else "already current"))
+    where = jit.cache_dir()
+    if where is None:  # no writable folder for micfp's cache: numba compiles in each process
+        print("numba cache: numba's default locations (no writable cache folder for micfp); nothing compiled ahead")
+    else:
+        print(f"numba cache {where}: " + (f"compiled in {time.perf_counter() - t:.1f} s" if compiled
+                                          else "already current"))
     return 0
 
 
