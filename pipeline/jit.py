@@ -10,10 +10,15 @@ it crashes with a segmentation fault, including a plain ``import librosa`` user.
   <environment key>``), set in ``os.environ`` when ``pipeline`` is imported, so every process
   micfp starts (workers, subprocesses) inherits it and librosa's ``site-packages`` cache is
   never written by micfp. A ``NUMBA_CACHE_DIR`` the user set wins (micfp then never deletes it).
-- :func:`warm_up` compiles or loads every kernel signature micfp uses in a subprocess, under an
+- :func:`warm_up` compiles or loads every kernel signature micfp uses in subprocesses, under an
   exclusive file lock in that directory, before a local cluster's workers start (and on each
-  remote worker through :class:`pipeline.cluster.warmup.WarmUpPlugin`). Workers then only load. If the subprocess dies
-  by a signal, the cache is corrupt: micfp's own directory is emptied and the warm-up retried.
+  remote worker through :class:`pipeline.cluster.warmup.WarmUpPlugin`; ``micfp warmup`` runs it
+  once after an install). Workers then only load. If a subprocess dies by a signal, the cache
+  is corrupt: micfp's own directory is emptied and the warm-up retried.
+- The kernels are compiled in :data:`GROUPS`, one subprocess each, at the same time: micfp's own
+  kernels and librosa's (its ``guvectorize`` functions compile every signature on import, about
+  two thirds of the time). No two of them write the same cache entries: each subprocess refuses
+  to save a function outside its group's packages (:func:`_guard_writes`).
 - A stamp (versions, kernel sources, cache files) lets later commands skip the subprocess.
 """
 
@@ -42,11 +47,14 @@ STAMP = ".micfp-warm.json"
 LOCK = ".micfp-warm.lock"
 _META = (OWNER_MARK, STAMP, LOCK)
 #: The source files holding micfp's numba kernels: an edit makes numba recompile them.
-KERNEL_SOURCES = ("features/frames.py", "features/clips.py", "features/lowband.py")
+KERNEL_SOURCES = ("features/frames.py", "features/clips.py", "features/lowband.py", "features/thesis_frames.py")
 #: Libraries whose numba functions the warm-up compiles; their versions are part of the stamp.
 STAMP_PACKAGES = ("numba", "llvmlite", "librosa", "numpy")
 #: A fresh install on a slow, busy machine needs about a minute; allow for far worse.
 TIMEOUT_S = 1800
+#: Warm-up groups compiled in parallel: name -> the top-level packages whose numba caches it
+#: writes. Disjoint, so that no two subprocesses write the same cache index.
+GROUPS = {"kernels": ("pipeline",), "librosa": ("librosa",)}
 
 
 class JitCacheError(MicfpError):
@@ -184,10 +192,39 @@ def _child_env() -> dict:
     return env
 
 
-def _run_child() -> subprocess.CompletedProcess:
-    # A new session: Ctrl-C in the terminal reaches micfp, which stops the child quietly.
-    return subprocess.run([sys.executable, "-m", "pipeline.jit"], env=_child_env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=TIMEOUT_S, start_new_session=True)
+def _run_children() -> dict[str, tuple[int, str]]:
+    """Compile every group of :data:`GROUPS` in its own subprocess, all at once: ``{group: (status, stderr)}``."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT_S
+    procs, out = {}, {}
+    with contextlib.ExitStack() as stack:
+        try:
+            for group in GROUPS:
+                err = stack.enter_context(tempfile.TemporaryFile("w+"))
+                # A new session: Ctrl-C in the terminal reaches micfp, which stops the children quietly.
+                procs[group] = (subprocess.Popen([sys.executable, "-m", "pipeline.jit", group], env=_child_env(),
+                                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                                 text=True, start_new_session=True), err)
+            for group, (proc, err) in procs.items():
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                err.seek(0)
+                out[group] = (proc.returncode, err.read())
+        except BaseException:  # a timeout or an interrupt: no compiler may outlive the lock
+            for proc, _ in procs.values():
+                proc.kill()
+                proc.wait()
+            raise
+    return out
+
+
+def _failure(results: dict[str, tuple[int, str]]) -> str | None:
+    """Why the first failed group failed (a signal name or its last line of stderr); None if none did."""
+    for group, (rc, err) in results.items():
+        if rc != 0:
+            why = _signal_name(rc) if rc < 0 else (err.strip().splitlines() or [f"exit status {rc}"])[-1]
+            return f"{group}: {why}"
+    return None
 
 
 def _signal_name(rc: int) -> str:
@@ -197,14 +234,19 @@ def _signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
-def warm_up() -> None:
-    """Compile or load every numba kernel micfp uses, once, serially, in a subprocess.
+def warm_up() -> bool:
+    """Compile or load every numba kernel micfp uses, once, in subprocesses (one per group).
 
     Call before starting processes that run kernels. Holds an exclusive lock on the cache
     directory, so concurrent warm-ups (two commands, several workers of one host) run one
     after another and the later ones find the stamp current and return at once.
 
-    Logs one line (INFO) when kernels are compiled, which takes about a minute on a fresh install.
+    Logs one line (INFO) when kernels are compiled, which takes under a minute on a fresh install.
+
+    Returns
+    -------
+    bool
+        Whether kernels were compiled (False: the cache was current, or numba's defaults are in force).
 
     Raises
     ------
@@ -213,7 +255,7 @@ def warm_up() -> None:
     """
     path = cache_dir()
     if path is None:
-        return
+        return False
     try:
         path.mkdir(parents=True, exist_ok=True)
         lock = path / LOCK
@@ -223,17 +265,17 @@ def warm_up() -> None:
                             "writable folder") from exc
     with _exclusive(lock):
         if _read_stamp(path) == stamp(path):
-            return
-        log.info("compiling micfp's numba kernels once for this environment (about a minute on a fresh install)")
+            return False
+        log.info("compiling micfp's numba kernels once for this environment (under a minute; `micfp warmup` after "
+                 "installing does it ahead)")
         for attempt in (1, 2):
             try:
-                res = _run_child()
+                results = _run_children()
             except subprocess.TimeoutExpired as exc:
                 raise JitCacheError(f"{path}: compiling numba kernels took over {TIMEOUT_S} s") from exc
-            if res.returncode == 0:
+            why = _failure(results)
+            if why is None:
                 break
-            why = (_signal_name(res.returncode) if res.returncode < 0
-                   else (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1])
             if not owned(path):
                 raise JitCacheError(f"{path}: numba kernels fail with this cache ({why}); it may be corrupt (e.g. "
                                     f"written by two processes at once): delete this folder, or unset {ENV}")
@@ -243,16 +285,37 @@ def warm_up() -> None:
             log.warning("%s: numba's cache was unusable (%s); emptied it, compiling again", path, why)
             clear(path)
         _write_stamp(path, stamp(path))
+        return True
 
 
-def compile_all() -> None:
-    """Run every numba kernel micfp calls, on tiny inputs of each type signature it uses.
+def _guard_writes(packages: tuple[str, ...]) -> None:
+    """In this process, make numba refuse to cache a function outside ``packages``.
 
-    The signatures are those of :func:`frames.frame_features` (float32 frames; a read-only
-    frame view, strided or of one frame), :func:`clips.reduce_frames` (both percentile paths) and the thesis
-    set (:func:`thesis_frames.thesis_clip_features`, and the librosa reference: MFCC, zero-crossing
-    rate, RMS of float32 audio). Runs in the
-    :func:`warm_up` subprocess.
+    The warm-up's groups run at the same time; a group that compiled another group's function
+    would write that function's cache index while its owner does, the corruption the lock
+    exists to prevent. Such a change fails the warm-up (and the tests) instead.
+    """
+    from numba.core import caching
+
+    save = caching.Cache.save_overload
+
+    def guarded(self, sig, data):
+        module = getattr(self._py_func, "__module__", None) or ""
+        if module.split(".")[0] not in packages:
+            raise JitCacheError(f"the numba warm-up group of {', '.join(packages)} compiled {module}."
+                                f"{getattr(self._py_func, '__qualname__', '?')}, which another group owns: "
+                                "move that call to its group in pipeline/jit.py")
+        return save(self, sig, data)
+
+    caching.Cache.save_overload = guarded
+
+
+def compile_kernels() -> None:
+    """Run micfp's own numba kernels on tiny inputs of each type signature it uses.
+
+    The signatures are those of :func:`frames.frame_features` (float32 frames; a read-only frame
+    view, strided or of one frame; with it the low bands' long frames), :func:`clips.reduce_frames`
+    (both percentile paths) and :func:`thesis_frames.thesis_clip_features`.
     """
     import numpy as np
 
@@ -269,12 +332,39 @@ def compile_all() -> None:
     f0 = np.array([0, 3, 0], np.int64)
     f1 = np.array([5, 40, frames.shape[0]], np.int64)  # short clips: running minima; long: selection
     clips.reduce_frames(frames, f0, f1, percentiles=(sets.QUIET_PERCENTILE, 50.0))
+    # the thesis set, all clips at once: a short clip (resampled whole) and a long one (edges, shared frames)
     for sr in (s.sample_rate, sets.THESIS_SR):
         y = rng.standard_normal(sr).astype(np.float32) * 0.1
-        sets.thesis_features(y, sr)
-        # a short clip (resampled whole) and a long one (edges and shared frames)
         thesis_frames.thesis_clip_features(y, 0, [0, 0], [sr // 10, sr], sr)
 
 
-if __name__ == "__main__":  # the warm-up subprocess
-    compile_all()
+def compile_librosa() -> None:
+    """Run the thesis set's librosa features (MFCC, zero-crossing rate, RMS of float32 audio)."""
+    import numpy as np
+
+    from .features import sets
+    from .features.frames import FrameSettings
+
+    rng = np.random.default_rng(0)
+    for sr in (FrameSettings().sample_rate, sets.THESIS_SR):
+        sets.thesis_features(rng.standard_normal(sr).astype(np.float32) * 0.1, sr)
+
+
+#: What each group of :data:`GROUPS` runs.
+_COMPILERS = {"kernels": compile_kernels, "librosa": compile_librosa}
+
+
+def compile_group(group: str) -> None:
+    """Compile one group of :data:`GROUPS`, writing numba's cache only for its own packages."""
+    _guard_writes(GROUPS[group])
+    _COMPILERS[group]()
+
+
+def compile_all() -> None:
+    """Run every numba kernel micfp calls, on tiny inputs of each type signature it uses (every group)."""
+    for compile_ in _COMPILERS.values():
+        compile_()
+
+
+if __name__ == "__main__":  # a warm-up subprocess: python -m pipeline.jit GROUP
+    compile_group(sys.argv[1])

@@ -99,8 +99,8 @@ def test_warm_cache_is_complete(warm_dir):
 
 
 def test_current_stamp_skips_the_subprocess(warm_dir, monkeypatch):
-    monkeypatch.setattr(jit, "_run_child", lambda: pytest.fail("warm_up compiled although the stamp is current"))
-    jit.warm_up()
+    monkeypatch.setattr(jit, "_run_children", lambda: pytest.fail("warm_up compiled although the stamp is current"))
+    assert jit.warm_up() is False
 
 
 @pytest.mark.faults
@@ -153,3 +153,29 @@ def test_concurrent_warm_ups_serialise(tmp_path):
     res = _py("from pipeline.jit import compile_all; compile_all()", _env(NUMBA_CACHE_DIR=str(cache)))
     assert res.returncode == 0, res.stderr
     assert jit.stamp(cache) == before  # complete and usable: nothing recompiled
+
+
+def test_warm_up_groups_are_disjoint():
+    """The groups compiled at once name disjoint packages and each has its compiler."""
+    owners = [p for packages in jit.GROUPS.values() for p in packages]
+    assert len(owners) == len(set(owners)) and set(jit._COMPILERS) == set(jit.GROUPS)
+
+
+@pytest.mark.faults
+def test_group_refuses_to_write_another_groups_cache(tmp_path):
+    """A warm-up group that compiles a function of another group's package fails, before writing its cache."""
+    code = ("import numpy as np; from pipeline import jit; jit._guard_writes(('pipeline',)); import librosa\n"
+            "try:\n librosa.feature.zero_crossing_rate(np.zeros(4096, np.float32))\n"
+            "except jit.JitCacheError as e:\n print(e)")
+    res = _py(code, _env(NUMBA_CACHE_DIR=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    assert "librosa" in res.stdout and "another group owns" in res.stdout, res.stdout
+    assert not list((tmp_path / "cache").rglob("*.nbi"))  # nothing of librosa's written
+
+
+def test_micfp_warmup_command(warm_dir):
+    """`micfp warmup` (the install's one-off step) fills the cache, or says it is current."""
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "warmup"], env=_env(NUMBA_CACHE_DIR=str(warm_dir)),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"numba cache {warm_dir}: already current"

@@ -97,6 +97,10 @@ examples:
 examples:
   micfp cluster up --workers 4 && micfp features audio.zarr cube.zarr --cluster remote && micfp cluster down
   micfp cluster render slurm""",
+    "warmup": """\
+examples:
+  pip install . && micfp warmup
+  RUN micfp warmup   # in a worker image's Dockerfile, after installing micfp""",
 }
 
 

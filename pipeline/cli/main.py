@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cube", default=None, help="feature cube for the spectral signatures "
                    "(default: the one the results were computed from)")
     _cluster_parser(sub)
+    sub.add_parser("warmup", help="compile micfp's numba kernels into its cache now: once after installing, and on "
+                   "each worker host or image (otherwise the first command does it)")
     return finish(parser)
 
 
@@ -506,6 +508,22 @@ def cmd_run(args) -> int:
     return run_from_args(args, _connect)
 
 
+def cmd_warmup(args) -> int:
+    import time
+
+    from .. import jit
+
+    t = time.perf_counter()
+    compiled = jit.warm_up()
+    where = jit.cache_dir()
+    if where is None:  # no writable folder for micfp's cache: numba compiles in each process
+        print("numba cache: numba's default locations (no writable cache folder for micfp); nothing compiled ahead")
+    else:
+        print(f"numba cache {where}: " + (f"compiled in {time.perf_counter() - t:.1f} s" if compiled
+                                          else "already current"))
+    return 0
+
+
 def cmd_report(args) -> int:
     from ..report.html import write_html_report
 
@@ -516,7 +534,7 @@ def cmd_report(args) -> int:
 COMMANDS = {"demo": cmd_demo, "simulate": cmd_simulate, "features": cmd_features, "evaluate": cmd_evaluate,
             "info": cmd_info, "ingest": cmd_ingest, "cluster": cmd_cluster,
             "run": cmd_run, "report": cmd_report, "train": cmd_train, "identify": cmd_identify,
-            "export": cmd_export, "verify": cmd_verify}
+            "export": cmd_export, "verify": cmd_verify, "warmup": cmd_warmup}
 
 if __name__ == "__main__":
     sys.exit(main())

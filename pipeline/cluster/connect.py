@@ -97,6 +97,10 @@ def connect(settings: ClusterSettings | None = None):
                 from .warmup import WarmUpPlugin
 
                 client.register_plugin(WarmUpPlugin())  # every worker, also remote and later ones
+                if profile.kind != "remote":  # workers micfp started exit quickly when it closes them
+                    from .shutdown import QuickExitPlugin
+
+                    client.register_plugin(QuickExitPlugin())
                 log.info(f"Dask {where}; dashboard: {client.dashboard_link}")
                 yield client
             except KeyboardInterrupt:
@@ -157,7 +161,10 @@ def _timeout() -> str:
 
 
 def _start_local(profile: Profile, settings: ClusterSettings, stack):
+    from dask.utils import parse_timedelta
     from distributed import Client, LocalCluster
+
+    from .shutdown import DEFAULT_CLOSE_TIMEOUT
 
     opt = profile.options
     n = settings.workers if settings.workers is not None else int(opt.get("n-workers", 2))
@@ -173,8 +180,26 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
             dashboard_address=settings.dashboard_address or opt.get("dashboard-address", DEFAULT_DASHBOARD),
             memory_limit=settings.memory_limit or opt.get("memory-limit", "auto"),
         )
-    stack.callback(cluster.close)
+    stack.push(_local_closer(cluster, parse_timedelta(opt.get("close-timeout", DEFAULT_CLOSE_TIMEOUT))))
     return Client(cluster), f"local cluster, {n} worker processes"
+
+
+def _local_closer(cluster, timeout: float):
+    """An exit callback closing ``cluster``: workers first, in their own time (see :mod:`.shutdown`).
+
+    After Ctrl-C, distributed's own quick close (running tasks are abandoned, workers killed
+    after 4 s) is what the user asked for.
+    """
+    from .shutdown import close_local_cluster
+
+    def close(exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            cluster.close()
+        else:
+            close_local_cluster(cluster, timeout)
+        return False
+
+    return close
 
 
 def scheduler_file_address(path: Path) -> str:

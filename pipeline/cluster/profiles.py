@@ -35,7 +35,7 @@ SHIPPED_PROFILES = Path(__file__).resolve().with_name("profiles")
 
 # Options each kind accepts: a typo in a profile is an error, not a silently ignored key.
 OPTIONS = {
-    "local": {"n-workers", "threads-per-worker", "memory-limit", "host", "dashboard-address"},
+    "local": {"n-workers", "threads-per-worker", "memory-limit", "host", "dashboard-address", "close-timeout"},
     "remote": {"address", "scheduler-file", "tls", "timeout"},
     "pbs": {"jobs", "adapt", "wait-for-workers", "startup-timeout", "jobqueue", "scheduler-options"},
     "kubernetes": {"name", "namespace", "image", "n-workers", "resources", "env", "worker-command",

@@ -25,6 +25,7 @@ SHOWS = {
     "run": (None, None),
     "report": (None, None),
     "cluster": ("{up,status,down,certs,profiles,render}", None),
+    "warmup": (None, None),
 }
 
 
