@@ -18,6 +18,7 @@ from ..artifacts.model import TrainedModel, load_model
 from ..errors import InputError, MicfpError, one_line
 from ..evaluation.files import file_probabilities
 from .model import file_distance
+from .provenance import model_identity, sha256
 
 UNKNOWN = "unknown microphone"
 AGGREGATIONS = ("calibrated", "mean-log", "vote")
@@ -120,8 +121,8 @@ def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: 
 def identify_file(path, model: TrainedModel, *, channel: int = 0, top_k: int = 3, how: str = "calibrated") -> dict:
     """:func:`identify_signal` on one audio file (any sample rate; one channel)."""
     y, sr = read_audio(path, int(model.meta["sample_rate"]), channel)
-    out = {"file": str(path), "duration_s": round(y.size / model.meta["sample_rate"], 3), "sample_rate": sr,
-           "channel": channel}
+    out = {"file": str(path), "sha256": sha256(path), "duration_s": round(y.size / model.meta["sample_rate"], 3),
+           "sample_rate": sr, "channel": channel}
     out.update(identify_signal(y, model, top_k=top_k, how=how, source=str(path)))
     return out
 
@@ -152,16 +153,19 @@ def identify_files(paths, model_path, *, client=None, channel: int = 0, top_k: i
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise InputError(f"{missing[0]}: no such file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    identity = model_identity(model_path, model.meta)
     if client is None:
         from ..jit import warm_up
 
         warm_up()  # serially with any other micfp process compiling the same kernels
-        return [_safe(p, model, channel, top_k, how) for p in paths]
-    from ..cluster.runner import run_tasks
+        results = [_safe(p, model, channel, top_k, how) for p in paths]
+    else:
+        from ..cluster.runner import run_tasks
 
-    model_path = str(Path(model_path).resolve())
-    return run_tasks(client, "identify: files", _file_task,
-                     [(str(Path(p).resolve()), model_path, channel, top_k, how) for p in paths], quiet=quiet)
+        model_path = str(Path(model_path).resolve())
+        results = run_tasks(client, "identify: files", _file_task,
+                            [(str(Path(p).resolve()), model_path, channel, top_k, how) for p in paths], quiet=quiet)
+    return [{**r, "model": identity} for r in results]
 
 
 def format_results(results: list[dict]) -> str:

@@ -11,7 +11,6 @@ both hold, up to 30 s), and that length's calibration turns it into a log10 like
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,8 @@ from ..artifacts.model import TrainedModel, load_model
 from ..errors import InputError
 from ..report.verbal import HD, HS, verbal
 from .identify import read_audio
+from .provenance import model_identity, sha256
 from .verification import compare, segment_length, unit_rows
-
-
-def sha256(path) -> str:
-    """SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(2**20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return h.hexdigest()
 
 
 def bounded(llr: float, trials: dict) -> tuple[float, list[float]]:
@@ -127,11 +115,7 @@ def verify_files(a, b, model_path, *, channel: int = 0) -> dict:
                         **{f"verifier_{k}": v.get("lengths", {}).get(str(n), {}).get(k)
                            for k in ("eer", "cllr", "min_cllr", "n_target", "n_nontarget")}},
         "files": [fa, fb],
-        "model": {"path": str(model_path), "sha256": sha256(model_path),
-                  "micfp": model.meta.get("micfp", model.meta.get("versions", {}).get("micfp")),
-                  "created": model.meta.get("created"), "clip_seconds": model.meta["clip_seconds"],
-                  "feature_set": model.meta["feature_set"],
-                  "verifier_method": v.get("method")},
+        "model": {**model_identity(model_path, model.meta), "verifier_method": v.get("method")},
         "micfp": __version__,
     }
 

@@ -126,6 +126,12 @@ def test_cli_train_and_identify_json(tiny_cube, client, tmp_path, wavs, capsys):
     res = json.loads(capsys.readouterr().out)
     assert [r["file"] for r in res] == [str(wavs[1]), str(wavs[5])]
     assert {"mic", "probability", "top_k", "votes", "distance", "threshold"} <= set(res[0])
+    # provenance: the input's and the model file's SHA-256, the micfp version that trained the model
+    import hashlib
+
+    assert res[0]["sha256"] == hashlib.sha256(wavs[1].read_bytes()).hexdigest()
+    assert res[0]["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert res[0]["model"]["micfp"] and res[0]["model"]["path"] == str(model)
     # per-file tasks on the cluster give the same answers
     assert main(["identify", str(wavs[1]), "--model", str(model), "--json", "--scheduler", addr]) == 0
     assert json.loads(capsys.readouterr().out)[0]["mic"] == res[0]["mic"]
