@@ -192,7 +192,8 @@ def load_model(path) -> TrainedModel:
     if model.verification is not None:
         from ..identify.verification import check_verifier
 
-        check_verifier(model.verification, len(meta["features"]), path)
+        # the verifier's own features (older files: the classifier's)
+        check_verifier(model.verification, len(meta.get("verification", {}).get("features", meta["features"])), path)
     return model
 
 

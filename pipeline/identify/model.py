@@ -130,6 +130,33 @@ def _selection(cube, settings: TrainSettings):
     return cell, X, meta, train_sessions, column_sets(cube, cell)
 
 
+def _verifier_columns(owners, names) -> np.ndarray | None:
+    """Positions of the verifier's features among the selection's columns (each owned by ``owners``,
+    named ``names``), or None when the selection has none of them.
+
+    The verifier keeps its own features whatever ``micfp_auto`` chooses for the classifier: the
+    :data:`verification.VERIFIER_SET` columns of the bands from :data:`relative.MIN_HZ` up (below,
+    the level a microphone receives moves with where it stands, and a verification compares
+    recordings of different days).
+    """
+    from ..features.relative import MIN_HZ
+    from .verification import VERIFIER_SET
+
+    owners = np.asarray(owners).astype(str)
+    band_hz = [_band_hz(n) for n in names]
+    keep = (owners == VERIFIER_SET) & np.array([hz is None or hz >= MIN_HZ for hz in band_hz], bool)
+    return np.flatnonzero(keep) if keep.any() else None
+
+
+def _band_hz(name: str) -> float | None:
+    """Centre (Hz) of the LTAS band a channel feature describes (``ltas_diff_k``: band k), else None."""
+    from ..features.frames import FrameSettings
+
+    if not name.startswith(("ltas_mean_", "ltas_diff_", "ltas_p10_")):
+        return None
+    return float(FrameSettings().band_centres[int(name.rsplit("_", 1)[1])])
+
+
 def _calibration_cv(meta: pd.DataFrame):
     """Held-out folds for calibration: by session when there are several, else time blocks."""
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
@@ -321,6 +348,9 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
     # sets, which single_file_sets() keeps out of its candidates
     fsel = set_columns(cube.feature_set.values, settings.feature_set, with_session=settings.classifier == AUTO)
     feature_set, auto = settings.feature_set, choice(estimator)
+    verifier_cols = _verifier_columns(owners, [str(n) for n in cube.feature.values[fsel]])
+    Xv = Xtr[:, verifier_cols] if verifier_cols is not None else None
+    vnames = [str(n) for n in cube.feature.values[fsel[verifier_cols]]] if verifier_cols is not None else None
     if auto:  # the model file holds the winner alone, and identify computes only its features
         Xtr, fsel = Xtr[:, estimator.chosen_columns_], fsel[estimator.chosen_columns_]
         feature_set = _set_names(auto["feature_set"])
@@ -345,9 +375,14 @@ def train_model(cube_path: str, settings: TrainSettings, client=None) -> Trained
         "calibration": cal, "versions": package_versions(),
     }
     log.info("train: the verifier (score model and its calibration on leave-one-microphone-out trials)")
-    from .verification import fit_verifier
+    from .verification import VERIFIER_SET, fit_verifier
 
-    emb, llr_cals, meta_out["verification"] = fit_verifier(Xtr, mtr)
+    if Xv is None:  # no channel columns in the selection: the verifier uses the model's own features
+        Xv, vset, vnames = Xtr, feature_set, names
+    else:
+        vset = VERIFIER_SET
+    emb, llr_cals, meta_out["verification"] = fit_verifier(Xv, mtr)
+    meta_out["verification"].update(feature_set=vset, features=vnames)
     model = TrainedModel(estimator, openset, meta_out, {"embedding": emb, "calibration": llr_cals,
                                                         "segment_clips": meta_out["verification"]["segment_clips"]})
     held = np.flatnonzero(~meta["session"].isin(train_sessions).to_numpy())

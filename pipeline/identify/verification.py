@@ -257,6 +257,9 @@ def cross_fold_llr(trials: pd.DataFrame) -> np.ndarray:
 #: Segment lengths, in clips, the verifier is calibrated for (2, 6, 14 and 30 s with 2 s clips):
 #: ``micfp verify`` compares two files as segments of the longest of them both files hold.
 SEGMENT_CLIPS = (1, 3, 7, 15)
+#: The feature set the verifier embeds (``micfp train`` fits it on these columns whatever the
+#: classifier uses; a model file names them in ``meta["verification"]["features"]``).
+VERIFIER_SET = "channel"
 
 
 def fit_verifier(X: np.ndarray, meta: pd.DataFrame, *, embedding: dict | None = None, seed: int = 0,

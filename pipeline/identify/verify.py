@@ -54,12 +54,16 @@ def embed_file(path, model: TrainedModel, channel: int = 0) -> tuple[np.ndarray,
     meta = model.meta
     y, sr = read_audio(path, int(meta["sample_rate"]), channel)
     clip_s = float(meta["clip_seconds"])
-    _, X, names = clip_features(y, clip_s, meta["feature_set"], model.frame_settings())
+    # the verifier's own features (models trained before they were recorded used the classifier's)
+    vmeta = meta.get("verification", {})
+    _, X, names = clip_features(y, clip_s, vmeta.get("feature_set", meta["feature_set"]), model.frame_settings())
     if X.shape[0] == 0:
         raise InputError(f"{path}: {y.size / meta['sample_rate']:.2f} s of audio is shorter than the model's "
                          f"{clip_s:g} s clips")
-    if names != meta["features"]:
+    want = vmeta.get("features", meta["features"])
+    if not set(want) <= set(names):
         raise InputError(f"{path}: computed features do not match the model's")
+    X = X[:, [names.index(n) for n in want]]
     E = model.verification["embedding"].transform(X)
     return E, {"path": str(path), "sha256": sha256(path), "duration_s": round(y.size / meta["sample_rate"], 3),
                "sample_rate": sr, "channel": channel, "n_clips": int(X.shape[0])}
