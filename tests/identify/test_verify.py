@@ -1,6 +1,7 @@
 """``micfp verify``: the verifier a model file holds, its answer on simulated recordings, its refusals."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -51,9 +52,14 @@ def test_the_model_file_holds_a_calibrated_verifier(verifier_model):
         assert 0 <= d["eer"] <= 0.5 and d["cllr"] >= d["min_cllr"] - 1e-9 and d["n_target"] > 0
 
 
-def test_same_microphone_across_days_supports_hs_and_twin_units_support_hd(verifier_model, tiny_wavs):
+def test_same_microphone_across_days_scores_above_other_and_twin_units(verifier_model, tiny_wavs):
+    """On the tiny corpus (a minute a day) the signs are not reliable, the order is: the same unit across
+    days scores above another model and above its twin, and the twins get llr < 0. The signs themselves
+    are checked on a larger corpus and a day the model never saw
+    (:func:`test_held_out_day_same_microphone_supports_hs_and_twins_hd`)."""
     same = verify_files(tiny_wavs["day1", 1], tiny_wavs["day2", 1], verifier_model)
-    assert same["llr"] > 0 and "the same microphone recorded both, rather" in same["verbal"]
+    other = verify_files(tiny_wavs["day1", 1], tiny_wavs["day2", 2], verifier_model)
+    assert same["llr"] > other["llr"]
     twins = verify_files(tiny_wavs["day1", NEUMANN_1], tiny_wavs["day2", NEUMANN_2], verifier_model)
     assert twins["llr"] < 0 and "different microphones recorded them, rather" in twins["verbal"]
     assert verify_files(tiny_wavs["day1", NEUMANN_1], tiny_wavs["day2", NEUMANN_1], verifier_model)["llr"] > \
@@ -83,7 +89,7 @@ def test_cli_verify_json_and_text(verifier_model, tiny_wavs, capsys):
     assert {"llr", "lr", "verbal", "scores", "files", "model", "micfp"} <= set(doc)
     assert main(["verify", str(tiny_wavs["day1", 1]), str(tiny_wavs["day2", 1]), "--model", str(verifier_model)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("log10 LR = +") and "not the probability that the microphone is the same" in out
+    assert re.match(r"log10 LR = [+-]\d", out) and "not the probability that the microphone is the same" in out
 
 
 def test_llr_is_limited_to_what_the_calibration_trials_can_show():
@@ -121,9 +127,9 @@ def test_a_model_without_a_verifier_or_with_a_foreign_one_is_refused(verifier_mo
         load_model(wrong)
 
 
-@pytest.mark.slow
 def test_held_out_day_same_microphone_supports_hs_and_twins_hd(client, tmp_path):
-    """The same check on a day the model never saw: train on days 1-2, compare day 1 with day 3."""
+    """Issue 21's check on a day the model never saw: train on days 1-2, compare day 1 with day 3; the
+    same microphone gets llr > 0, the two units of one model llr < 0."""
     from pipeline.artifacts.model import save_model
     from pipeline.features import FeatureConfig, compute_cube
     from pipeline.identify.model import TrainSettings, train_model
