@@ -187,14 +187,14 @@ def _start_local(profile: Profile, settings: ClusterSettings, stack):
 def _local_closer(cluster, timeout: float):
     """An exit callback closing ``cluster``: workers first, in their own time (see :mod:`.shutdown`).
 
-    After Ctrl-C, distributed's own quick close (running tasks are abandoned, workers killed
-    after 4 s) is what the user asked for.
+    After Ctrl-C the workers abandon their running tasks, as the user asked, but still exit on
+    their own rather than being killed (a killed worker leaves a resource-tracker warning).
     """
-    from .shutdown import close_local_cluster
+    from .shutdown import INTERRUPT_CLOSE_TIMEOUT, close_local_cluster
 
     def close(exc_type, exc, tb) -> bool:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            cluster.close()
+            close_local_cluster(cluster, min(timeout, INTERRUPT_CLOSE_TIMEOUT), abandon=True)
         else:
             close_local_cluster(cluster, timeout)
         return False

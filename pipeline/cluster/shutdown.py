@@ -41,7 +41,11 @@ class QuickExitPlugin(WorkerPlugin):
         gc.freeze()
 
 
-def close_local_cluster(cluster, timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
+#: Seconds a worker may take to exit after Ctrl-C (running tasks are abandoned, not awaited).
+INTERRUPT_CLOSE_TIMEOUT = 10.0
+
+
+def close_local_cluster(cluster, timeout: float = DEFAULT_CLOSE_TIMEOUT, *, abandon: bool = False) -> None:
     """Close a :class:`distributed.LocalCluster`: its workers, then its scheduler.
 
     Parameters
@@ -51,11 +55,18 @@ def close_local_cluster(cluster, timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None
     timeout : float
         Seconds each worker process has to finish its tasks and exit before its nanny kills
         it (the local profile's ``close-timeout``). Workers close in parallel.
+    abandon : bool
+        After Ctrl-C: workers do not wait for their running tasks, but still exit on their own.
+        A killed worker process cannot unlink the semaphores it registered with Python's
+        resource tracker, which then warns about them at exit, after micfp's one line.
     """
 
     async def close_workers():
-        await asyncio.gather(*(nanny.close(timeout=timeout, reason="micfp-close")
-                               for nanny in list(cluster.workers.values())))
+        nannies = list(cluster.workers.values())
+        if abandon:
+            await asyncio.gather(*(n.process.kill(timeout=timeout, executor_wait=False, reason="micfp-interrupt")
+                                   for n in nannies if getattr(n, "process", None) is not None))
+        await asyncio.gather(*(n.close(timeout=timeout, reason="micfp-close") for n in nannies))
 
     try:
         cluster.sync(close_workers)
