@@ -102,3 +102,23 @@ def test_micfp_auto_is_the_default():
     cells = default_cells((2.0,), ("all",), ("session",))
     auto = [c for c in cells if c.classifier == AUTO]
     assert [c.feature_set for c in auto] == ["all"]
+
+
+@pytest.mark.faults
+def test_session_relative_without_a_reference_is_not_a_candidate():
+    """Clips recorded by one microphone at their moment have NaN session-relative features (no
+    reference); micfp_auto must not weigh that set, even when its other values would win."""
+    rng = np.random.default_rng(3)
+    meta = clip_table(sessions=("day1",))
+    X, sets = _two_sets(meta, rng, informative="channel")
+    rel = np.eye(6)[meta.label.values] * 10.0  # a perfect set...
+    rel[::7] = np.nan  # ...but some clips have no reference
+    X = np.hstack([X, rel])
+    sets = sets + ("session-relative",) * 6
+    model = MicfpAuto(column_sets=sets).fit(X, meta.label.values, selection_groups(meta.start_s.values // 30))
+    assert model.chosen_feature_set_ != "session-relative"
+    assert not any(k.startswith("session-relative") for k in model.cv_scores_)
+    # with a reference everywhere it is weighed
+    X[:, 12:] = np.eye(6)[meta.label.values] * 10.0
+    model = MicfpAuto(column_sets=sets).fit(X, meta.label.values, selection_groups(meta.start_s.values // 30))
+    assert any(k.startswith("session-relative") for k in model.cv_scores_)
