@@ -104,6 +104,17 @@ def bench(workers: int, args, store_path: str, out: Path) -> dict:
     return row
 
 
+def _checkout() -> str:
+    """Which code ran: the git commit of the imported ``pipeline`` (not its path, which is this machine's)."""
+    import subprocess
+
+    import pipeline
+
+    here = Path(pipeline.__file__).parent
+    r = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"pipeline {pipeline.__version__} at commit {r.stdout.strip() or 'unknown'}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("store", help="simulated Zarr audio store (made with --simulate when missing)")
@@ -126,7 +137,7 @@ def main(argv=None):
                               args.store, client, quiet=True)
     import pipeline
 
-    result = {"machine": machine(), "argv": sys.argv[1:], "pipeline": str(Path(pipeline.__file__).parent),
+    result = {"machine": machine(), "argv": sys.argv[1:], "pipeline": _checkout(),
               "feature_sets": args.feature_sets, "clip_seconds": list(args.clip_seconds), "runs": []}
     print(f"feature sets {args.feature_sets}, clip lengths {', '.join(f'{c:g}' for c in args.clip_seconds)} s; "
           f"pipeline from {result['pipeline']}", flush=True)
