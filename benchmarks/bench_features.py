@@ -135,7 +135,6 @@ def main(argv=None):
         with connect(ClusterSettings(workers=2)) as client:
             simulate_to_store(StudioPlan(minutes_per_session=tuple(float(x) for x in args.simulate.split(","))),
                               args.store, client, quiet=True)
-    import pipeline
 
     result = {"machine": machine(), "argv": sys.argv[1:], "pipeline": _checkout(),
               "feature_sets": args.feature_sets, "clip_seconds": list(args.clip_seconds), "runs": []}
