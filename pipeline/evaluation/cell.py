@@ -25,9 +25,11 @@ from .files import file_accuracy
 from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
 from .models import AUTO, CLASSIFIERS
 from .protocols import (
+    ENROLLED,
     FORENSIC_PROTOCOLS,
     PROTOCOLS,
     SCORERS,
+    SESSION_PROTOCOLS,
     cap_training,
     check_max_train,
     protocol_splits,
@@ -204,6 +206,11 @@ def run_cell(X, meta: pd.DataFrame, cell: Cell, mics: dict[int, str], *, n_boot:
         from .forensic_cell import run_forensic_cell
 
         return run_forensic_cell(X, meta, cell, mics, n_boot=n_boot, mic_models=mic_models)
+    if cell.protocol == ENROLLED:
+        from .enrolled import run_enrolled_cell
+
+        return run_enrolled_cell(X, meta, cell, mics, n_boot=n_boot, max_train=max_train, columns=columns,
+                                 mic_models=mic_models)
     X = FeatureRows.of(X)
     labels = sorted(mics)
     pair = identical_pairs(mics, mic_models)
@@ -317,7 +324,7 @@ FIT_COST = {"logistic_regression": 1.0, "naive_bayes": 0.3, "decision_tree": 1.0
             "micfp_et": 20.0, "micfp_verify": 2.0,
             "micfp_auto": 300.0}
 PROTOCOL_FOLDS = {"random": 1, "session": 1, "grouped-kfold": 5, "leave-sound-type-out": 5, "verification": 5,
-                  "open-set": 5}
+                  "open-set": 5, ENROLLED: 1}
 
 
 def cell_cost(cell: Cell) -> float:
@@ -368,7 +375,7 @@ def select_check(cube, cell: Cell, *, have: dict | None = None) -> None:
         raise ConfigError(f"clip length {cell.clip_seconds} s is not in the cube (has {have['clip_seconds']}){hint}")
     if cell.sound_type != "all" and cell.sound_type not in have["sound_type"]:
         raise ConfigError(f"sound type {cell.sound_type!r} is not in the cube (has {sorted(have['sound_type'])})")
-    if cell.protocol in ("session", *FORENSIC_PROTOCOLS) and len(have["session"]) < 2:
+    if cell.protocol in SESSION_PROTOCOLS and len(have["session"]) < 2:
         raise ConfigError(f"{cell.protocol} protocol needs two sessions; the cube has {sorted(have['session'])}")
 
 

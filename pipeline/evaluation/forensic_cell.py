@@ -43,7 +43,7 @@ def model_groups(mics: dict[int, str], models: dict[int, str] | None = None) -> 
     return {lab: g for g, labs in identical_groups(mics, models).items() for lab in labs}
 
 
-def _split(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
+def split_sessions(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
     sessions = list(pd.unique(meta["session"]))
     if len(sessions) < 2:
         raise ConfigError(f"the forensic protocols need clips of at least two sessions, the cell has {sessions}")
@@ -72,14 +72,22 @@ def verification_result(X: np.ndarray, meta: pd.DataFrame, mics: dict[int, str],
     """Cross-session verification trials scored leave-one-microphone-out, calibrated across folds."""
     from ..identify.verification import cross_fold_llr, leave_one_mic_out_scores
 
-    train, test, train_session = _split(meta)
+    train, test, train_session = split_sessions(meta)
     trial_rows = test if meta["session"].iloc[test].nunique() > 1 else np.arange(len(meta))
     trials = leave_one_mic_out_scores(X, meta, train, trial_rows, max_trials=MAX_TRIALS_PER_FOLD)
     if trials["fold"].nunique() < 2:
         raise ConfigError("verification needs at least two microphones with clips in two sessions")
     trials["llr"] = cross_fold_llr(trials)
-    out = {"train_session": train_session, "n_folds": int(trials["fold"].nunique()),
-           **_trial_metrics(trials, n_boot), "tippett": fm.tippett(trials["llr"], trials["target"]),
+    return {"train_session": train_session, "n_folds": int(trials["fold"].nunique()),
+            **trial_results(trials, mics, mic_models, n_boot)}
+
+
+def trial_results(trials: pd.DataFrame, mics: dict[int, str], mic_models: dict[int, str] | None,
+                  n_boot: int) -> dict:
+    """Metrics of scored, calibrated trials (``score``, ``llr``, ``target``, ``rec_a``, ``rec_b``, ``mic_a``,
+    ``mic_b``): EER, Cllr and min-Cllr with bounds, Tippett and DET data, and the same metrics over the
+    trials within each identical-model group (``groups``) and pooled over them (``*_identical``)."""
+    out = {**_trial_metrics(trials, n_boot), "tippett": fm.tippett(trials["llr"], trials["target"]),
            "det": fm.det_points(trials["score"], trials["target"])}
     groups = model_groups(mics, mic_models)
     ga, gb = trials["mic_a"].map(groups), trials["mic_b"].map(groups)
@@ -145,7 +153,7 @@ def detection_at(det: dict, rates=FALSE_ALARM_RATES) -> list[float]:
 
 def open_set_result(X: np.ndarray, meta: pd.DataFrame, *, n_boot: int = 500) -> dict:
     """EER and detection curve of the unknown-microphone detector, pooled over the left-out folds."""
-    train, test, train_session = _split(meta)
+    train, test, train_session = split_sessions(meta)
     s = open_set_scores(X, meta, train, test)
     known = s["known"].to_numpy()
     score = s["score"].to_numpy()

@@ -8,10 +8,18 @@ import pandas as pd
 from ..errors import ConfigError
 from .models import RANDOM_STATE
 
-PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set")
+PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set",
+             "enrolled-verification")
 #: Protocols scored as forensic trials (:mod:`pipeline.evaluation.forensic_cell`), by a score model
 #: of :data:`SCORERS` rather than a classifier.
 FORENSIC_PROTOCOLS = ("verification", "open-set")
+#: The casework protocol (:mod:`pipeline.evaluation.enrolled`): a questioned clip against a microphone
+#: enrolled from its reference recordings, scored by the cell's classifier and calibrated to LRs.
+ENROLLED = "enrolled-verification"
+#: Protocols whose results are likelihood ratios (``llr``, Tippett data) and verification metrics.
+LR_PROTOCOLS = ("verification", ENROLLED)
+#: Protocols that need a training session and a test session.
+SESSION_PROTOCOLS = ("session", *FORENSIC_PROTOCOLS, ENROLLED)
 SCORERS = ("micfp_verify",)
 #: How :func:`cap_training` draws (recorded in a workflow ledger's basis): one seeded key per
 #: clip, shared by the folds. Session 4 and earlier drew each fold independently.

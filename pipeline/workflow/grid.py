@@ -10,7 +10,7 @@ from ..artifacts.outputs import check_output
 from ..artifacts.results import CLEAN, check_results_output
 from ..errors import ConfigError
 from ..evaluation.cell import WorkCell
-from ..evaluation.protocols import FORENSIC_PROTOCOLS, SCORERS
+from ..evaluation.protocols import FORENSIC_PROTOCOLS, SCORERS, SESSION_PROTOCOLS
 from ..features import clip_lengths
 from .config import WorkflowConfig
 from .corpus import _ingest_plan, _plan
@@ -75,7 +75,7 @@ def infeasible(cell, avail, sessions: list[str]) -> str | None:
     if sel.empty:
         return f"no {cell.clip_seconds:g} s clips of {what}"
     have = set(sel["session"])
-    if cell.protocol in ("session", *FORENSIC_PROTOCOLS) and (sessions[0] not in have or len(have) < 2):
+    if cell.protocol in SESSION_PROTOCOLS and (sessions[0] not in have or len(have) < 2):
         return f"{what} is not in both the training session {sessions[0]} and a test session"
     if cell.protocol == "leave-sound-type-out" and sel["sound_type"].nunique() < 2:
         return "leave-sound-type-out needs several sound types (it runs with sound_type all)"
