@@ -17,7 +17,8 @@ from ..errors import one_line
 FEATURE_SETS = ("thesis", "spectral", "channel", "session-relative", "all")
 DEFAULT_FEATURE_SETS = ("all", "session-relative")
 SEGMENTATIONS = ("fixed", "silence")
-PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set")
+PROTOCOLS = ("random", "session", "grouped-kfold", "leave-sound-type-out", "verification", "open-set",
+             "enrolled-verification")
 CLASSIFIERS = ("svc", "mlp", "knn", "random_forest", "gradient_boosting", "logistic_regression", "naive_bayes",
                "decision_tree", "micfp_lr", "micfp_svc", "micfp_et", "micfp_auto")
 AGGREGATIONS = ("calibrated", "mean-log", "vote")

@@ -14,7 +14,9 @@ import pandas as pd
 
 from .figures import _plt
 
-FORENSIC_PROTOCOLS = ("verification", "open-set")
+#: Protocols whose cells report likelihood ratios (Tippett plots); the same as
+#: ``pipeline.evaluation.protocols.LR_PROTOCOLS`` (tests/report/test_forensic_report.py checks).
+LR_PROTOCOLS = ("verification", "enrolled-verification")
 AXES = ("condition", "clip_seconds", "sound_type", "feature_set", "classifier", "protocol")
 
 #: The evaluative-reporting paragraph: what a likelihood ratio means and what it does not.
@@ -29,7 +31,10 @@ MEANING = (
     "the investigator to weigh, not for micfp. The LR is only as good as its calibration, measured here on "
     "microphones the score model never saw: Cllr (0 perfect, 1 no information, above 1 misleading) says how "
     "much the reported LRs can be trusted, min-Cllr how much the comparison could deliver if perfectly "
-    "calibrated, and the EER how often a decision at the equal-error threshold would be wrong. Intervals are "
+    "calibrated, and the EER how often a decision at the equal-error threshold would be wrong. Under "
+    "enrolled-verification the claimed microphone was enrolled from reference recordings of another session "
+    "(casework with the suspect microphone in hand), so its numbers do not carry over to two recordings of "
+    "microphones micfp never saw; under verification they do. Intervals are "
     "95 % bootstrap intervals over recordings, not over trials, because trials sharing a recording are not "
     "independent. The numbers hold for recordings like the evaluation's (their duration, content and "
     "conditions); a case whose recordings differ from them needs its own validation.")
@@ -124,21 +129,21 @@ def _slug(cell: dict) -> str:
 
 
 def forensic_figures(ds, figs_dir: Path) -> list[tuple[Path, str]]:
-    """Tippett (verification cells) and DET (both protocols) PNGs of every forensic cell: ``[(path, alt)]``."""
+    """Tippett (cells with LRs) and DET (every forensic cell) PNGs of every forensic cell: ``[(path, alt)]``."""
     df = forensic_frame(ds)
     out = []
     for _, r in df.iterrows():
         cell = _cell(ds, r)
         sel = ds.sel({k: v for k, v in cell.items()})
         title = f"{r['protocol']}, {r['feature_set']} features, {r['clip_seconds']:g} s clips, {r['sound_type']}"
-        if r["protocol"] == "verification":
+        if r["protocol"] in LR_PROTOCOLS:
             llr = sel["tippett_llr"].values
             ok = np.isfinite(llr)
             out.append((fig_tippett(llr[ok], sel["tippett_target"].values[ok], sel["tippett_nontarget"].values[ok],
                                     f"Tippett: {title}", figs_dir / f"tippett-{_slug(cell)}.png"), f"Tippett plot, {title}"))
         pm, pf = sel["det_p_miss"].values, sel["det_p_fa"].values
         ok = np.isfinite(pm) & np.isfinite(pf)
-        labels = ("miss", "false alarm") if r["protocol"] == "verification" else (
+        labels = ("miss", "false alarm") if r["protocol"] in LR_PROTOCOLS else (
             "known called unknown", "unknown accepted")
         out.append((fig_det(pm[ok], pf[ok], f"DET: {title}", figs_dir / f"det-{_slug(cell)}.png", eer=r["eer"],
                             labels=labels), f"DET plot, {title}"))
@@ -151,10 +156,11 @@ def forensic_summary(df: pd.DataFrame) -> str:
     for _, r in df.iterrows():
         what = (f"{r['protocol']} on {r['clip_seconds']:g} s clips of {r['sound_type']} sound, {r['feature_set']} "
                 f"features")
-        if r["protocol"] == "verification":
+        if r["protocol"] in LR_PROTOCOLS:
+            trials = ("questioned clips against microphones enrolled in another session"
+                      if r["protocol"] != "verification" else "trials between sessions")
             lines.append(f"{what}: EER {_ci(r, 'eer')}, Cllr {_ci(r, 'cllr')}, min-Cllr {_ci(r, 'min_cllr')} over "
-                         f"{r['n_target']} same- and {r['n_nontarget']} different-microphone trials between "
-                         f"sessions; units of one model against each other: EER {_ci(r, 'eer_identical')}, "
+                         f"{r['n_target']} same- and {r['n_nontarget']} different-microphone {trials}; units of one model against each other: EER {_ci(r, 'eer_identical')}, "
                          f"Cllr {_ci(r, 'cllr_identical')}.")
         else:
             lines.append(f"{what}: EER of the unknown-microphone detector {_ci(r, 'eer')} ({r['n_target']} "

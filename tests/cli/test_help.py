@@ -16,7 +16,7 @@ SHOWS = {
     "simulate": ("{zarr,wav}", "(default: 3,1.5)"),
     "ingest": ("{auto,kaggle,manifest,tree}", "(default: auto)"),
     "features": ("thesis, spectral, channel, session-relative or all", "(default: 0.5,1,2)"),
-    "evaluate": ("random, session, grouped-kfold, leave-sound-type-out, verification or open-set", "(default: session)"),
+    "evaluate": ("random, session, grouped-kfold, leave-sound-type-out, verification, open-set or enrolled-verification", "(default: session)"),
     "export": ("fixed or silence", "(default: all)"),
     "info": (None, None),
     "train": ("micfp_et or micfp_auto", "(default: 0.99)"),

@@ -1,13 +1,9 @@
 """The forensic part of the report: verbal scale, Tippett/DET figures, the page of a forensic-only results set."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
+from forensic_helpers import MICS, synthetic
 from pipeline.report.verbal import strength, verbal
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
 
 
 @pytest.mark.parametrize("llr, words", [(0.0, "no support"), (0.5, "weak support"), (-1.5, "moderate support"),
@@ -23,8 +19,6 @@ def test_verbal_sentence_names_the_favoured_proposition_first():
 
 
 def test_a_forensic_only_results_set_gets_a_page_with_tippett_det_and_the_lr_paragraph(tmp_path, rng):
-    from test_forensic_cell import MICS, synthetic
-
     from pipeline.artifacts.results import write_results
     from pipeline.evaluation.cell import Cell, run_cell
     from pipeline.evaluation.grid import results_dataset
@@ -34,11 +28,21 @@ def test_a_forensic_only_results_set_gets_a_page_with_tippett_det_and_the_lr_par
     X, meta = synthetic(rng, n_per=15, sessions=("day1", "day2"))
     res = [run_cell(X, meta, Cell(2.0, "all", "channel", "micfp_verify", p), MICS, n_boot=10)
            for p in ("verification", "open-set")]
+    res.append(run_cell(X, meta, Cell(2.0, "all", "channel", "logistic_regression", "enrolled-verification"), MICS,
+                        n_boot=10))
     results = write_results(results_dataset(res, MICS), tmp_path / "results.zarr")
     html = write_html_report(results, tmp_path / "report" / "index.html")
     page = html.read_text()
     assert "Same-microphone evidence" in page and "not the probability that the microphone is the same" in page
     figs = sorted(p.name for p in (html.parent / "figures").glob("*.png"))
-    assert any(f.startswith("tippett-") for f in figs) and sum(f.startswith("det-") for f in figs) == 2
+    assert sum(f.startswith("tippett-") for f in figs) == 2 and sum(f.startswith("det-") for f in figs) == 3
+    assert "questioned clips against microphones enrolled in another session" in page
     table = summary_table(res)
     assert "EER [95% CI]" in table and "accuracy" not in table.splitlines()[0]
+
+
+def test_the_report_knows_the_protocols_with_likelihood_ratios():
+    from pipeline.evaluation.protocols import LR_PROTOCOLS
+    from pipeline.report.forensic import LR_PROTOCOLS as REPORTED
+
+    assert REPORTED == LR_PROTOCOLS
