@@ -246,5 +246,7 @@ def write_reports(wf: WorkflowConfig, records: list[dict], mics: dict[int, str])
     out = Path(wf.out)
     paths = write_report(records, mics, out / wf.report_dir, extra={"workflow": wf.name})
     html = write_html_report(wf.results_path, out / wf.html, metrics_csv=paths["csv"])
-    log.info(f"report: {out / wf.report_dir} ({len(paths['figures'])} figures), {html}")
+    # the HTML report draws its own figures (the forensic ones among them) next to the page
+    figures = {Path(f).resolve() for f in paths["figures"]} | {f.resolve() for f in html.parent.glob("figures/*.png")}
+    log.info(f"report: {out / wf.report_dir} ({len(figures)} figures), {html}")
     return {"report": str(html), "report_files": {k: str(v) for k, v in paths.items() if k != "figures"}}
