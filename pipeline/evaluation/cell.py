@@ -23,7 +23,7 @@ from ..features.sets import SINGLE_SETS
 from .auto import choice, fit_classifier
 from .files import file_accuracy
 from .metrics import group_accuracies, identical_groups, identical_pairs, point_metrics, score
-from .models import AUTO, CLASSIFIERS
+from .models import AUTO, CLASSIFIERS, WITHOUT_PROBABILITIES
 from .protocols import (
     ENROLLED,
     FORENSIC_PROTOCOLS,
@@ -58,6 +58,9 @@ class Cell:
                                   f"{self.protocol!r}")
         elif self.classifier not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
+        elif self.protocol == ENROLLED and self.classifier in WITHOUT_PROBABILITIES:
+            raise ConfigError(f"{ENROLLED} scores trials by posterior probabilities; classifier "
+                              f"{self.classifier!r} has none")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"unknown protocol {self.protocol!r}; choose from {', '.join(PROTOCOLS)}")
 

@@ -23,7 +23,6 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
     """
     from .cell import Cell
     from .models import AUTO, DEFAULT_CLASSIFIERS, THESIS_CLASSIFIERS
-    from .protocols import FORENSIC_PROTOCOLS, SCORERS
 
     classifiers = tuple(classifiers or DEFAULT_CLASSIFIERS)
     lengths = [(float(clip), "fixed") for clip in clip_seconds] if "fixed" in segmentations else []
@@ -32,13 +31,26 @@ def default_cells(clip_seconds, sound_types, protocols, classifiers=None, featur
     for clip, seg in lengths:
         for st in sound_types:
             for prot in protocols:
-                # the forensic protocols run their score model, whatever classifiers the grid names
-                for clf in (SCORERS if prot in FORENSIC_PROTOCOLS else classifiers):
+                for clf in protocol_classifiers(prot, classifiers):
                     # micfp_auto chooses among every feature set of the cube unless sets are given
                     sets = feature_sets or (("thesis",) if clf in THESIS_CLASSIFIERS else
                                             ("all",) if clf == AUTO else ("channel",))
                     cells += [Cell(clip, st, fs, clf, prot, segmentation=seg) for fs in sets]
     return cells
+
+
+def protocol_classifiers(protocol: str, classifiers) -> tuple[str, ...]:
+    """The models a grid runs under ``protocol``: the score model under the forensic protocols
+    (whatever classifiers the grid names), those with probabilities under enrolled-verification,
+    else ``classifiers``."""
+    from .models import WITHOUT_PROBABILITIES
+    from .protocols import ENROLLED, FORENSIC_PROTOCOLS, SCORERS
+
+    if protocol in FORENSIC_PROTOCOLS:
+        return SCORERS
+    if protocol == ENROLLED:
+        return tuple(c for c in classifiers if c not in WITHOUT_PROBABILITIES)
+    return tuple(classifiers)
 
 
 #: The forensic curves of a results set: variable -> (record field, its key), NaN-padded along ``curve_point``.

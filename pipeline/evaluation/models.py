@@ -28,6 +28,9 @@ PARAM_GRIDS = {
     "micfp_et": {"clf__max_features": ["sqrt", 0.3]},
 }
 RANDOM_STATE = 42
+#: Classifiers without probabilities (the thesis's SVC keeps its default, probability-free): they
+#: cannot score the ``enrolled-verification`` protocol's trials.
+WITHOUT_PROBABILITIES = ("svc",)
 
 
 # -- models ----------------------------------------------------------------------------------

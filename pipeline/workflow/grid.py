@@ -10,7 +10,8 @@ from ..artifacts.outputs import check_output
 from ..artifacts.results import CLEAN, check_results_output
 from ..errors import ConfigError
 from ..evaluation.cell import WorkCell
-from ..evaluation.protocols import FORENSIC_PROTOCOLS, SCORERS, SESSION_PROTOCOLS
+from ..evaluation.grid import protocol_classifiers
+from ..evaluation.protocols import SESSION_PROTOCOLS
 from ..features import clip_lengths
 from .config import WorkflowConfig
 from .corpus import _ingest_plan, _plan
@@ -124,9 +125,12 @@ def expand_grid(wf: WorkflowConfig, avail, sessions: list[str]) -> tuple[list[Wo
                 for fs in g.feature_sets:
                     for clf in g.classifiers:
                         for prot in g.protocols:
-                            # the forensic protocols run their score model whatever the grid's classifiers
-                            cell = Cell(clip, st, fs, SCORERS[0] if prot in FORENSIC_PROTOCOLS else clf, prot,
-                                        segmentation=seg)
+                            # the forensic protocols run their score model whatever the grid's classifiers;
+                            # enrolled-verification only those with probabilities
+                            model = protocol_classifiers(prot, (clf,))
+                            if not model:
+                                continue
+                            cell = Cell(clip, st, fs, model[0], prot, segmentation=seg)
                             fkey = (clip, st, seg, prot)  # feasibility does not depend on the model
                             if fkey not in feasibility:
                                 feasibility[fkey] = infeasible(cell, avail, sessions)

@@ -87,3 +87,23 @@ def test_the_trials_are_capped(rng, monkeypatch):
     r = run_cell(X, meta, Cell(2.0, "all", "channel", "logistic_regression", "enrolled-verification"), MICS,
                  n_boot=0)
     assert r["n_target"] + r["n_nontarget"] == 60
+
+
+@pytest.mark.faults
+def test_a_classifier_without_probabilities_is_refused_before_compute():
+    with pytest.raises(ConfigError, match="posterior probabilities"):
+        Cell(2.0, "all", "thesis", "svc", "enrolled-verification")
+
+
+def test_the_grid_runs_classifiers_with_probabilities_under_enrolled_verification():
+    from pipeline.evaluation.grid import default_cells
+    from pipeline.evaluation.models import CLASSIFIERS, WITHOUT_PROBABILITIES, make_model
+
+    cells = default_cells([2.0], ["all"], ["enrolled-verification", "session"], ["svc", "knn", "micfp_auto"])
+    assert {(c.classifier, c.protocol) for c in cells} == {
+        ("knn", "enrolled-verification"), ("micfp_auto", "enrolled-verification"),
+        ("svc", "session"), ("knn", "session"), ("micfp_auto", "session")}
+    # the list of classifiers without probabilities is the truth about their pipelines
+    for name in CLASSIFIERS:
+        if name != "micfp_auto":
+            assert hasattr(make_model(name, 5), "predict_proba") == (name not in WITHOUT_PROBABILITIES), name

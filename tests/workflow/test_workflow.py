@@ -168,6 +168,19 @@ def test_expand_grid_robustness_only_under_session(tmp_path):
     assert any("session protocol" in n for n in notes)
 
 
+def test_expand_grid_runs_enrolled_verification_with_classifiers_that_have_probabilities(tmp_path):
+    text = BASE.replace('classifiers = ["logistic_regression"]', 'classifiers = ["svc", "logistic_regression"]')
+    text = text.replace('protocols = ["session", "leave-sound-type-out"]',
+                        'protocols = ["enrolled-verification", "verification"]')
+    text = text.replace('sound_types = ["all", "each"]', 'sound_types = ["all"]')
+    wf = load_workflow(_write(tmp_path, text))
+    avail, sessions = _avail({"day1": ["music"], "day2": ["music"]})
+    cells, _ = expand_grid(wf, avail, sessions)
+    # the thesis's SVC has no probabilities: not under enrolled-verification; verification runs its score model
+    assert {(c.cell.classifier, c.cell.protocol) for c in cells} == {
+        ("logistic_regression", "enrolled-verification"), ("micfp_verify", "verification")}
+
+
 def test_unknown_sound_type_is_a_config_error(tmp_path):
     wf = load_workflow(_write(tmp_path, BASE.replace('["all", "each"]', '["whale song"]')))
     avail, sessions = _avail({"day1": ["music"], "day2": ["music"]})
