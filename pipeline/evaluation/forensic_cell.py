@@ -15,7 +15,8 @@ score model never saw.
 - ``open-set``: the known microphones are enrolled from their training-session clips; every
   test-session clip gets the best comparison score against them; the left-out microphone's
   clips must come out below the known ones'. Results: ``eer`` of this unknown detector and
-  its detection rate at fixed false-alarm rates (``unknown_detection``), with the curve.
+  its detection rate at fixed false-alarm rates (``unknown_detection``), with the curve, and each
+  microphone's EER when it is the unknown one (``unknown_folds``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,12 @@ def open_set_result(X: np.ndarray, meta: pd.DataFrame, *, n_boot: int = 500) -> 
     # one-sided trials: a clip against the enrolled set, so its recording is resampled once
     out.update(fm.bootstrap(fns, rec, None, n_boot=n_boot))
     det = fm.det_points(score, known)
+    # each microphone's own EER as the unknown one: which microphones the detector can turn away (a
+    # unit whose twin stays enrolled cannot be, and bounds the pooled EER from below)
+    names = dict(zip(meta["label"].to_numpy(), meta["mic"].astype(str)))
+    fold = s["fold"].to_numpy()
+    out["unknown_folds"] = [{"mic": names[int(k)], "eer": fm.eer(score[fold == k], known[fold == k])}
+                            for k in np.unique(fold)]
     out.update({"train_session": train_session, "n_folds": int(s["fold"].nunique()), "n_test": int(len(s)),
                 "n_target": int(known.sum()), "n_nontarget": int((~known).sum()),
                 "false_alarm_rates": list(FALSE_ALARM_RATES), "unknown_detection": detection_at(det),

@@ -75,9 +75,10 @@ def write_report(results: list[dict], mics: dict[int, str], out_dir, *, extra: d
     forensic = [r for r in results if "eer" in r]
     results = [r for r in results if "eer" not in r]
     if forensic:  # the forensic cells' numbers and what an LR means
-        from .forensic import forensic_summary
+        from .forensic import forensic_summary, unknown_fold_lines
 
-        (out / "forensic.txt").write_text(forensic_summary(metrics_frame(forensic)) + "\n")
+        text = "\n".join([forensic_summary(metrics_frame(forensic)), "", *unknown_fold_lines(forensic)])
+        (out / "forensic.txt").write_text(text.rstrip() + "\n")
         paths["forensic"] = out / "forensic.txt"
     figs = []
     groups: dict[tuple, np.ndarray] = {}

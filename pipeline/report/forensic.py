@@ -150,6 +150,19 @@ def forensic_figures(ds, figs_dir: Path) -> list[tuple[Path, str]]:
     return out
 
 
+def unknown_fold_lines(records: list[dict]) -> list[str]:
+    """Per open-set cell record: each microphone's EER as the unknown one (``unknown_folds``), worst first."""
+    lines = []
+    for r in records:
+        if not r.get("unknown_folds"):
+            continue
+        c = r["cell"]
+        folds = sorted(r["unknown_folds"], key=lambda f: -f["eer"])
+        lines.append(f"open-set on {c['clip_seconds']:g} s clips, {c['feature_set']} features, each microphone as the "
+                     "unknown one (EER): " + ", ".join(f"{f['mic']} {f['eer']:.2f}" for f in folds))
+    return lines
+
+
 def forensic_summary(df: pd.DataFrame) -> str:
     """Plain-language lines on the measured performance, then :data:`MEANING`."""
     lines = []

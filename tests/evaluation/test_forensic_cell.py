@@ -56,6 +56,14 @@ def test_open_set_cannot_tell_a_left_out_unit_from_its_twin(rng):
                         np.flatnonzero(meta["session"] == "day2"))
     per_fold = {k: fm.eer(g["score"], g["known"]) for k, g in s.groupby("fold")}
     assert per_fold[3] > 0.3 and per_fold[1] < 0.05
+    # the cell reports the same per microphone, by name, and the report lists them worst first
+    from pipeline.report.forensic import unknown_fold_lines
+
+    r = run_cell(X, meta, Cell(2.0, "all", "channel", "micfp_verify", "open-set"), MICS, n_boot=0)
+    got = {f["mic"]: f["eer"] for f in r["unknown_folds"]}
+    assert set(got) == set(MICS.values()) and got["Cond #1"] > 0.3 and got["Dyn A"] < 0.05
+    line = unknown_fold_lines([r])[0]
+    assert line.index("Cond #") < line.index("Dyn A")
 
 
 def test_results_set_holds_forensic_and_classification_cells(rng):
