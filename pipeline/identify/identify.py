@@ -115,7 +115,39 @@ def identify_signal(y: np.ndarray, model: TrainedModel, *, top_k: int = 3, how: 
         "votes": {mics[int(c)]: int(v) for c, v in zip(classes, votes)},
         "n_clips": int(X.shape[0]),
         "aggregation": how,
+        "operating_point": operating_point(meta),
     }
+
+
+def operating_point(meta: dict) -> dict:
+    """Where the unknown threshold of a model sits and what was measured of it, from its metadata.
+
+    ``accept_rate``: the share of known-microphone pseudo-files the threshold was set to keep;
+    ``known_kept`` of ``pseudo_files`` 30 s pseudo-files held out of training (``method``);
+    ``heldout_known_kept`` and ``heldout_unknown_rejected``: the same on the sessions (and
+    microphones) ``micfp train`` held out, ``None`` where it held none out.
+    """
+    cal, held = meta.get("calibration", {}), meta.get("heldout", {})
+
+    def number(v):
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    return {"accept_rate": number(meta.get("settings", {}).get("accept_rate")),
+            "known_kept": number(cal.get("file_accept_rate")), "pseudo_files": cal.get("n_files"),
+            "method": cal.get("method"), "heldout_known_kept": number(held.get("file_accept_rate")),
+            "heldout_unknown_rejected": number(held.get("unknown_file_reject_rate"))}
+
+
+def operating_point_line(op: dict) -> str:
+    """One line stating the unknown decision's operating point (:func:`operating_point`)."""
+    def pct(v):
+        return "not measured" if v is None else f"{100 * v:.1f} %"
+
+    return (f"unknown microphone: decided by the open-set distance; its threshold keeps {pct(op['known_kept'])} of "
+            f"{op['pseudo_files']} known 30 s pseudo-files held out in training; on held-out sessions it kept "
+            f"{pct(op['heldout_known_kept'])} of known and turned away {pct(op['heldout_unknown_rejected'])} of "
+            "unknown-microphone pseudo-files (unseen microphones are hard to tell from known ones across days: "
+            "docs/forensics.md)")
 
 
 def identify_file(path, model: TrainedModel, *, channel: int = 0, top_k: int = 3, how: str = "calibrated") -> dict:
@@ -181,6 +213,9 @@ def format_results(results: list[dict]) -> str:
         verdict = r["mic"] if r["known"] else f"{UNKNOWN} (closest: {r['closest_mic']})"
         lines.append(f"{r['file']}: {verdict}  p={r['probability']:.2f}  distance={r['distance']:.2f} "
                      f"(threshold {r['threshold']:.2f})  clips={r['n_clips']}  top: {top}")
+    ops = [r["operating_point"] for r in results if "operating_point" in r]
+    if ops:  # one model for every file: its operating point once
+        lines.append(operating_point_line(ops[0]))
     return "\n".join(lines)
 
 

@@ -102,6 +102,11 @@ def test_untrained_microphone_is_unknown(four_mic_model, wavs):
     r = identify_file(wavs["eq"], load_model(four_mic_model))
     assert not r["known"] and r["mic"] == UNKNOWN and r["label"] is None
     assert r["distance"] > r["threshold"]
+    from pipeline.identify.identify import format_results
+
+    lines = format_results([r]).splitlines()
+    assert len(lines) == 2 and lines[1].startswith("unknown microphone: decided by the open-set distance")
+    assert f"keeps {100 * r['operating_point']['known_kept']:.1f} %" in lines[1]
 
 
 @pytest.mark.faults
@@ -126,6 +131,11 @@ def test_cli_train_and_identify_json(tiny_cube, client, tmp_path, wavs, capsys):
     res = json.loads(capsys.readouterr().out)
     assert [r["file"] for r in res] == [str(wavs[1]), str(wavs[5])]
     assert {"mic", "probability", "top_k", "votes", "distance", "threshold"} <= set(res[0])
+    # the unknown decision's operating point, from the model: what its threshold keeps, and what the held-out
+    # session measured of it
+    op = res[0]["operating_point"]
+    assert op["accept_rate"] == 0.99 and 0 < op["known_kept"] <= 1 and op["pseudo_files"] > 0
+    assert 0 <= op["heldout_known_kept"] <= 1 and op["heldout_unknown_rejected"] is None  # every mic was trained
     # provenance: the input's and the model file's SHA-256, the micfp version that trained the model
     import hashlib
 
