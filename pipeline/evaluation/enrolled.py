@@ -75,7 +75,6 @@ def run_enrolled_cell(X, meta: pd.DataFrame, cell, mics: dict[int, str], *, n_bo
     from ..artifacts.rows import FeatureRows
     from ..identify.verification import cross_fold_llr
     from .auto import choice, fit_classifier
-    from .cell import predict_folds
     from .forensic_cell import split_sessions, trial_results
     from .protocols import cap_training, time_groups
 
@@ -97,7 +96,8 @@ def run_enrolled_cell(X, meta: pd.DataFrame, cell, mics: dict[int, str], *, n_bo
     if test.size * classes.size > MAX_TRIALS:
         rng = np.random.default_rng(seed)
         test = np.sort(rng.choice(test, MAX_TRIALS // classes.size, replace=False))
-    proba = predict_folds([model], X, [test], len(meta), method="predict_proba")[0]
+    # the test rows are bounded by MAX_TRIALS / microphones: read at once
+    proba = model.predict_proba(X.take(test))
     trials = enrolled_trials(proba, classes, test, meta)
     trials["llr"] = cross_fold_llr(trials)
     out = {"train_session": train_session, "n_folds": int(classes.size), "n_train": int(train.size),
