@@ -20,7 +20,13 @@ whole-file accuracies if the results carry them.
 Usage::
 
     python benchmarks/bench_generalisation.py OUT [--minutes 4] [--workers 2] [--seed 0] [--via zarr|wav]
-        [--corpora dev,heldout,heldout-fixed] [--compare micfp_et,micfp_svc] [--json OUT/generalisation.json]
+        [--corpora dev,heldout,heldout-fixed] [--compare micfp_et,micfp_svc] [--forensic]
+        [--json OUT/generalisation.json]
+
+``--forensic`` adds issue 21's protocols on the same cubes: ``enrolled-verification`` with the
+default model, and ``verification`` and ``open-set`` with the score model on ``channel`` and
+``session-relative`` features; EER with its interval, Cllr, min-Cllr and the identical-model
+group's EER and Cllr per cell.
 """
 
 from __future__ import annotations
@@ -81,7 +87,50 @@ def run_corpus(name: str, out: Path, sources: Path, args) -> dict:
         times["compare_s"] = micfp("evaluate", str(cube), str(d / "compare"), "--protocol", "session",
                                    "--classifiers", args.compare, "--feature-set", args.compare_sets,
                                    "--clip-seconds", f"{CLIP_S:g}", "--no-report", workers=args.workers)
+    if args.forensic and not (d / "forensic" / "results.zarr").exists():
+        # issue 21: the casework protocol on the default model, then the score model's protocols (microphones it
+        # never saw) on the single-recording and the session-relative features
+        times["enrolled_s"] = micfp("evaluate", str(cube), str(d / "enrolled"), "--protocol", "enrolled-verification",
+                                    "--clip-seconds", f"{CLIP_S:g}", "--no-report", workers=args.workers)
+        times["forensic_s"] = micfp("evaluate", str(cube), str(d / "forensic"), "--protocol", "verification,open-set",
+                                    "--feature-set", "channel,session-relative", "--clip-seconds", f"{CLIP_S:g}",
+                                    "--no-report", workers=args.workers)
     return times
+
+
+#: The forensic results of :func:`summarise_forensic`, per cell.
+FORENSIC_VARIABLES = ("eer", "eer_lo", "eer_hi", "cllr", "min_cllr", "eer_identical", "cllr_identical",
+                      "n_target", "n_nontarget")
+
+
+def summarise_forensic(name: str, d: Path) -> list[dict]:
+    """Every forensic cell of a corpus's ``enrolled`` and ``forensic`` results: its axes and metrics."""
+    from pipeline.artifacts.results import open_results
+
+    rows = []
+    for sub in ("enrolled", "forensic"):
+        ds = open_results(d / sub / "results.zarr")
+        for fs in ds["feature_set"].values:
+            for clf in ds["classifier"].values:
+                for prot in ds["protocol"].values:
+                    c = _cell(ds, sound_type="all", feature_set=fs, classifier=clf, protocol=prot, condition="clean")
+                    c = c.isel(clip_seconds=0)
+                    if not np.isfinite(float(c["eer"])):
+                        continue
+                    row = {"corpus": name, "protocol": str(prot), "feature_set": str(fs), "classifier": str(clf)}
+                    row.update({k: float(c[k]) for k in FORENSIC_VARIABLES if k in c})
+                    rows.append(row)
+    return rows
+
+
+def print_forensic(rows: list[dict]) -> None:
+    print("\n== forensic protocols (2-s clips, train day1, trials with day2)")
+    print(f"  {'corpus':14s} {'protocol':22s} {'features':18s} {'model':12s} {'EER [95% CI]':>20s} {'Cllr':>6s} "
+          f"{'minCllr':>7s} {'EER id.':>7s} {'Cllr id.':>8s}")
+    for r in rows:
+        print(f"  {r['corpus']:14s} {r['protocol']:22s} {r['feature_set']:18s} {r['classifier']:12s} "
+              f"{r['eer']:6.3f} [{r['eer_lo']:.3f}-{r['eer_hi']:.3f}] {r['cllr']:6.3f} {r['min_cllr']:7.3f} "
+              f"{r['eer_identical']:7.3f} {r['cllr_identical']:8.3f}")
 
 
 def _cell(ds, **sel):
@@ -164,6 +213,9 @@ def main(argv=None) -> int:
                    help="also evaluate these classifiers (not the default path; e.g. micfp_et,micfp_svc)")
     p.add_argument("--compare-sets", default="channel,spectral", metavar="SET[,SET...]",
                    help="feature sets for --compare (default channel,spectral)")
+    p.add_argument("--forensic", action="store_true",
+                   help="also run the forensic protocols (issue 21): enrolled-verification with the default model, "
+                        "verification and open-set with the score model on channel and session-relative features")
     p.add_argument("--json", type=Path, default=None, help="write the numbers here (default OUT/generalisation.json)")
     args = p.parse_args(argv)
 
@@ -174,7 +226,7 @@ def main(argv=None) -> int:
     unknown = [c for c in corpora if c not in CORPORA]
     if unknown:
         p.error(f"unknown corpus {unknown[0]!r}; expected some of {', '.join(CORPORA)}")
-    summaries, compared, timings = [], [], {}
+    summaries, compared, forensic, timings = [], [], [], {}
     for name in corpora:
         split = CORPORA[name][1]
         sources = build(out / "sources" / split, split, args.source_minutes, args.seed)
@@ -182,13 +234,18 @@ def main(argv=None) -> int:
         summaries.append(summarise(name, out / name / "evaluate" / "results.zarr"))
         if args.compare:
             compared.append(summarise(name, out / name / "compare" / "results.zarr", quote=False))
+        if args.forensic:
+            forensic += summarise_forensic(name, out / name)
     for s in summaries:
         print_summary(s)
     for s in compared:
         print_summary(s, " (compared, not the default path)")
+    if forensic:
+        print_forensic(forensic)
     path = args.json or out / "generalisation.json"
     path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "timings": timings,
-                                "results": summaries, "compared": compared}, indent=1))
+                                "results": summaries, "compared": compared, "forensic": forensic},
+                                indent=1))
     print(f"\nwrote {path}")
     return 0
 
