@@ -243,7 +243,9 @@ def main(argv=None) -> int:
     if forensic:
         print_forensic(forensic)
     path = args.json or out / "generalisation.json"
-    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "timings": timings,
+    # the arguments that shape the numbers; the work folder and the JSON path are this machine's, not the run's
+    shown = {k: str(v) for k, v in vars(args).items() if k not in ("out", "json")}
+    path.write_text(json.dumps({"args": shown, "timings": timings,
                                 "results": summaries, "compared": compared, "forensic": forensic},
                                 indent=1))
     print(f"\nwrote {path}")
