@@ -76,13 +76,25 @@ def log_mel(windowed: np.ndarray) -> np.ndarray:
     _, mel, _ = _tables()
     spec = sfft.rfft(windowed, axis=1)
     # Frames last: each stored filter weight then scales one contiguous row (the 48 kHz kernel's product).
-    power = np.ascontiguousarray((spec.real**2 + spec.imag**2).T)
+    power = np.empty((spec.shape[1], spec.shape[0]), np.float32)
+    _power_frames_last(spec, power)
     out = np.empty((N_MELS, windowed.shape[0]), np.float32)
     _csr_dense_kernel(mel.indptr, mel.indices, mel.data, power, out)
     np.maximum(out, np.float32(AMIN), out=out)
     np.log10(out, out=out)
     out *= np.float32(10.0)
     return np.ascontiguousarray(out.T)
+
+
+@numba.njit(cache=True, nogil=True)
+def _power_frames_last(spec, out):  # pragma: no cover - compiled
+    """``out[j, i] = |spec[i, j]|^2`` in one pass: measured 0.21 ms per 256 frames against
+    0.33 ms for numpy's ``(spec.real**2 + spec.imag**2).T`` copied contiguous (same values)."""
+    for j in range(spec.shape[1]):
+        o = out[j]
+        for i in range(spec.shape[0]):
+            z = spec[i, j]
+            o[i] = z.real * z.real + z.imag * z.imag
 
 
 def frame_positions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,8 +154,7 @@ def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate:
         raise ValueError("every clip must be a non-empty range inside the audio given")
     pool, frame, lo, hi, clip = _frame_sources(audio, starts, stops, sample_rate)
     # Each distinct frame (same samples, same padding) once: clips starting together share frames.
-    keys, rows = np.unique(np.stack([frame, lo, hi]), axis=1, return_inverse=True)
-    rows = rows.ravel()
+    keys, rows = _distinct_frames(frame, lo, hi)
     window, _, dct = _tables()
     n_keys = keys.shape[1]
     mel = np.empty((n_keys, N_MELS), np.float32)
@@ -161,6 +172,18 @@ def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate:
     _floored_means(mel, rows, first, nf, TOP_DB, mean)
     out[:, :N_MFCC] = mean @ dct
     return out
+
+
+def _distinct_frames(frame, lo, hi):
+    """``np.unique(np.stack([frame, lo, hi]), axis=1, return_inverse=True)`` by one lexsort of the
+    three int64 keys (numpy's ``axis=1`` unique sorts a structured view: ~5x slower here)."""
+    order = np.lexsort((hi, lo, frame))
+    f, l, h = frame[order], lo[order], hi[order]
+    new = np.ones(order.size, bool)
+    new[1:] = (f[1:] != f[:-1]) | (l[1:] != l[:-1]) | (h[1:] != h[:-1])
+    rows = np.empty(order.size, np.int64)
+    rows[order] = np.cumsum(new) - 1
+    return np.stack([f[new], l[new], h[new]]), rows
 
 
 #: Clips of at least this many resampled samples take their edges from short windows at their
@@ -195,13 +218,16 @@ def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
         return np.zeros(n_in.size, bool)  # nothing to resample
     q, _ = soxr_edges.period(sample_rate, THESIS_SR)
     ok = n_in >= 2 * soxr_edges.TAPS
-    keys = [(int(k) % q, soxr_edges.length_excess(int(k), sample_rate, THESIS_SR)) if o else None
-            for k, o in zip(n_in, ok)]
-    count: dict = {}
-    for k in keys:
-        count[k] = count.get(k, 0) + 1
-    return np.array([k is not None and (count[k] >= MIN_SHARED_END or soxr_edges.tail_map_cached(
-        sample_rate, THESIS_SR, *k)) for k in keys], bool)
+    out = np.zeros(n_in.size, bool)
+    if not ok.any():
+        return out
+    _, excess = soxr_edges.lengths_and_excess(n_in[ok], sample_rate, THESIS_SR)
+    # End shapes (phase, excess) as one code; each distinct one is looked at once.
+    shapes, inv, count = np.unique((n_in[ok] % q) * 2 + excess, return_inverse=True, return_counts=True)
+    use = np.array([c >= MIN_SHARED_END or soxr_edges.tail_map_cached(sample_rate, THESIS_SR, int(k) // 2, int(k) % 2)
+                    for k, c in zip(shapes, count)], bool)
+    out[ok] = use[inv.ravel()]
+    return out
 
 
 def _patched(z: np.ndarray, base: int, a: int, b: int, head: np.ndarray, tail: np.ndarray, length: int
@@ -222,15 +248,21 @@ def _patched(z: np.ndarray, base: int, a: int, b: int, head: np.ndarray, tail: n
     return out
 
 
+#: Input samples of a gap between clips of one phase that their stretch still spans: a separate
+#: soxr call costs as much as resampling ~26,000 more samples of a long stretch (measured at
+#: 48 kHz: 400 calls on 12,000 samples 87 ms, the same samples in one call 27 ms).
+MERGE_GAP = 24000
+
+
 def _phase_groups(starts, stops, selected, q):
     """Clips (indices, of the ``selected``) whose starts share a phase (mod ``q``) and whose ranges
-    chain by overlap: each group is one stretch to resample, with no gap resampled for nothing."""
+    chain by overlap or gaps shorter than ``MERGE_GAP``: each group is one stretch to resample."""
     groups = []
     for ph in np.unique(starts[selected] % q):
         members = np.flatnonzero(selected & (starts % q == ph))
         members = members[np.argsort(starts[members], kind="stable")]
         reach = np.maximum.accumulate(stops[members])
-        cut = np.flatnonzero(starts[members][1:] >= reach[:-1]) + 1  # a gap before this clip
+        cut = np.flatnonzero(starts[members][1:] >= reach[:-1] + MERGE_GAP) + 1  # a long gap before this clip
         groups += np.split(members, cut)
     return groups
 
@@ -320,7 +352,9 @@ def _frame_sources(audio, starts, stops, sample_rate):
     return pool.array(), frame, lo, hi, clip
 
 
-@numba.njit(cache=True, nogil=True)
+# reassoc: the sum of squares (float64) vectorises; ~3x faster than the ordered sum, which waits
+# on each add; the RMS differs from the ordered sum's by float64 rounding only.
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no cover - compiled
     """Windowed frames (zeros outside ``[lo, hi)``: librosa's padding), their RMS and ZCR.
 
