@@ -39,6 +39,7 @@ import scipy.fft as sfft
 
 from . import soxr_edges
 from .frames import _csr_dense_kernel, to_float
+from .melbank import mel_filters
 
 THESIS_SR = 22050
 N_FFT = 2048
@@ -61,12 +62,11 @@ BATCH = 256
 @lru_cache(maxsize=1)
 def _tables():
     """librosa's window (periodic Hann), mel filters (sparse) and DCT-II (orthonormal) columns."""
-    import librosa
     import scipy.sparse
     from scipy.signal import get_window
 
     window = get_window("hann", N_FFT, fftbins=True).astype(np.float32)
-    mel = scipy.sparse.csr_matrix(librosa.filters.mel(sr=THESIS_SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32))
+    mel = scipy.sparse.csr_matrix(mel_filters(THESIS_SR, N_FFT, N_MELS))
     dct = sfft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=1)[:, :N_MFCC]  # log-mel rows @ dct = MFCC
     return window, mel, dct
 
