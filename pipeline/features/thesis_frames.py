@@ -36,6 +36,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 import scipy.fft as sfft
+from numpy.lib.stride_tricks import as_strided
 
 from . import soxr_edges
 from .frames import _csr_dense_kernel, to_float
@@ -121,8 +122,12 @@ class _Pool:
         self.size += x.size
         return self.size - x.size
 
-    def array(self) -> np.ndarray:
-        return np.concatenate(self.parts + [np.zeros(N_FFT, np.float32)])  # frames may read up to here
+    def array(self, pad: int = N_FFT) -> np.ndarray:
+        """The pieces so far and ``pad`` zeros (frames may read up to ``N_FFT`` past the last), as
+        one array, which then holds them (the pieces are not kept twice)."""
+        out = np.concatenate(self.parts + [np.zeros(pad, np.float32)])
+        self.parts = [out[: self.size]]
+        return out
 
 
 def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate: int) -> np.ndarray:
@@ -230,21 +235,28 @@ def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def _patched(z: np.ndarray, base: int, a: int, b: int, head: np.ndarray, tail: np.ndarray, length: int
-             ) -> np.ndarray:
-    """Samples ``[a, b)`` of a clip's own resampling: the stretch ``z`` (the clip starts at
-    ``base``), its first and last EDGE samples from the maps (``head``, ``tail``; soxr's output
-    ends at ``length``), zeros past that (librosa's ``fix_length``)."""
-    out = np.zeros(b - a, np.float32)
-    stop = max(a, min(b, length, z.size - base))
-    out[: stop - a] = z[base + a : base + stop]
-    h0, h1 = a, min(b, soxr_edges.EDGE)
-    if h1 > h0:
-        out[: h1 - h0] = head[h0:h1]
+def _patched(pool: np.ndarray, base: np.ndarray, end: np.ndarray, a: int, b: int, head: np.ndarray,
+             tail: np.ndarray, length: int) -> np.ndarray:
+    """Samples ``[a, b)`` of clips' own resamplings, one row per clip, for clips of one soxr
+    output ``length``: their stretches' samples (a clip starts at ``pool[base]``, its stretch ends
+    at ``pool[end]``; ``pool`` runs on ``b - a`` samples past its last stretch), their first and
+    last EDGE samples from the maps (rows of ``head``, ``tail``), zeros from ``length`` on
+    (librosa's ``fix_length``)."""
+    w = b - a
+    # Rows of a sliding view: numpy copies each as one contiguous run (an index per sample took 3x).
+    rows = as_strided(pool, shape=(pool.size - w + 1, w), strides=(pool.strides[0],) * 2, writeable=False)
+    out = rows[np.minimum(base + a, pool.size - w)]
+    count = np.clip(np.minimum(length, end - base) - a, 0, w)  # samples of the stretch in the row
+    cut = np.flatnonzero(count < w)
+    if cut.size:
+        out[cut] = np.where(np.arange(w) < count[cut, None], out[cut], np.float32(0.0))
+    h1 = min(b, soxr_edges.EDGE)
+    if h1 > a:
+        out[:, : h1 - a] = head[:, a:h1]
     t = length - soxr_edges.EDGE
     t0, t1 = max(a, t), min(b, length)
     if t1 > t0:
-        out[t0 - a : t1 - a] = tail[t0 - t : t1 - t]
+        out[:, t0 - a : t1 - a] = tail[:, t0 - t : t1 - t]
     return out
 
 
@@ -294,62 +306,100 @@ def _frame_sources(audio, starts, stops, sample_rate):
     hi = np.empty_like(frame)
     # Phase groups: one stretch each, resampled once; a clip of the group starts on a whole
     # output sample of it (its start is a whole number of periods after the stretch's).
-    stretch, clip_base = {}, np.zeros(starts.size, np.int64)
+    clip_base, clip_end = np.zeros(starts.size, np.int64), np.zeros(starts.size, np.int64)
     for members in _phase_groups(starts, stops, long | mapped, q):
         g0, g1 = int(starts[members].min()), int(stops[members].max())
         z = _raw_resample(audio[g0:g1], sample_rate)
         base = pool.add(z)
         clip_base[members] = base + (starts[members] - g0) // q * p
-        stretch.update({int(c): (z, (int(starts[c]) - g0) // q * p) for c in members})
+        clip_end[members] = base + z.size
     inner = long[clip] & ~edge
     frame[inner] = clip_base[clip[inner]] + rel[inner]
     lo[inner] = frame[inner]  # wholly inside the clip: no padding
     hi[inner] = frame[inner] + N_FFT
-    # Edges: the clip's own resampled samples. Mapped clips: the stretch with their ends from
-    # soxr's edge maps; others: soxr on the whole (short) clip or on windows at both ends. The
-    # heads depend only on the clip's start, so clips starting together share them; windows at
-    # the end only on the stop and the phase.
-    mi = np.flatnonzero(mapped)
-    ends = dict(zip(mi.tolist(), zip(*soxr_edges.edges(audio, starts[mi], stops[mi], sample_rate,
-                                                        THESIS_SR)))) if mi.size else {}
+    # Edges: the clip's own resampled samples. The heads depend only on the clip's start, so
+    # clips starting together share them; windows at the end only on the stop and the phase.
     first = np.cumsum(1 + lengths // HOP) - (1 + lengths // HOP)
+    heads = _mapped_edges(audio, starts, stops, lengths, mapped, long, clip_base, clip_end, first, rel, edge,
+                          sample_rate, pool, frame, lo, hi)
     head_w = -(-(N_FFT + 2 * GUARD) * q // p)  # input samples whose resampling holds [0, N_FFT) exactly
     tail_w = -(-(N_FFT + HOP + 3 * GUARD) * q // p) + q  # ... and the tail frames' samples
-    heads, tails = {}, {}
-    for c in range(starts.size):
+    tails = {}
+    for c in np.flatnonzero(~mapped).tolist():  # soxr on the whole (short) clip or on windows at both ends
         s, e, nc = int(starts[c]), int(stops[c]), int(lengths[c])
         f = first[c] + np.flatnonzero(edge[first[c] : first[c] + 1 + nc // HOP])
         if not long[c]:
-            x = _patched(*stretch[c], 0, nc, *ends[c]) if mapped[c] else \
-                _fixed(_raw_resample(audio[s:e], sample_rate), nc)
-            b = pool.add(x)
+            b = pool.add(_fixed(_raw_resample(audio[s:e], sample_rate), nc))
             f = np.arange(first[c], first[c] + 1 + nc // HOP)
             frame[f], lo[f], hi[f] = b + rel[f], b, b + nc
             continue
         head, tail = f[rel[f] < GUARD], f[rel[f] >= GUARD]  # head frames read clip samples [.., N_FFT)
         if s not in heads:
-            heads[s] = pool.add(_patched(*stretch[c], 0, N_FFT, *ends[c]) if mapped[c] else
-                                _raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
+            heads[s] = pool.add(_raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
         b = heads[s]
         frame[head], lo[head], hi[head] = b + rel[head], b, b + N_FFT
         t = int(rel[tail].min())  # tail frames read clip samples [t, nc)
-        if mapped[c]:
-            b = pool.add(_patched(*stretch[c], t, nc, *ends[c]))
-        else:
-            # A whole number of periods into the clip, and a window whose output length soxr
-            # rounds as the clip's (lengths landing on a half sample round either way), so the
-            # window's last output is the clip's.
-            ws = e - tail_w - (e - tail_w - s) % q
-            while ws > s and soxr_edges.length_excess(e - ws, sample_rate, THESIS_SR) != \
-                    soxr_edges.length_excess(e - s, sample_rate, THESIS_SR):
-                ws -= q
-            ws = max(ws, s)
-            if (ws, e) not in tails:
-                tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
-            off = (ws - s) // q * p  # the window's first output sample in the clip
-            b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
+        # A whole number of periods into the clip, and a window whose output length soxr
+        # rounds as the clip's (lengths landing on a half sample round either way), so the
+        # window's last output is the clip's.
+        ws = e - tail_w - (e - tail_w - s) % q
+        while ws > s and soxr_edges.length_excess(e - ws, sample_rate, THESIS_SR) != \
+                soxr_edges.length_excess(e - s, sample_rate, THESIS_SR):
+            ws -= q
+        ws = max(ws, s)
+        if (ws, e) not in tails:
+            tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
+        off = (ws - s) // q * p  # the window's first output sample in the clip
+        b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
         frame[tail], lo[tail], hi[tail] = b + rel[tail] - t, b, b + nc - t
     return pool.array(), frame, lo, hi, clip
+
+
+def _mapped_edges(audio, starts, stops, lengths, mapped, long, clip_base, clip_end, first, rel, edge, sample_rate,
+                  pool, frame, lo, hi) -> dict:
+    """Edge frames of the clips whose ends come from soxr_edges' maps, many clips per numpy
+    operation: their stretch's samples with their own first and last EDGE samples from the maps.
+    Short clips get their whole samples, long ones a head (shared by clips starting together)
+    and a tail. Fills ``frame``, ``lo``, ``hi`` of those frames; returns the heads' pool
+    positions by start sample."""
+    mi = np.flatnonzero(mapped)
+    if not mi.size:
+        return {}
+    head_rows, tail_rows, length = soxr_edges.edges(audio, starts[mi], stops[mi], sample_rate, THESIS_SR)
+    stretches = pool.array(pad=LONG)  # the stretches so far, as one array to gather from (a piece is shorter)
+    heads = {}
+    lg = long[mi]
+    if lg.any():  # heads: clip samples [0, N_FFT), by distinct start
+        u_start, u = np.unique(starts[mi][lg], return_index=True)
+        sel = mi[lg][u]
+        rows = np.flatnonzero(lg)[u]
+        x = _patched(stretches, clip_base[sel], clip_end[sel], 0, N_FFT, head_rows[rows], tail_rows[rows],
+                     int(length[rows].min()))  # long clips: the tail lies far past N_FFT
+        b0 = pool.add(x.ravel())
+        heads = dict(zip(u_start.tolist(), (b0 + N_FFT * np.arange(u.size)).tolist()))
+    # Clips of one resampled length and soxr output length share their frame layout.
+    keys = np.stack([lengths[mi], length])
+    for nc, n_out in np.unique(keys, axis=1).T.tolist():
+        rows = np.flatnonzero((keys[0] == nc) & (keys[1] == n_out))
+        cs = mi[rows]
+        nf = 1 + nc // HOP
+        j = np.arange(nf)
+        r = rel[first[cs[0]] + j]  # frame starts in the clip, the same for each clip here
+        fr = first[cs][:, None] + j  # (clips, frames)
+        if nc < LONG:  # short: the whole clip
+            x = _patched(stretches, clip_base[cs], clip_end[cs], 0, nc, head_rows[rows], tail_rows[rows], n_out)
+            b = pool.add(x.ravel()) + nc * np.arange(cs.size)[:, None]
+            frame[fr], lo[fr], hi[fr] = b + r, b, b + nc
+            continue
+        e = edge[first[cs[0]] + j]
+        hj, tj = np.flatnonzero(e & (r < GUARD)), np.flatnonzero(e & (r >= GUARD))
+        b = np.array([heads[v] for v in starts[cs].tolist()])[:, None]
+        frame[fr[:, hj]], lo[fr[:, hj]], hi[fr[:, hj]] = b + r[hj], b, b + N_FFT
+        t = int(r[tj].min())  # tail frames read clip samples [t, nc)
+        x = _patched(stretches, clip_base[cs], clip_end[cs], t, nc, head_rows[rows], tail_rows[rows], n_out)
+        b = pool.add(x.ravel()) + (nc - t) * np.arange(cs.size)[:, None]
+        frame[fr[:, tj]], lo[fr[:, tj]], hi[fr[:, tj]] = b + r[tj] - t, b, b + nc - t
+    return heads
 
 
 # reassoc: the sum of squares (float64) vectorises; ~3x faster than the ordered sum, which waits
