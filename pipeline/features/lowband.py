@@ -27,6 +27,8 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import as_strided
 
+from .windows import kaiser_lowpass
+
 #: Bands whose upper edge is at or below this frequency (Hz) come from the long analysis.
 LOW_FMAX = 320.0
 #: Decimated rate aimed at (Hz): alias-free up to ``LOW_FMAX`` with a short filter.
@@ -56,14 +58,12 @@ class LowLayout:
 @lru_cache(maxsize=16)
 def layout(s) -> LowLayout:
     """The long analysis of :class:`~pipeline.features.frames.FrameSettings` ``s`` (cached per settings)."""
-    import scipy.signal
-
     want = max(1, int(2 ** np.floor(np.log2(s.sample_rate / LOW_RATE))))
     factor = gcd(want, s.hop)
     rate = s.sample_rate / factor
     n_fft = int(2 ** np.round(np.log2(rate / LOW_RESOLUTION)))
     n_taps = FILTER_TAPS_PER_FACTOR * factor + 1
-    taps = scipy.signal.firwin(n_taps, rate / 2, window=("kaiser", FILTER_BETA), fs=s.sample_rate)
+    taps = kaiser_lowpass(n_taps, rate / 2, FILTER_BETA, s.sample_rate)  # scipy.signal.firwin's
     edges = s.band_edges
     bands = np.flatnonzero(edges[1:] <= min(LOW_FMAX, rate / 2 - LOW_FMAX) * (1 + 1e-9))
     f = np.fft.rfftfreq(n_fft, 1.0 / rate)

@@ -41,6 +41,7 @@ from numpy.lib.stride_tricks import as_strided
 from . import soxr_edges
 from .frames import _csr_dense_kernel, to_float
 from .melbank import mel_filters
+from .windows import periodic_hann
 
 THESIS_SR = 22050
 N_FFT = 2048
@@ -64,9 +65,8 @@ BATCH = 256
 def _tables():
     """librosa's window (periodic Hann), mel filters (sparse) and DCT-II (orthonormal) columns."""
     import scipy.sparse
-    from scipy.signal import get_window
 
-    window = get_window("hann", N_FFT, fftbins=True).astype(np.float32)
+    window = periodic_hann(N_FFT).astype(np.float32)
     mel = scipy.sparse.csr_matrix(mel_filters(THESIS_SR, N_FFT, N_MELS))
     dct = sfft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=1)[:, :N_MFCC]  # log-mel rows @ dct = MFCC
     return window, mel, dct
