@@ -131,12 +131,15 @@ def edges(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray, sample_rate:
     """
     q, _ = period(sample_rate, target)
     idx = np.arange(TAPS)
-    head = to_float(audio[starts[:, None] + idx]) @ head_map(sample_rate, target)
+    # Clips of several lengths share starts (and stops): each distinct end is mapped once.
+    u, inv = np.unique(starts, return_inverse=True)
+    head = (to_float(audio[u[:, None] + idx]) @ head_map(sample_rate, target))[inv.ravel()]
     n = stops - starts
     length, excess = lengths_and_excess(n, sample_rate, target)
     tail = np.empty_like(head)
     keys = np.stack([n % q, excess])
     for v, e in np.unique(keys, axis=1).T:
         sel = np.flatnonzero((keys[0] == v) & (keys[1] == e))
-        tail[sel] = to_float(audio[stops[sel, None] - TAPS + idx]) @ tail_map(sample_rate, target, int(v), int(e))
+        u, inv = np.unique(stops[sel], return_inverse=True)
+        tail[sel] = (to_float(audio[u[:, None] - TAPS + idx]) @ tail_map(sample_rate, target, int(v), int(e)))[inv.ravel()]
     return head, tail, length

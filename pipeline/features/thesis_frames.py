@@ -416,7 +416,8 @@ def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no co
         p = frame[k]
         a, b = max(p, lo[k]), min(p + N_FFT, hi[k])
         o = out[k]
-        o[:] = 0.0
+        if b - a < N_FFT:  # reaches into the padding
+            o[:] = 0.0
         # Views with indices from 0: loops with provably non-negative indices vectorise.
         src, win, dst = pool[a:b], window[a - p : b - p], o[a - p : b - p]
         sq = 0.0
