@@ -261,8 +261,9 @@ def _patched(pool: np.ndarray, base: np.ndarray, end: np.ndarray, a: int, b: int
 
 
 #: Input samples of a gap between clips of one phase that their stretch still spans: a separate
-#: soxr call costs as much as resampling ~26,000 more samples of a long stretch (measured at
-#: 48 kHz: 400 calls on 12,000 samples 87 ms, the same samples in one call 27 ms).
+#: soxr call costs as much as resampling ~18,000-26,000 more samples of a long stretch (measured
+#: twice at 48 kHz: 400 calls on 12,000 samples each 87 and 45 ms, the same samples in one call
+#: 27 and 18 ms). The odd 0.25 s clips of a segment (a half period off the others) are one stretch.
 MERGE_GAP = 24000
 
 
