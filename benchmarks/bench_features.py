@@ -136,7 +136,9 @@ def main(argv=None):
             simulate_to_store(StudioPlan(minutes_per_session=tuple(float(x) for x in args.simulate.split(","))),
                               args.store, client, quiet=True)
 
-    result = {"machine": machine(), "argv": sys.argv[1:], "pipeline": _checkout(),
+    # paths by their last part only: no folder of this machine in a result
+    result = {"machine": machine(), "argv": [Path(a).name if os.sep in a else a for a in sys.argv[1:]],
+              "pipeline": _checkout(),
               "feature_sets": args.feature_sets, "clip_seconds": list(args.clip_seconds), "runs": []}
     print(f"feature sets {args.feature_sets}, clip lengths {', '.join(f'{c:g}' for c in args.clip_seconds)} s; "
           f"pipeline from {result['pipeline']}", flush=True)

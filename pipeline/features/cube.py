@@ -192,7 +192,9 @@ def compute_frames(store: AudioStore, frames_path: str, fs: FrameSettings, clien
             arr.attrs["blocks_done"] = sorted(set(arr.attrs.get("blocks_done", [])) | blocks)
 
     with BatchedRecord(record) as on_result:
-        run_tasks(client, "features: frames", _frame_block, tasks, keys=keys, on_result=on_result, quiet=quiet)
+        # Longest blocks first (a recording's last block is short): none is left to run alone at the end.
+        run_tasks(client, "features: frames", _frame_block, tasks, keys=keys, on_result=on_result, quiet=quiet,
+                  cost=[t[3] - t[2] for t in tasks])
     g.attrs["micfp"] = {**g.attrs["micfp"], "complete": True}
     return g
 
@@ -328,6 +330,11 @@ def _gather_rows(parts_path: str, pieces: tuple[tuple[int, int, int], ...], n_fe
     return np.concatenate([g[str(p)][a:b] for p, a, b in pieces])
 
 
+def _clip_cost(task: ClipTask) -> int:
+    """A clip task's work, for running the longest first: the samples of its segments in its window."""
+    return sum(max(0, min(b, task.win_stop) - max(a, task.win_start)) for a, b, _ in task.segments)
+
+
 def plan_clip_tasks(store: AudioStore, frames_path: str, config: FeatureConfig) -> list[tuple[ClipTask, dict]]:
     """Clip tasks (one per recording and window) with their constant coordinates."""
     sr = store.sample_rate
@@ -389,7 +396,8 @@ def _compute_cube(store_path: str, cube_path: str, config: FeatureConfig, client
     parts_uid = new_uid()
     zarr.open_group(parts_path, mode="w", zarr_format=3, attributes={"micfp": {"kind": PARTS_KIND, "uid": parts_uid}})
     coords_list = run_tasks(client, "features: clips", _clip_part,
-                            [(t, config, parts_path, i, parts_uid) for i, (t, _) in enumerate(planned)], quiet=quiet)
+                            [(t, config, parts_path, i, parts_uid) for i, (t, _) in enumerate(planned)], quiet=quiet,
+                            cost=[_clip_cost(t) for t, _ in planned])
 
     names, owners = fsets.feature_layout(config.feature_sets, config.frame)
     rel_cols = relative.relative_columns(names)

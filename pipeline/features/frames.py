@@ -25,6 +25,7 @@ import scipy.fft as sfft
 from numpy.lib.stride_tricks import as_strided
 
 from . import lowband
+from .melbank import mel_filters
 
 #: Floor added before every log, in power units relative to full scale (-100 dBFS).
 #: A fixed global reference, unlike librosa's per-call ``ref=np.max``/``top_db``.
@@ -136,11 +137,7 @@ class FrameSettings:
 
     @cached_property
     def mel_matrix(self) -> np.ndarray:
-        import librosa
-
-        mel = librosa.filters.mel(
-            sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax
-        )
+        mel = mel_filters(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)  # librosa's
         return np.ascontiguousarray(mel.T.astype(np.float32))
 
     @cached_property

@@ -41,8 +41,9 @@ def resample(x: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
     return np.asarray(soxr.resample(x, sample_rate, target, quality="soxr_hq"), np.float32)
 
 
+@lru_cache(maxsize=16)
 def period(sample_rate: int, target: int) -> tuple[int, int]:
-    """(input samples, output samples) of one period of the resampling."""
+    """(input samples, output samples) of one period of the resampling (cached: called per clip)."""
     r = Fraction(int(target), int(sample_rate))
     return r.denominator, r.numerator
 
@@ -69,6 +70,15 @@ def length_excess(n: int, sample_rate: int, target: int) -> int:
     """How far soxr's output length for ``n`` inputs lies above ``floor(n p / q)`` (0 or 1)."""
     q, p = period(sample_rate, target)
     return soxr_length(n, sample_rate, target) - n * p // q
+
+
+def lengths_and_excess(n: np.ndarray, sample_rate: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`soxr_length` and :func:`length_excess` of many input lengths (each distinct one once:
+    clips of a task share a few lengths)."""
+    q, p = period(sample_rate, target)
+    uniq, inv = np.unique(np.asarray(n, np.int64), return_inverse=True)
+    length = np.array([soxr_length(int(k), sample_rate, target) for k in uniq], np.int64)
+    return length[inv.ravel()], (length - uniq * p // q)[inv.ravel()]
 
 
 @lru_cache(maxsize=4)
@@ -121,13 +131,15 @@ def edges(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray, sample_rate:
     """
     q, _ = period(sample_rate, target)
     idx = np.arange(TAPS)
-    head = to_float(audio[starts[:, None] + idx]) @ head_map(sample_rate, target)
+    # Clips of several lengths share starts (and stops): each distinct end is mapped once.
+    u, inv = np.unique(starts, return_inverse=True)
+    head = (to_float(audio[u[:, None] + idx]) @ head_map(sample_rate, target))[inv.ravel()]
     n = stops - starts
-    length = np.array([soxr_length(int(k), sample_rate, target) for k in n], np.int64)
-    excess = np.array([length_excess(int(k), sample_rate, target) for k in n], np.int64)
+    length, excess = lengths_and_excess(n, sample_rate, target)
     tail = np.empty_like(head)
     keys = np.stack([n % q, excess])
     for v, e in np.unique(keys, axis=1).T:
         sel = np.flatnonzero((keys[0] == v) & (keys[1] == e))
-        tail[sel] = to_float(audio[stops[sel, None] - TAPS + idx]) @ tail_map(sample_rate, target, int(v), int(e))
+        u, inv = np.unique(stops[sel], return_inverse=True)
+        tail[sel] = (to_float(audio[u[:, None] - TAPS + idx]) @ tail_map(sample_rate, target, int(v), int(e)))[inv.ravel()]
     return head, tail, length

@@ -36,9 +36,12 @@ from functools import lru_cache
 import numba
 import numpy as np
 import scipy.fft as sfft
+from numpy.lib.stride_tricks import as_strided
 
 from . import soxr_edges
 from .frames import _csr_dense_kernel, to_float
+from .melbank import mel_filters
+from .windows import periodic_hann
 
 THESIS_SR = 22050
 N_FFT = 2048
@@ -61,12 +64,10 @@ BATCH = 256
 @lru_cache(maxsize=1)
 def _tables():
     """librosa's window (periodic Hann), mel filters (sparse) and DCT-II (orthonormal) columns."""
-    import librosa
     import scipy.sparse
-    from scipy.signal import get_window
 
-    window = get_window("hann", N_FFT, fftbins=True).astype(np.float32)
-    mel = scipy.sparse.csr_matrix(librosa.filters.mel(sr=THESIS_SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32))
+    window = periodic_hann(N_FFT).astype(np.float32)
+    mel = scipy.sparse.csr_matrix(mel_filters(THESIS_SR, N_FFT, N_MELS))
     dct = sfft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=1)[:, :N_MFCC]  # log-mel rows @ dct = MFCC
     return window, mel, dct
 
@@ -76,13 +77,25 @@ def log_mel(windowed: np.ndarray) -> np.ndarray:
     _, mel, _ = _tables()
     spec = sfft.rfft(windowed, axis=1)
     # Frames last: each stored filter weight then scales one contiguous row (the 48 kHz kernel's product).
-    power = np.ascontiguousarray((spec.real**2 + spec.imag**2).T)
+    power = np.empty((spec.shape[1], spec.shape[0]), np.float32)
+    _power_frames_last(spec, power)
     out = np.empty((N_MELS, windowed.shape[0]), np.float32)
     _csr_dense_kernel(mel.indptr, mel.indices, mel.data, power, out)
     np.maximum(out, np.float32(AMIN), out=out)
     np.log10(out, out=out)
     out *= np.float32(10.0)
     return np.ascontiguousarray(out.T)
+
+
+@numba.njit(cache=True, nogil=True)
+def _power_frames_last(spec, out):  # pragma: no cover - compiled
+    """``out[j, i] = |spec[i, j]|^2`` in one pass: measured 0.21 ms per 256 frames against
+    0.33 ms for numpy's ``(spec.real**2 + spec.imag**2).T`` copied contiguous (same values)."""
+    for j in range(spec.shape[1]):
+        o = out[j]
+        for i in range(spec.shape[0]):
+            z = spec[i, j]
+            o[i] = z.real * z.real + z.imag * z.imag
 
 
 def frame_positions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +122,12 @@ class _Pool:
         self.size += x.size
         return self.size - x.size
 
-    def array(self) -> np.ndarray:
-        return np.concatenate(self.parts + [np.zeros(N_FFT, np.float32)])  # frames may read up to here
+    def array(self, pad: int = N_FFT) -> np.ndarray:
+        """The pieces so far and ``pad`` zeros (frames may read up to ``N_FFT`` past the last), as
+        one array, which then holds them (the pieces are not kept twice)."""
+        out = np.concatenate(self.parts + [np.zeros(pad, np.float32)])
+        self.parts = [out[: self.size]]
+        return out
 
 
 def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate: int) -> np.ndarray:
@@ -142,8 +159,7 @@ def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate:
         raise ValueError("every clip must be a non-empty range inside the audio given")
     pool, frame, lo, hi, clip = _frame_sources(audio, starts, stops, sample_rate)
     # Each distinct frame (same samples, same padding) once: clips starting together share frames.
-    keys, rows = np.unique(np.stack([frame, lo, hi]), axis=1, return_inverse=True)
-    rows = rows.ravel()
+    keys, rows = _distinct_frames(frame, lo, hi)
     window, _, dct = _tables()
     n_keys = keys.shape[1]
     mel = np.empty((n_keys, N_MELS), np.float32)
@@ -161,6 +177,18 @@ def thesis_clip_features(audio: np.ndarray, x0: int, starts, stops, sample_rate:
     _floored_means(mel, rows, first, nf, TOP_DB, mean)
     out[:, :N_MFCC] = mean @ dct
     return out
+
+
+def _distinct_frames(frame, lo, hi):
+    """``np.unique(np.stack([frame, lo, hi]), axis=1, return_inverse=True)`` by one lexsort of the
+    three int64 keys (numpy's ``axis=1`` unique sorts a structured view: ~5x slower here)."""
+    order = np.lexsort((hi, lo, frame))
+    f, l, h = frame[order], lo[order], hi[order]
+    new = np.ones(order.size, bool)
+    new[1:] = (f[1:] != f[:-1]) | (l[1:] != l[:-1]) | (h[1:] != h[:-1])
+    rows = np.empty(order.size, np.int64)
+    rows[order] = np.cumsum(new) - 1
+    return np.stack([f[new], l[new], h[new]]), rows
 
 
 #: Clips of at least this many resampled samples take their edges from short windows at their
@@ -195,42 +223,59 @@ def _mapped(n_in: np.ndarray, sample_rate: int) -> np.ndarray:
         return np.zeros(n_in.size, bool)  # nothing to resample
     q, _ = soxr_edges.period(sample_rate, THESIS_SR)
     ok = n_in >= 2 * soxr_edges.TAPS
-    keys = [(int(k) % q, soxr_edges.length_excess(int(k), sample_rate, THESIS_SR)) if o else None
-            for k, o in zip(n_in, ok)]
-    count: dict = {}
-    for k in keys:
-        count[k] = count.get(k, 0) + 1
-    return np.array([k is not None and (count[k] >= MIN_SHARED_END or soxr_edges.tail_map_cached(
-        sample_rate, THESIS_SR, *k)) for k in keys], bool)
+    out = np.zeros(n_in.size, bool)
+    if not ok.any():
+        return out
+    _, excess = soxr_edges.lengths_and_excess(n_in[ok], sample_rate, THESIS_SR)
+    # End shapes (phase, excess) as one code; each distinct one is looked at once.
+    shapes, inv, count = np.unique((n_in[ok] % q) * 2 + excess, return_inverse=True, return_counts=True)
+    use = np.array([c >= MIN_SHARED_END or soxr_edges.tail_map_cached(sample_rate, THESIS_SR, int(k) // 2, int(k) % 2)
+                    for k, c in zip(shapes, count)], bool)
+    out[ok] = use[inv.ravel()]
+    return out
 
 
-def _patched(z: np.ndarray, base: int, a: int, b: int, head: np.ndarray, tail: np.ndarray, length: int
-             ) -> np.ndarray:
-    """Samples ``[a, b)`` of a clip's own resampling: the stretch ``z`` (the clip starts at
-    ``base``), its first and last EDGE samples from the maps (``head``, ``tail``; soxr's output
-    ends at ``length``), zeros past that (librosa's ``fix_length``)."""
-    out = np.zeros(b - a, np.float32)
-    stop = max(a, min(b, length, z.size - base))
-    out[: stop - a] = z[base + a : base + stop]
-    h0, h1 = a, min(b, soxr_edges.EDGE)
-    if h1 > h0:
-        out[: h1 - h0] = head[h0:h1]
+def _patched(pool: np.ndarray, base: np.ndarray, end: np.ndarray, a: int, b: int, head: np.ndarray,
+             tail: np.ndarray, length: int) -> np.ndarray:
+    """Samples ``[a, b)`` of clips' own resamplings, one row per clip, for clips of one soxr
+    output ``length``: their stretches' samples (a clip starts at ``pool[base]``, its stretch ends
+    at ``pool[end]``; ``pool`` runs on ``b - a`` samples past its last stretch), their first and
+    last EDGE samples from the maps (rows of ``head``, ``tail``), zeros from ``length`` on
+    (librosa's ``fix_length``)."""
+    w = b - a
+    # Rows of a sliding view: numpy copies each as one contiguous run (an index per sample took 3x).
+    rows = as_strided(pool, shape=(pool.size - w + 1, w), strides=(pool.strides[0],) * 2, writeable=False)
+    out = rows[np.minimum(base + a, pool.size - w)]
+    count = np.clip(np.minimum(length, end - base) - a, 0, w)  # samples of the stretch in the row
+    cut = np.flatnonzero(count < w)
+    if cut.size:
+        out[cut] = np.where(np.arange(w) < count[cut, None], out[cut], np.float32(0.0))
+    h1 = min(b, soxr_edges.EDGE)
+    if h1 > a:
+        out[:, : h1 - a] = head[:, a:h1]
     t = length - soxr_edges.EDGE
     t0, t1 = max(a, t), min(b, length)
     if t1 > t0:
-        out[t0 - a : t1 - a] = tail[t0 - t : t1 - t]
+        out[:, t0 - a : t1 - a] = tail[:, t0 - t : t1 - t]
     return out
+
+
+#: Input samples of a gap between clips of one phase that their stretch still spans: a separate
+#: soxr call costs as much as resampling ~18,000-26,000 more samples of a long stretch (measured
+#: twice at 48 kHz: 400 calls on 12,000 samples each 87 and 45 ms, the same samples in one call
+#: 27 and 18 ms). The odd 0.25 s clips of a segment (a half period off the others) are one stretch.
+MERGE_GAP = 24000
 
 
 def _phase_groups(starts, stops, selected, q):
     """Clips (indices, of the ``selected``) whose starts share a phase (mod ``q``) and whose ranges
-    chain by overlap: each group is one stretch to resample, with no gap resampled for nothing."""
+    chain by overlap or gaps shorter than ``MERGE_GAP``: each group is one stretch to resample."""
     groups = []
     for ph in np.unique(starts[selected] % q):
         members = np.flatnonzero(selected & (starts % q == ph))
         members = members[np.argsort(starts[members], kind="stable")]
         reach = np.maximum.accumulate(stops[members])
-        cut = np.flatnonzero(starts[members][1:] >= reach[:-1]) + 1  # a gap before this clip
+        cut = np.flatnonzero(starts[members][1:] >= reach[:-1] + MERGE_GAP) + 1  # a long gap before this clip
         groups += np.split(members, cut)
     return groups
 
@@ -262,65 +307,105 @@ def _frame_sources(audio, starts, stops, sample_rate):
     hi = np.empty_like(frame)
     # Phase groups: one stretch each, resampled once; a clip of the group starts on a whole
     # output sample of it (its start is a whole number of periods after the stretch's).
-    stretch, clip_base = {}, np.zeros(starts.size, np.int64)
+    clip_base, clip_end = np.zeros(starts.size, np.int64), np.zeros(starts.size, np.int64)
     for members in _phase_groups(starts, stops, long | mapped, q):
         g0, g1 = int(starts[members].min()), int(stops[members].max())
         z = _raw_resample(audio[g0:g1], sample_rate)
         base = pool.add(z)
         clip_base[members] = base + (starts[members] - g0) // q * p
-        stretch.update({int(c): (z, (int(starts[c]) - g0) // q * p) for c in members})
+        clip_end[members] = base + z.size
     inner = long[clip] & ~edge
     frame[inner] = clip_base[clip[inner]] + rel[inner]
     lo[inner] = frame[inner]  # wholly inside the clip: no padding
     hi[inner] = frame[inner] + N_FFT
-    # Edges: the clip's own resampled samples. Mapped clips: the stretch with their ends from
-    # soxr's edge maps; others: soxr on the whole (short) clip or on windows at both ends. The
-    # heads depend only on the clip's start, so clips starting together share them; windows at
-    # the end only on the stop and the phase.
-    mi = np.flatnonzero(mapped)
-    ends = dict(zip(mi.tolist(), zip(*soxr_edges.edges(audio, starts[mi], stops[mi], sample_rate,
-                                                        THESIS_SR)))) if mi.size else {}
+    # Edges: the clip's own resampled samples. The heads depend only on the clip's start, so
+    # clips starting together share them; windows at the end only on the stop and the phase.
     first = np.cumsum(1 + lengths // HOP) - (1 + lengths // HOP)
+    heads = _mapped_edges(audio, starts, stops, lengths, mapped, long, clip_base, clip_end, first, rel, edge,
+                          sample_rate, pool, frame, lo, hi)
     head_w = -(-(N_FFT + 2 * GUARD) * q // p)  # input samples whose resampling holds [0, N_FFT) exactly
     tail_w = -(-(N_FFT + HOP + 3 * GUARD) * q // p) + q  # ... and the tail frames' samples
-    heads, tails = {}, {}
-    for c in range(starts.size):
+    tails = {}
+    for c in np.flatnonzero(~mapped).tolist():  # soxr on the whole (short) clip or on windows at both ends
         s, e, nc = int(starts[c]), int(stops[c]), int(lengths[c])
         f = first[c] + np.flatnonzero(edge[first[c] : first[c] + 1 + nc // HOP])
         if not long[c]:
-            x = _patched(*stretch[c], 0, nc, *ends[c]) if mapped[c] else \
-                _fixed(_raw_resample(audio[s:e], sample_rate), nc)
-            b = pool.add(x)
+            b = pool.add(_fixed(_raw_resample(audio[s:e], sample_rate), nc))
             f = np.arange(first[c], first[c] + 1 + nc // HOP)
             frame[f], lo[f], hi[f] = b + rel[f], b, b + nc
             continue
         head, tail = f[rel[f] < GUARD], f[rel[f] >= GUARD]  # head frames read clip samples [.., N_FFT)
         if s not in heads:
-            heads[s] = pool.add(_patched(*stretch[c], 0, N_FFT, *ends[c]) if mapped[c] else
-                                _raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
+            heads[s] = pool.add(_raw_resample(audio[s : s + head_w], sample_rate)[:N_FFT])
         b = heads[s]
         frame[head], lo[head], hi[head] = b + rel[head], b, b + N_FFT
         t = int(rel[tail].min())  # tail frames read clip samples [t, nc)
-        if mapped[c]:
-            b = pool.add(_patched(*stretch[c], t, nc, *ends[c]))
-        else:
-            # A whole number of periods into the clip, and a window whose output length soxr
-            # rounds as the clip's (lengths landing on a half sample round either way), so the
-            # window's last output is the clip's.
-            ws = e - tail_w - (e - tail_w - s) % q
-            while ws > s and soxr_edges.length_excess(e - ws, sample_rate, THESIS_SR) != \
-                    soxr_edges.length_excess(e - s, sample_rate, THESIS_SR):
-                ws -= q
-            ws = max(ws, s)
-            if (ws, e) not in tails:
-                tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
-            off = (ws - s) // q * p  # the window's first output sample in the clip
-            b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
+        # A whole number of periods into the clip, and a window whose output length soxr
+        # rounds as the clip's (lengths landing on a half sample round either way), so the
+        # window's last output is the clip's.
+        ws = e - tail_w - (e - tail_w - s) % q
+        while ws > s and soxr_edges.length_excess(e - ws, sample_rate, THESIS_SR) != \
+                soxr_edges.length_excess(e - s, sample_rate, THESIS_SR):
+            ws -= q
+        ws = max(ws, s)
+        if (ws, e) not in tails:
+            tails[ws, e] = _raw_resample(audio[ws:e], sample_rate)
+        off = (ws - s) // q * p  # the window's first output sample in the clip
+        b = pool.add(_fixed(tails[ws, e], nc - off)[t - off :])
         frame[tail], lo[tail], hi[tail] = b + rel[tail] - t, b, b + nc - t
     return pool.array(), frame, lo, hi, clip
 
 
-@numba.njit(cache=True, nogil=True)
+def _mapped_edges(audio, starts, stops, lengths, mapped, long, clip_base, clip_end, first, rel, edge, sample_rate,
+                  pool, frame, lo, hi) -> dict:
+    """Edge frames of the clips whose ends come from soxr_edges' maps, many clips per numpy
+    operation: their stretch's samples with their own first and last EDGE samples from the maps.
+    Short clips get their whole samples, long ones a head (shared by clips starting together)
+    and a tail. Fills ``frame``, ``lo``, ``hi`` of those frames; returns the heads' pool
+    positions by start sample."""
+    mi = np.flatnonzero(mapped)
+    if not mi.size:
+        return {}
+    head_rows, tail_rows, length = soxr_edges.edges(audio, starts[mi], stops[mi], sample_rate, THESIS_SR)
+    stretches = pool.array(pad=LONG)  # the stretches so far, as one array to gather from (a piece is shorter)
+    heads = {}
+    lg = long[mi]
+    if lg.any():  # heads: clip samples [0, N_FFT), by distinct start
+        u_start, u = np.unique(starts[mi][lg], return_index=True)
+        sel = mi[lg][u]
+        rows = np.flatnonzero(lg)[u]
+        x = _patched(stretches, clip_base[sel], clip_end[sel], 0, N_FFT, head_rows[rows], tail_rows[rows],
+                     int(length[rows].min()))  # long clips: the tail lies far past N_FFT
+        b0 = pool.add(x.ravel())
+        heads = dict(zip(u_start.tolist(), (b0 + N_FFT * np.arange(u.size)).tolist()))
+    # Clips of one resampled length and soxr output length share their frame layout.
+    keys = np.stack([lengths[mi], length])
+    for nc, n_out in np.unique(keys, axis=1).T.tolist():
+        rows = np.flatnonzero((keys[0] == nc) & (keys[1] == n_out))
+        cs = mi[rows]
+        nf = 1 + nc // HOP
+        j = np.arange(nf)
+        r = rel[first[cs[0]] + j]  # frame starts in the clip, the same for each clip here
+        fr = first[cs][:, None] + j  # (clips, frames)
+        if nc < LONG:  # short: the whole clip
+            x = _patched(stretches, clip_base[cs], clip_end[cs], 0, nc, head_rows[rows], tail_rows[rows], n_out)
+            b = pool.add(x.ravel()) + nc * np.arange(cs.size)[:, None]
+            frame[fr], lo[fr], hi[fr] = b + r, b, b + nc
+            continue
+        e = edge[first[cs[0]] + j]
+        hj, tj = np.flatnonzero(e & (r < GUARD)), np.flatnonzero(e & (r >= GUARD))
+        b = np.array([heads[v] for v in starts[cs].tolist()])[:, None]
+        frame[fr[:, hj]], lo[fr[:, hj]], hi[fr[:, hj]] = b + r[hj], b, b + N_FFT
+        t = int(r[tj].min())  # tail frames read clip samples [t, nc)
+        x = _patched(stretches, clip_base[cs], clip_end[cs], t, nc, head_rows[rows], tail_rows[rows], n_out)
+        b = pool.add(x.ravel()) + (nc - t) * np.arange(cs.size)[:, None]
+        frame[fr[:, tj]], lo[fr[:, tj]], hi[fr[:, tj]] = b + r[tj] - t, b, b + nc - t
+    return heads
+
+
+# reassoc: the sum of squares (float64) vectorises; ~3x faster than the ordered sum, which waits
+# on each add; the RMS differs from the ordered sum's by float64 rounding only.
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no cover - compiled
     """Windowed frames (zeros outside ``[lo, hi)``: librosa's padding), their RMS and ZCR.
 
@@ -332,7 +417,8 @@ def _gather_frames(pool, frame, lo, hi, window, out, rms, zcr):  # pragma: no co
         p = frame[k]
         a, b = max(p, lo[k]), min(p + N_FFT, hi[k])
         o = out[k]
-        o[:] = 0.0
+        if b - a < N_FFT:  # reaches into the padding
+            o[:] = 0.0
         # Views with indices from 0: loops with provably non-negative indices vectorise.
         src, win, dst = pool[a:b], window[a - p : b - p], o[a - p : b - p]
         sq = 0.0

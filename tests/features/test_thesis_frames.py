@@ -147,6 +147,17 @@ def test_phase_groups_split_by_phase_and_gap():
     assert sorted(sorted(g.tolist()) for g in tf._phase_groups(starts, stops, sel, 320)) == [[0, 1, 4]]
 
 
+def test_phase_groups_span_short_gaps_only():
+    """A stretch spans a gap shorter than MERGE_GAP (one soxr call costs more than resampling
+    it), not a longer one."""
+    short, long = 320 * (tf.MERGE_GAP // 320 - 1), 320 * (tf.MERGE_GAP // 320 + 1)
+    starts = np.array([0, 1000 + short + 40, 1000 + short + 40 + 1000 + long])  # one phase (0 mod 320 + 40k)
+    starts -= starts % 320
+    stops = starts + 1000
+    groups = tf._phase_groups(starts, stops, np.ones(3, bool), 320)
+    assert sorted(g.tolist() for g in groups) == [[0, 1], [2]]
+
+
 def test_gather_frames_pads_and_counts_like_librosa():
     rng = np.random.default_rng(1)
     pool = rng.standard_normal(6000).astype(np.float32)
