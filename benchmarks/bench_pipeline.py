@@ -208,7 +208,8 @@ def main(argv=None):
         ap.error(f"--max-train-clips must be 0 (no cap) or positive, got {args.max_train_clips}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine(), "argv": sys.argv[1:], "runs": []}
+    # paths by their last part only: the folders are this machine's, not the run's
+    result = {"machine": machine(), "argv": [Path(a).name if os.sep in a else a for a in sys.argv[1:]], "runs": []}
 
     if args.simulate and args.store and not Path(args.store).exists():
         from pipeline.cluster.connect import ClusterSettings, connect
