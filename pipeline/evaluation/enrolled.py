@@ -52,16 +52,15 @@ def enrolled_trials(proba: np.ndarray, classes: np.ndarray, rows: np.ndarray, me
     claimed microphone: the calibration folds).
     """
     classes = np.asarray(classes)
-    n, k = len(rows), classes.size
-    label = meta["label"].to_numpy()[rows]
-    rec = meta["recording"].astype(str).to_numpy()[rows]
-    claimed = np.tile(classes, n)
-    true = np.repeat(label, k)
-    return pd.DataFrame({"a": np.repeat(rows, k), "b": np.tile(np.arange(k), n), "target": true == claimed,
-                         "rec_a": np.repeat(rec, k), "rec_b": np.array([f"enrolled:{c}" for c in classes])[
-                             np.tile(np.arange(k), n)],
-                         "mic_a": true, "mic_b": claimed, "score": posterior_log_odds(proba).ravel(),
-                         "fold": claimed})
+    k = classes.size
+    b = np.tile(np.arange(k), len(rows))  # the claimed microphone of each trial, clip by clip
+    true = np.repeat(meta["label"].to_numpy()[rows], k)
+    claimed = classes[b]
+    enrolment = np.array([f"enrolled:{c}" for c in classes])
+    return pd.DataFrame({"a": np.repeat(rows, k), "b": b, "target": true == claimed,
+                         "rec_a": np.repeat(meta["recording"].astype(str).to_numpy()[rows], k),
+                         "rec_b": enrolment[b], "mic_a": true, "mic_b": claimed,
+                         "score": posterior_log_odds(proba).ravel(), "fold": claimed})
 
 
 def run_enrolled_cell(X, meta: pd.DataFrame, cell, mics: dict[int, str], *, n_boot: int = 500,

@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..evaluation.protocols import LR_PROTOCOLS
 from .figures import _plt
 
-#: Protocols whose cells report likelihood ratios (Tippett plots); the same as
-#: ``pipeline.evaluation.protocols.LR_PROTOCOLS`` (tests/report/test_forensic_report.py checks).
-LR_PROTOCOLS = ("verification", "enrolled-verification")
 AXES = ("condition", "clip_seconds", "sound_type", "feature_set", "classifier", "protocol")
 
 #: The evaluative-reporting paragraph: what a likelihood ratio means and what it does not.

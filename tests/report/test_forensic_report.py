@@ -40,9 +40,3 @@ def test_a_forensic_only_results_set_gets_a_page_with_tippett_det_and_the_lr_par
     table = summary_table(res)
     assert "EER [95% CI]" in table and "accuracy" not in table.splitlines()[0]
 
-
-def test_the_report_knows_the_protocols_with_likelihood_ratios():
-    from pipeline.evaluation.protocols import LR_PROTOCOLS
-    from pipeline.report.forensic import LR_PROTOCOLS as REPORTED
-
-    assert REPORTED == LR_PROTOCOLS
