@@ -104,22 +104,18 @@ FORENSIC_VARIABLES = ("eer", "eer_lo", "eer_hi", "cllr", "min_cllr", "eer_identi
 
 
 def summarise_forensic(name: str, d: Path) -> list[dict]:
-    """Every forensic cell of a corpus's ``enrolled`` and ``forensic`` results: its axes and metrics."""
+    """Every clean forensic cell over all sound types of a corpus's ``enrolled`` and ``forensic`` results
+    (:func:`pipeline.report.forensic.forensic_frame`): its axes and metrics."""
     from pipeline.artifacts.results import open_results
+    from pipeline.report.forensic import forensic_frame
 
     rows = []
     for sub in ("enrolled", "forensic"):
-        ds = open_results(d / sub / "results.zarr")
-        for fs in ds["feature_set"].values:
-            for clf in ds["classifier"].values:
-                for prot in ds["protocol"].values:
-                    c = _cell(ds, sound_type="all", feature_set=fs, classifier=clf, protocol=prot, condition="clean")
-                    c = c.isel(clip_seconds=0)
-                    if not np.isfinite(float(c["eer"])):
-                        continue
-                    row = {"corpus": name, "protocol": str(prot), "feature_set": str(fs), "classifier": str(clf)}
-                    row.update({k: float(c[k]) for k in FORENSIC_VARIABLES if k in c})
-                    rows.append(row)
+        df = forensic_frame(open_results(d / sub / "results.zarr"))
+        df = df[(df.get("condition", "clean") == "clean") & (df["sound_type"] == "all")]
+        for r in df.to_dict("records"):
+            rows.append({"corpus": name, "protocol": str(r["protocol"]), "feature_set": str(r["feature_set"]),
+                         "classifier": str(r["classifier"]), **{k: float(r[k]) for k in FORENSIC_VARIABLES if k in r}})
     return rows
 
 
