@@ -13,8 +13,9 @@ score model never saw.
   ``cllr``, ``min_cllr`` (recording-grouped bootstrap bounds), the same over the trials within
   identical-model groups (``*_identical``; each group in ``groups``), Tippett and DET data.
 - ``open-set``: the known microphones are enrolled from their training-session clips; every
-  test-session clip gets the best comparison score against them; the left-out microphone's
-  clips must come out below the known ones'. Results: ``eer`` of this unknown detector and
+  test-session clip is scored by its distance to the nearest of them
+  (:class:`pipeline.identify.unknown.UnknownMicDetector`); the left-out microphone's clips must
+  come out below the known ones'. Results: ``eer`` of this unknown detector and
   its detection rate at fixed false-alarm rates (``unknown_detection``), with the curve, and each
   microphone's EER when it is the unknown one (``unknown_folds``).
 """
@@ -117,27 +118,26 @@ def _trial_metrics(trials: pd.DataFrame, n_boot: int) -> dict:
 
 def open_set_scores(X: np.ndarray, meta: pd.DataFrame, train: np.ndarray, test: np.ndarray,
                     embedding: dict | None = None) -> pd.DataFrame:
-    """Each test clip's best score against the enrolled known microphones, each microphone left out in turn.
+    """Each test clip's score against the enrolled known microphones, each microphone left out in turn.
+
+    The score is :meth:`pipeline.identify.unknown.UnknownMicDetector.score_samples`: minus the
+    Mahalanobis distance to the nearest known microphone in the embedding fitted on them.
 
     Returns one row per (fold, test clip): ``fold`` (the unknown microphone), ``row``, ``known``
     (the clip's microphone was enrolled), ``score``, ``recording``.
     """
-    from ..identify.verification import MicEmbedding, unit_rows
+    from ..identify.unknown import UnknownMicDetector
 
     label = meta["label"].to_numpy()
     rec = meta["recording"].astype(str).to_numpy()
     out = []
     for k in np.unique(label[test]):
         fit_rows = train[label[train] != k]
-        known = np.unique(label[fit_rows])
-        if known.size < 2:
+        if np.unique(label[fit_rows]).size < 2:
             raise ConfigError(f"leaving microphone {k} out leaves fewer than two known microphones")
-        emb = MicEmbedding(**(embedding or {})).fit(X[fit_rows], label[fit_rows])
-        enrolled = np.stack([unit_rows(emb.transform(X[fit_rows[label[fit_rows] == j]])).mean(axis=0)
-                             for j in known])
-        score = (unit_rows(emb.transform(X[test])) @ enrolled.T).max(axis=1)
-        out.append(pd.DataFrame({"fold": int(k), "row": test, "known": label[test] != k, "score": score,
-                                 "recording": rec[test]}))
+        detector = UnknownMicDetector(embedding=embedding).fit(X[fit_rows], label[fit_rows])
+        out.append(pd.DataFrame({"fold": int(k), "row": test, "known": label[test] != k,
+                                 "score": detector.score_samples(X[test]), "recording": rec[test]}))
     return pd.concat(out, ignore_index=True)
 
 
