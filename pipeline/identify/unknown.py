@@ -7,11 +7,11 @@ the Mahalanobis distance under that microphone's own covariance of clip embeddin
 microphones scatter more than others across content, and a unit whose twin is known differs
 from it in a direction where the twin hardly varies.
 
-Measured on the realistic corpora of ``benchmarks/bench_generalisation.py`` (session-relative
-features, 2-s clips, trained on day 1, tested on day 2; pooled EER over the left-out folds):
-this detector scores 0.200 on ``dev`` (where it was chosen) and 0.240 on ``heldout``, against
-0.285 and 0.391 for the best cosine similarity to the known microphones' mean embeddings that it
-replaces. The cosine discards an embedding's length, so a microphone lying along a known one's
+Measured on the realistic corpora of ``benchmarks/bench_generalisation.py --forensic``
+(session-relative features, 2-s clips, trained on day 1, tested on day 2; pooled EER over the
+left-out folds): this detector scores 0.209 on ``dev`` (where it was chosen) and 0.239 on
+``heldout``, against 0.285 and 0.391 for the best cosine similarity to the known microphones'
+mean embeddings that it replaces (``docs/forensics.md``). The cosine discards an embedding's length, so a microphone lying along a known one's
 direction, further out, passed as that microphone.
 """
 
