@@ -30,10 +30,10 @@ def block_scores(D: np.ndarray, meta: pd.DataFrame, n: int) -> tuple[np.ndarray,
     order = meta.sort_values(["recording", "start_s"]).index.to_numpy()
     rec = meta["recording"].astype(str).to_numpy()[order]
     rank = pd.Series(rec).groupby(rec).cumcount().to_numpy()
-    key = pd.Series(rec + "\x00" + (rank // n).astype(str))
-    g = pd.DataFrame(D[order]).groupby(key.to_numpy(), sort=False)
+    key = rec + "\x00" + (rank // n).astype(str)
+    g = pd.DataFrame(D[order]).groupby(key, sort=False)
     full = (g.size() == n).to_numpy()
-    first = pd.Series(order).groupby(key.to_numpy(), sort=False).first().to_numpy()
+    first = pd.Series(order).groupby(key, sort=False).first().to_numpy()
     return -g.mean().to_numpy()[full].min(axis=1), first[full]
 
 
@@ -41,8 +41,7 @@ def run(cube_path: str, feature_set: str, clip_seconds: float, blocks: list[int]
     from pipeline.artifacts.cube import open_cube
     from pipeline.evaluation import forensic as fm
     from pipeline.evaluation.cell import Cell, select
-    from pipeline.evaluation.forensic_cell import split_sessions
-    from pipeline.identify.unknown import UnknownMicDetector
+    from pipeline.evaluation.forensic_cell import left_out_detectors, split_sessions
 
     X, meta = select(open_cube(cube_path), Cell(clip_seconds, "all", feature_set, "micfp_verify", "open-set"))
     X = np.asarray(X, dtype=np.float64)
@@ -51,12 +50,11 @@ def run(cube_path: str, feature_set: str, clip_seconds: float, blocks: list[int]
     names = dict(zip(label, meta["mic"].astype(str)))
     tmeta = meta.iloc[test].reset_index(drop=True)
     scores = {n: [] for n in blocks}
-    for k in np.unique(label[test]):
-        fit = train[label[train] != k]
-        D = UnknownMicDetector().fit(X[fit], label[fit]).distances(X[test])
+    for k, detector in left_out_detectors(X, label, train, test):
+        D = detector.distances(X[test])
         for n in blocks:
             s, rows = block_scores(D, tmeta, n)
-            scores[n].append((int(k), s, tmeta["label"].to_numpy()[rows] != k))
+            scores[n].append((k, s, label[test][rows] != k))
     out = {"cube": Path(cube_path).parent.name + "/" + Path(cube_path).name, "feature_set": feature_set,
            "clip_seconds": clip_seconds, "blocks": {}}
     for n, folds in scores.items():

@@ -116,6 +116,22 @@ def _trial_metrics(trials: pd.DataFrame, n_boot: int) -> dict:
                       trials["rec_a"].to_numpy(), trials["rec_b"].to_numpy(), n_boot=n_boot)
 
 
+def left_out_detectors(X: np.ndarray, label: np.ndarray, train: np.ndarray, test: np.ndarray,
+                       embedding: dict | None = None):
+    """Each test microphone ``k`` in turn with the detector fitted on the other microphones' training clips.
+
+    Yields ``(k, detector)``, the detector a fitted
+    :class:`pipeline.identify.unknown.UnknownMicDetector`.
+    """
+    from ..identify.unknown import UnknownMicDetector
+
+    for k in np.unique(label[test]):
+        fit_rows = train[label[train] != k]
+        if np.unique(label[fit_rows]).size < 2:
+            raise ConfigError(f"leaving microphone {k} out leaves fewer than two known microphones")
+        yield int(k), UnknownMicDetector(embedding=embedding).fit(X[fit_rows], label[fit_rows])
+
+
 def open_set_scores(X: np.ndarray, meta: pd.DataFrame, train: np.ndarray, test: np.ndarray,
                     embedding: dict | None = None) -> pd.DataFrame:
     """Each test clip's score against the enrolled known microphones, each microphone left out in turn.
@@ -126,19 +142,11 @@ def open_set_scores(X: np.ndarray, meta: pd.DataFrame, train: np.ndarray, test: 
     Returns one row per (fold, test clip): ``fold`` (the unknown microphone), ``row``, ``known``
     (the clip's microphone was enrolled), ``score``, ``recording``.
     """
-    from ..identify.unknown import UnknownMicDetector
-
     label = meta["label"].to_numpy()
     rec = meta["recording"].astype(str).to_numpy()
-    out = []
-    for k in np.unique(label[test]):
-        fit_rows = train[label[train] != k]
-        if np.unique(label[fit_rows]).size < 2:
-            raise ConfigError(f"leaving microphone {k} out leaves fewer than two known microphones")
-        detector = UnknownMicDetector(embedding=embedding).fit(X[fit_rows], label[fit_rows])
-        out.append(pd.DataFrame({"fold": int(k), "row": test, "known": label[test] != k,
-                                 "score": detector.score_samples(X[test]), "recording": rec[test]}))
-    return pd.concat(out, ignore_index=True)
+    return pd.concat([pd.DataFrame({"fold": k, "row": test, "known": label[test] != k,
+                                    "score": detector.score_samples(X[test]), "recording": rec[test]})
+                      for k, detector in left_out_detectors(X, label, train, test, embedding)], ignore_index=True)
 
 
 def detection_at(det: dict, rates=FALSE_ALARM_RATES) -> list[float]:

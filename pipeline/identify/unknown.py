@@ -11,8 +11,9 @@ Measured on the realistic corpora of ``benchmarks/bench_generalisation.py --fore
 (session-relative features, 2-s clips, trained on day 1, tested on day 2; pooled EER over the
 left-out folds): this detector scores 0.209 on ``dev`` (where it was chosen) and 0.239 on
 ``heldout``, against 0.285 and 0.391 for the best cosine similarity to the known microphones'
-mean embeddings that it replaces (``docs/forensics.md``). The cosine discards an embedding's length, so a microphone lying along a known one's
-direction, further out, passed as that microphone.
+mean embeddings that it replaces (``docs/forensics.md``). The cosine discards an embedding's
+length, so a microphone lying along a known one's direction, further out, passed as that
+microphone.
 """
 
 from __future__ import annotations
